@@ -1,0 +1,1 @@
+"""Detectors: stored rows in, findings out (entity, risk kind, score, level, evidence)."""

@@ -1,0 +1,1 @@
+"""Ingest: records in over MQTT, HTTP and files, validated and stored exactly once."""

@@ -1,0 +1,108 @@
+"""The daemon's HTTP face: intake API, alerts API, console, health and metrics (FastAPI)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from monitor import __version__
+from monitor.context import Context
+
+if TYPE_CHECKING:
+    from monitor.daemon import Daemon
+
+
+def create_app(ctx: Context, daemon: Daemon | None = None) -> FastAPI:
+    app = FastAPI(
+        title="labormon",
+        version=__version__,
+        description="劳动关系风险监测预警 — intake of wage reports, petitions and informant "
+        "reports; alerts; health and metrics.",
+    )
+    app.state.ctx = ctx
+    app.state.daemon = daemon
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> JSONResponse:
+        """200 when the database answers; the parts of the daemon report their state."""
+        status: dict[str, Any] = {"status": "ok", "version": __version__}
+        try:
+            async with ctx.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            status["database"] = "ok"
+        except Exception as exc:  # any failure to reach the store is "not healthy"
+            status.update(status="error", database=f"error: {exc.__class__.__name__}")
+        if daemon is not None:
+            status["services"] = daemon.health()
+        return JSONResponse(status, status_code=200 if status["status"] == "ok" else 503)
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for include in ROUTERS:
+        include(app, ctx)
+    return app
+
+
+#: Functions that add routers to the app (intake, alerts, console). Each takes (app, ctx).
+ROUTERS: list[Any] = []
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the daemon owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpService:
+    """Serves the FastAPI app with uvicorn inside the daemon's event loop."""
+
+    name = "http"
+
+    def __init__(self, ctx: Context, daemon: Daemon | None = None) -> None:
+        self.ctx = ctx
+        self.app = create_app(ctx, daemon)
+        http = ctx.settings.http
+        config = uvicorn.Config(
+            self.app,
+            host=http.host,
+            port=http.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            loop="none",
+        )
+        self.server = _EmbeddedServer(config)
+
+    @classmethod
+    def create(cls, ctx: Context, daemon: Daemon) -> HttpService:
+        return cls(ctx, daemon)
+
+    @property
+    def started(self) -> bool:
+        return bool(self.server.started)
+
+    def health(self) -> dict[str, Any]:
+        return {"listening": self.ctx.settings.http.bind}
+
+    async def run(self) -> None:
+        try:
+            await self.server.serve()
+        except asyncio.CancelledError:
+            self.server.should_exit = True
+            with contextlib.suppress(Exception):
+                await self.server.shutdown()
+            raise
+        if not self.server.should_exit:
+            raise RuntimeError(f"HTTP server on {self.ctx.settings.http.bind} stopped")

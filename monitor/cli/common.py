@@ -1,0 +1,89 @@
+"""What every command shares: `--config` and `--db`, the context, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from monitor.config import ConfigError, Settings, load_settings
+from monitor.context import Context
+from monitor.logging import configure
+
+T = TypeVar("T")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="Configuration file (TOML). Env: LABORMON_CONFIG.", show_default=False
+    ),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL, e.g. sqlite:///./var/labormon.db. Env: LABORMON_DB.",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, then exit (2: bad usage or bad input)."""
+    err.print(f"labormon: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def settings_from(config: Path | None, db: str | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if db:
+        overrides["database"] = {"url": db}
+    try:
+        settings = load_settings(config, overrides=overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+    if db:
+        # An explicit --db beats the flat LABORMON_DB alias too.
+        settings.database.url = db
+    configure(settings.logging.level, settings.logging.format)
+    return settings
+
+
+@asynccontextmanager
+async def open_context(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Context]:
+    """The shared objects, with the schema brought up to date first."""
+    ctx = Context.build(settings)
+    try:
+        if migrate:
+            try:
+                await ctx.db.migrate()
+            except OSError as exc:
+                fail(f"cannot reach the database {settings.database.url}: {exc}")
+        yield ctx
+    finally:
+        await ctx.close()
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run an async command body; database connection errors become one clear line."""
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except ConnectionRefusedError as exc:
+        fail(f"connection refused: {exc}")
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

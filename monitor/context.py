@@ -1,0 +1,59 @@
+"""The objects every part of labormon shares, built once from the configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from monitor.accounts import Accounts
+from monitor.bus import Bus
+from monitor.clock import Clock, SystemClock
+from monitor.config import Settings
+from monitor.db import Database
+from monitor.metrics import Metrics
+from monitor.privacy import Privacy, load_secret
+from monitor.store import CategoryInferrer, RecordStore
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    clock: Clock
+    privacy: Privacy
+    store: RecordStore
+    accounts: Accounts
+    bus: Bus = field(default_factory=Bus)
+    metrics: Metrics = field(default_factory=lambda: Metrics(CollectorRegistry()))
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        db: Database | None = None,
+        infer_category: CategoryInferrer | None = None,
+    ) -> Context:
+        clock = clock or SystemClock()
+        db = db or Database(settings.database.url, pool_size=settings.database.pool_size)
+        privacy = Privacy(load_secret(settings.security))
+        if infer_category is None:
+            from detectors.category import infer_category as default_inferrer
+
+            infer_category = default_inferrer
+        store = RecordStore(
+            db, privacy, clock, zone=settings.organisation.zone, infer_category=infer_category
+        )
+        return cls(
+            settings=settings,
+            db=db,
+            clock=clock,
+            privacy=privacy,
+            store=store,
+            accounts=Accounts(db, clock, privacy),
+        )
+
+    async def close(self) -> None:
+        await self.db.dispose()

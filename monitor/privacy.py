@@ -1,0 +1,149 @@
+"""Personal data (CONTRACT §7): encrypted at rest, masked on display, kept out of logs.
+
+Petitioners' names and phones and the people behind informant and leader accounts are
+encrypted with a key derived from the installation's secret (Fernet: AES-128-CBC with
+HMAC-SHA256). Only code holding the secret, run by an operator, can read them back.
+The same secret, through a different derivation, signs acknowledge links.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from monitor.config import SecurityConfig
+
+#: Keys whose values are personal data wherever they appear (payloads, log events).
+PERSONAL_KEYS = frozenset(
+    {
+        "petitioner_name",
+        "petitioner_phone",
+        "informant_name",
+        "informant_phone",
+        "name_enc",
+        "phone_enc",
+        "phone",
+        "password",
+        "token",
+        "mqtt_password",
+    }
+)
+
+
+def load_secret(config: SecurityConfig) -> bytes:
+    """The installation secret: from the configuration, or from the key file, which is
+    created (mode 0600) the first time so that a fresh install works without set-up."""
+    if config.secret_key:
+        return config.secret_key.encode()
+    path = Path(config.secret_key_file)
+    if path.exists():
+        value = path.read_text(encoding="ascii").strip()
+        if len(value) < 32:
+            raise ValueError(f"{path}: secret key shorter than 32 characters")
+        return value.encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(value + "\n")
+    return value.encode()
+
+
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    return hmac.new(secret, b"labormon/" + purpose, hashlib.sha256).digest()
+
+
+class Privacy:
+    """Encrypts, decrypts and signs with keys derived from one secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret, b"personal-data")))
+        self.signing_key = _derive(secret, b"signed-links")
+
+    def encrypt(self, value: str | None) -> bytes | None:
+        if value is None or value == "":
+            return None
+        return self._fernet.encrypt(value.encode())
+
+    def decrypt(self, token: bytes | None) -> str | None:
+        """For operators with the key only; never call this on a path that logs or notifies."""
+        if token is None:
+            return None
+        try:
+            return self._fernet.decrypt(bytes(token)).decode()
+        except InvalidToken:
+            return None
+
+    def sign(self, message: bytes) -> str:
+        mac = hmac.new(self.signing_key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+    def verify(self, message: bytes, signature: str) -> bool:
+        return hmac.compare_digest(self.sign(message), signature)
+
+
+def mask_name(name: str | None) -> str | None:
+    """张三丰 -> 张**: enough for an officer to match a case, not to identify a person."""
+    if not name:
+        return name
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """13812345678 -> 138****5678."""
+    if not phone:
+        return phone
+    digits = phone.strip()
+    if len(digits) <= 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def mask_payload(data: Any) -> Any:
+    """A copy of a decoded payload with personal fields masked (for rejected messages)."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in PERSONAL_KEYS and isinstance(value, str):
+                out[key] = mask_phone(value) if "phone" in key else "***"
+            else:
+                out[key] = mask_payload(value)
+        return out
+    if isinstance(data, list):
+        return [mask_payload(v) for v in data]
+    return data
+
+
+def masked_text(payload: bytes | str, limit: int = 16 * 1024) -> str:
+    """Printable, masked form of a raw payload to keep for inspection."""
+    raw = payload.encode() if isinstance(payload, str) else payload
+    try:
+        decoded = json.loads(raw)
+    except (ValueError, RecursionError):
+        text = raw[:limit].decode("utf-8", errors="backslashreplace")
+        # Not JSON: a phone number could still hide in it; mask long digit runs.
+        return _mask_digit_runs(text)
+    return json.dumps(mask_payload(decoded), ensure_ascii=False)[:limit]
+
+
+def _mask_digit_runs(text: str) -> str:
+    out, run = [], []
+    for ch in text + "\0":
+        if ch.isdigit():
+            run.append(ch)
+            continue
+        if len(run) >= 7:
+            out.append(mask_phone("".join(run)) or "")
+        else:
+            out.extend(run)
+        run = []
+        out.append(ch)
+    return "".join(out[:-1])

@@ -1,0 +1,308 @@
+"""The records that come in (CONTRACT §2), validated the same way on every channel.
+
+MQTT, HTTP and `labormon import` all validate with these models: in JSON payloads
+a number must be a number (`parse_json`: "12" is a wrong type), CSV/XLSX cells in lax mode
+(`parse_row`: cells are text). Unknown fields are kept (`extra`) but ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+Channel = Literal["hotline_12351", "online", "visit", "letter"]
+Category = Literal["wage_arrears", "social_insurance", "layoff", "contract", "injury", "other"]
+EventType = Literal[
+    "precursor",
+    "petition",
+    "gathering",
+    "work_stoppage",
+    "road_blocking",
+    "extreme_act",
+    "online_opinion",
+    "other",
+]
+Industry = Literal["construction", "manufacturing", "services", "logistics", "mining", "other"]
+ProductionStatus = Literal["normal", "reduced", "halted"]
+OverLevel = Literal["city", "province", "national"]
+
+CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
+CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+INDUSTRIES: tuple[str, ...] = Industry.__args__  # type: ignore[attr-defined]
+
+#: Record ids travel in MQTT topics and URLs: no '/', '+', '#' or spaces.
+RecordId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$",
+    ),
+]
+RegionCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[1-9]\d{5}$")]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+
+
+def _json_number(value: Any, info: ValidationInfo) -> Any:
+    """In JSON a number must be a number: "12" or true is a wrong type, not 12 or 1.
+    (Spreadsheet cells are text, so file rows are parsed leniently.)"""
+    if isinstance(value, bool) or (
+        info.context and info.context.get("json") and not isinstance(value, int | float)
+    ):
+        raise ValueError(f"must be a number, not {type(value).__name__}")
+    return value
+
+
+Number = BeforeValidator(_json_number)
+
+
+def _instant(value: Any) -> Any:
+    """An instant is ISO 8601 text (or a spreadsheet datetime), never a bare number."""
+    if isinstance(value, bool | int | float):
+        raise ValueError(
+            "must be an ISO 8601 date-time with offset, for example 2025-01-15T09:30:00+08:00"
+        )
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_instant)]
+Money = Annotated[float, Number, Field(ge=0, le=1e10, allow_inf_nan=False)]
+Count = Annotated[int, Number, Field(ge=0, le=10_000_000)]
+
+
+def _period(value: Any) -> Any:
+    """ "YYYY-MM" (also a date or datetime from a spreadsheet) -> first day of the month."""
+    if isinstance(value, datetime):
+        return value.date().replace(day=1)
+    if isinstance(value, date):
+        return value.replace(day=1)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            year, month = text.split("-")
+            if len(year) != 4 or len(month) != 2:
+                raise ValueError
+            return date(int(year), int(month), 1)
+        except ValueError:
+            raise ValueError("must be a month written YYYY-MM, for example 2025-01") from None
+    raise ValueError("must be a month written YYYY-MM, for example 2025-01")
+
+
+Period = Annotated[date, BeforeValidator(_period)]
+
+
+def _empty_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class Record(BaseModel):
+    """Common behaviour of the incoming records."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True, frozen=True)
+
+    #: The name of the record's id field ("report_id", "petition_id", ...).
+    id_field: ClassVar[str]
+    #: The record kind as used in topics, file names and the `rejected_messages` table.
+    kind: ClassVar[str]
+    #: Fields holding personal data: encrypted at rest, masked in rejects, never hashed.
+    personal_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_cells_are_missing(cls, data: Any) -> Any:
+        # A blank spreadsheet cell means "not given", so defaults and "Field required" apply.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if _empty_to_none(v) is not None}
+        return data
+
+    @property
+    def record_id(self) -> str:
+        return str(getattr(self, self.id_field))
+
+    @property
+    def extra(self) -> dict[str, Any] | None:
+        return dict(self.__pydantic_extra__) if self.__pydantic_extra__ else None
+
+    def content_hash(self) -> str:
+        """SHA-256 of the normalised known fields: the same record sent as CSV text or as
+        JSON numbers hashes the same; unknown fields and personal data do not count."""
+        data = self.model_dump(mode="json", exclude=set(self.personal_fields))
+        for key in list(self.__pydantic_extra__ or {}):
+            data.pop(key, None)
+        blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class MonitoringPointIn(Record):
+    """A monitoring point of the registry (`points.csv`)."""
+
+    id_field: ClassVar[str] = "point_id"
+    kind: ClassVar[str] = "point"
+
+    point_id: RecordId
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    region_code: RegionCode
+    industry: Industry
+    headcount: Count
+
+
+class WageReportIn(Record):
+    """劳动关系监测点月度报告 (`wages.csv`, `labormon/v1/wages/{point_id}`)."""
+
+    id_field: ClassVar[str] = "report_id"
+    kind: ClassVar[str] = "wage"
+
+    report_id: RecordId
+    point_id: RecordId
+    period: Period
+    headcount: Count
+    frontline_headcount: Count
+    avg_frontline_wage: Money
+    #: None: not yet paid.
+    wages_paid_on: date | None = None
+    arrears_amount: Money
+    arrears_workers: Count
+    arrears_months: Annotated[int, Number, Field(ge=0, le=240)]
+    social_insurance_arrears_months: Annotated[int, Number, Field(ge=0, le=240)] = 0
+    layoffs_planned: Count = 0
+    production_status: ProductionStatus
+    overtime_hours_avg: (
+        Annotated[float, Number, Field(ge=0, le=744, allow_inf_nan=False)] | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WageReportIn:
+        if self.frontline_headcount > self.headcount:
+            raise ValueError("frontline_headcount: larger than headcount")
+        if self.arrears_workers > self.headcount > 0:
+            raise ValueError("arrears_workers: larger than headcount")
+        return self
+
+
+class PetitionIn(Record):
+    """信访: visit, letter, 12351 hotline, online (`petitions.csv`, `labormon/v1/petitions/...`)."""
+
+    id_field: ClassVar[str] = "petition_id"
+    kind: ClassVar[str] = "petition"
+    personal_fields: ClassVar[tuple[str, ...]] = ("petitioner_name", "petitioner_phone")
+
+    petition_id: RecordId
+    received_at: Instant
+    channel: Channel
+    region_code: RegionCode
+    point_id: RecordId | None = None
+    enterprise_name: ShortText | None = None
+    #: Missing: inferred from `summary`.
+    category: Category | None = None
+    people_involved: Annotated[int, Number, Field(ge=1, le=1_000_000)]
+    summary: LongText = ""
+    petitioner_name: ShortText | None = None
+    petitioner_phone: (
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 \-]{4,19}$")
+        ]
+        | None
+    ) = None
+    #: Optional: went over the county's head (越级访) to the city, province or Beijing.
+    over_level: OverLevel | None = None
+    #: Optional: when the case was closed (办结).
+    closed_at: Instant | None = None
+
+
+class InformantReportIn(Record):
+    """信息员报告 (`reports.jsonl`, `labormon/v1/reports/{informant_id}`)."""
+
+    id_field: ClassVar[str] = "report_id"
+    kind: ClassVar[str] = "report"
+
+    report_id: RecordId
+    informant_id: RecordId
+    occurred_at: Instant
+    region_code: RegionCode
+    point_id: RecordId | None = None
+    enterprise_name: ShortText | None = None
+    event_type: EventType
+    category: Category | None = None
+    people_involved: Annotated[int, Number, Field(ge=0, le=1_000_000)]
+    description: LongText = ""
+
+
+class RegionIn(Record):
+    """A region of the registry (`regions.csv`), for unions outside the demo region."""
+
+    id_field: ClassVar[str] = "code"
+    kind: ClassVar[str] = "region"
+
+    code: RegionCode
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    parent_code: RegionCode | None = None
+
+
+JSON_CONTEXT = {"json": True}
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.kind: cls
+    for cls in (RegionIn, MonitoringPointIn, WageReportIn, PetitionIn, InformantReportIn)
+}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """Why an input was refused: the field (dotted path, or None for the whole record)."""
+
+    field: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Pydantic's errors as (field, reason), in plain words."""
+    out: list[FieldError] = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "timezone_aware":
+            msg = "needs a UTC offset, for example 2025-01-15T09:30:00+08:00"
+        elif err["type"] == "literal_error":
+            msg = f"must be one of {err['ctx']['expected']}" if "ctx" in err else msg
+        if not loc and ": " in msg and msg.split(": ", 1)[0].isidentifier():
+            loc, msg = msg.split(": ", 1)  # a model-level check naming its field
+        out.append(FieldError(loc or None, msg))
+    return out
+
+
+def parse_json(kind: str, payload: bytes | str) -> Record:
+    """Validate a JSON payload (MQTT, HTTP, JSON lines): numbers must be JSON numbers."""
+    return RECORD_TYPES[kind].model_validate_json(payload, context=JSON_CONTEXT)
+
+
+def parse_obj(kind: str, data: Any) -> Record:
+    """Validate an already-decoded JSON value (the HTTP API) with the JSON rules."""
+    return RECORD_TYPES[kind].model_validate(data, context=JSON_CONTEXT)
+
+
+def parse_row(kind: str, row: dict[str, Any]) -> Record:
+    """Validate a CSV/XLSX row: cells are text, so numbers and dates are parsed from it."""
+    return RECORD_TYPES[kind].model_validate(row)

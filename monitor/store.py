@@ -1,0 +1,441 @@
+"""Storing incoming records exactly once, on SQLite and PostgreSQL alike.
+
+`RecordStore.store()` is the one write path for every channel (MQTT, HTTP, files):
+validated records in, a `StoreResult` out that says, per record id, stored, duplicate
+(same contents already stored) or rejected (with the field and the reason). The insert
+is `INSERT ... ON CONFLICT DO NOTHING RETURNING id`, so redeliveries cost nothing and a
+crash between two batches loses nothing: the next attempt stores what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from monitor.clock import SHANGHAI, Clock, local_date
+from monitor.db import Database
+from monitor.models import (
+    InformantReport,
+    MonitoringPoint,
+    Petition,
+    Region,
+    RejectedMessage,
+    WageReport,
+)
+from monitor.privacy import Privacy, masked_text
+from monitor.records import (
+    RECORD_TYPES,
+    FieldError,
+    InformantReportIn,
+    MonitoringPointIn,
+    PetitionIn,
+    Record,
+    RegionIn,
+    WageReportIn,
+)
+from monitor.regions import parent_of, tier_of
+
+#: Infers a petition category from its summary (the detectors provide the real one).
+CategoryInferrer = Callable[[str], str]
+
+#: How far in the future a record's own timestamp may lie (clock skew of senders).
+FUTURE_TOLERANCE = timedelta(days=1)
+
+TABLES: dict[str, Any] = {
+    "region": Region,
+    "point": MonitoringPoint,
+    "wage": WageReport,
+    "petition": Petition,
+    "report": InformantReport,
+}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated record and where it came from."""
+
+    record: Record
+    #: mqtt | http | file
+    source: str
+    #: The account that sent it (None for file import by an operator).
+    account_id: str | None = None
+
+
+@dataclass
+class StoreResult:
+    stored: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    #: Points whose registry entry changed (re-imported with new contents).
+    updated: list[str] = field(default_factory=list)
+    rejected: dict[str, FieldError] = field(default_factory=dict)
+
+    def merge(self, other: StoreResult) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.updated += other.updated
+        self.rejected.update(other.rejected)
+
+    def outcome(self, record_id: str) -> str:
+        if record_id in self.rejected:
+            return "rejected"
+        if record_id in self.duplicates:
+            return "duplicate"
+        return "stored"
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+class RecordStore:
+    """The idempotent write path for incoming records."""
+
+    def __init__(
+        self,
+        db: Database,
+        privacy: Privacy,
+        clock: Clock,
+        *,
+        zone: tzinfo = SHANGHAI,
+        infer_category: CategoryInferrer | None = None,
+    ) -> None:
+        self.db = db
+        self.privacy = privacy
+        self.clock = clock
+        self.zone = zone
+        self.infer_category = infer_category or (lambda _text: "other")
+        self._regions: set[str] = set()
+
+    # ------------------------------------------------------------------ public
+
+    async def store(
+        self, kind: str, items: Sequence[Submission], conn: AsyncConnection | None = None
+    ) -> StoreResult:
+        """Store one batch of one kind in one transaction (or in the caller's `conn`)."""
+        if not items:
+            return StoreResult()
+        if conn is None:
+            async with self.db.connect() as own:
+                return await self._store(kind, items, own)
+        return await self._store(kind, items, conn)
+
+    async def reject(
+        self,
+        *,
+        channel: str,
+        origin: str,
+        reason: str,
+        payload: bytes | str | None = None,
+        client_id: str | None = None,
+        record_kind: str | None = None,
+        record_id: str | None = None,
+        field: str | None = None,
+        conn: AsyncConnection | None = None,
+    ) -> None:
+        """Keep a refused input for inspection, with personal data masked."""
+        await self.reject_many(
+            [
+                dict(
+                    channel=channel,
+                    origin=origin,
+                    reason=reason,
+                    payload=payload,
+                    client_id=client_id,
+                    record_kind=record_kind,
+                    record_id=record_id,
+                    field=field,
+                )
+            ],
+            conn=conn,
+        )
+
+    async def reject_many(
+        self, rejects: Iterable[dict[str, Any]], conn: AsyncConnection | None = None
+    ) -> None:
+        now = self.clock.now()
+        rows = []
+        for r in rejects:
+            payload = r.get("payload")
+            rows.append(
+                {
+                    "received_at": now,
+                    "channel": r["channel"],
+                    "origin": r["origin"][:2000],
+                    "client_id": r.get("client_id"),
+                    "record_kind": r.get("record_kind"),
+                    "record_id": (r.get("record_id") or None) and str(r["record_id"])[:128],
+                    "field": r.get("field"),
+                    "reason": r["reason"][:4000],
+                    "payload": masked_text(payload) if payload is not None else None,
+                    "payload_size": len(payload) if payload is not None else 0,
+                }
+            )
+        if not rows:
+            return
+        stmt = insert(RejectedMessage)
+        if conn is None:
+            async with self.db.connect() as own:
+                await own.execute(stmt, rows)
+        else:
+            await conn.execute(stmt, rows)
+
+    async def known_regions(self, conn: AsyncConnection, refresh: bool = False) -> set[str]:
+        if refresh or not self._regions:
+            result = await conn.execute(select(Region.code))
+            self._regions = {row[0] for row in result}
+        return self._regions
+
+    # ------------------------------------------------------------------ internals
+
+    async def _store(
+        self, kind: str, items: Sequence[Submission], conn: AsyncConnection
+    ) -> StoreResult:
+        result = StoreResult()
+        accepted = await self._check(kind, items, conn, result)
+        if not accepted:
+            return result
+        if kind in {"point", "region"}:
+            await self._upsert_registry(kind, accepted, conn, result)
+            return result
+        # Within one batch the first of several records under one id wins; identical
+        # copies are duplicates, different ones are conflicts (found after the insert).
+        first: dict[str, tuple[Submission, str]] = {}
+        later: list[tuple[Submission, str]] = []
+        for item in accepted:
+            digest = item.record.content_hash()
+            if item.record.record_id in first:
+                later.append((item, digest))
+            else:
+                first[item.record.record_id] = (item, digest)
+        now = self.clock.now()
+        rows = [self._row(kind, item, digest, now) for item, digest in first.values()]
+        model = TABLES[kind]
+        table = model.__table__
+        pk = table.c[item_id_field(kind)]
+        stmt = _insert(conn, table).on_conflict_do_nothing().returning(pk)
+        inserted = {row[0] for row in await conn.execute(stmt, rows)}
+        missing = [rid for rid in first if rid not in inserted]
+        existing: dict[str, str] = {}
+        if missing or later:
+            ids = set(missing) | {item.record.record_id for item, _ in later}
+            for chunk in _chunks(sorted(ids), 500):
+                query = select(pk, table.c.payload_hash).where(pk.in_(chunk))
+                existing.update({r[0]: r[1] for r in await conn.execute(query)})
+        for rid, (_item, digest) in first.items():
+            if rid in inserted:
+                result.stored.append(rid)
+            elif existing.get(rid) == digest:
+                result.duplicates.append(rid)
+            elif rid in existing:
+                result.rejected[rid] = FieldError(
+                    item_id_field(kind), "this id is already stored with different contents"
+                )
+            else:
+                # Not stored and not under its id: a second report for the same month.
+                rec = first[rid][0].record
+                result.rejected[rid] = FieldError(
+                    "period",
+                    f"monitoring point {getattr(rec, 'point_id', '?')} already has a report "
+                    f"for {getattr(rec, 'period', '?'):%Y-%m} under another report_id",
+                )
+        for item, digest in later:
+            rid = item.record.record_id
+            if existing.get(rid) == digest or (rid in inserted and first[rid][1] == digest):
+                result.duplicates.append(rid)
+            else:
+                result.rejected.setdefault(
+                    rid,
+                    FieldError(
+                        item_id_field(kind), "this id was sent twice with different contents"
+                    ),
+                )
+        return result
+
+    async def _check(
+        self, kind: str, items: Sequence[Submission], conn: AsyncConnection, result: StoreResult
+    ) -> list[Submission]:
+        """Checks that need the database or the clock: known regions and points, dates."""
+        now = self.clock.now()
+        regions = await self.known_regions(conn)
+        wanted = {getattr(i.record, "region_code", None) for i in items} - {None}
+        if not wanted <= regions:
+            regions = await self.known_regions(conn, refresh=True)
+        points: set[str] = set()
+        if kind == "wage":
+            ids = sorted({i.record.point_id for i in items if isinstance(i.record, WageReportIn)})
+            for chunk in _chunks(ids, 500):
+                query = select(MonitoringPoint.point_id).where(MonitoringPoint.point_id.in_(chunk))
+                points.update(r[0] for r in await conn.execute(query))
+        this_month = local_date(now, self.zone).replace(day=1)
+        accepted: list[Submission] = []
+        for item in items:
+            rec = item.record
+            error = self._semantic_error(rec, regions, points, now, this_month)
+            if error is not None:
+                result.rejected[rec.record_id] = error
+            else:
+                accepted.append(item)
+        return accepted
+
+    def _semantic_error(
+        self, rec: Record, regions: set[str], points: set[str], now: datetime, this_month: Any
+    ) -> FieldError | None:
+        if isinstance(rec, RegionIn):
+            try:
+                tier_of(rec.code)
+            except ValueError as exc:
+                return FieldError("code", str(exc))
+            parent = rec.parent_code or parent_of(rec.code)
+            if parent is not None and parent not in regions and parent != rec.code:
+                return FieldError("parent_code", f"unknown region {parent}: add it first")
+            return None
+        code = getattr(rec, "region_code", None)
+        if code is not None and code not in regions:
+            return FieldError("region_code", f"unknown region code {code}")
+        if isinstance(rec, WageReportIn):
+            if rec.point_id not in points:
+                return FieldError("point_id", f"unknown monitoring point {rec.point_id}")
+            if rec.period > this_month:
+                return FieldError("period", f"{rec.period:%Y-%m} is in the future")
+        if isinstance(rec, PetitionIn) and rec.received_at > now + FUTURE_TOLERANCE:
+            return FieldError("received_at", "is in the future")
+        if isinstance(rec, InformantReportIn) and rec.occurred_at > now + FUTURE_TOLERANCE:
+            return FieldError("occurred_at", "is in the future")
+        return None
+
+    async def _upsert_registry(
+        self, kind: str, items: Sequence[Submission], conn: AsyncConnection, result: StoreResult
+    ) -> None:
+        """Registries (regions, points) are state, not events: changed contents update."""
+        model = TABLES[kind]
+        table = model.__table__
+        pk = table.c[item_id_field(kind)]
+        now = self.clock.now()
+        latest: dict[str, Submission] = {i.record.record_id: i for i in items}
+        existing: dict[str, str | None] = {}
+        hash_col = table.c.get("payload_hash")
+        for chunk in _chunks(sorted(latest), 500):
+            cols = [pk, hash_col] if hash_col is not None else [pk]
+            rows = await conn.execute(select(*cols).where(pk.in_(chunk)))
+            existing.update({r[0]: (r[1] if hash_col is not None else None) for r in rows})
+        new_rows = []
+        for rid, item in latest.items():
+            digest = item.record.content_hash()
+            row = self._registry_row(kind, item, digest, now)
+            if rid not in existing:
+                new_rows.append(row)
+                result.stored.append(rid)
+            elif kind == "region" or existing[rid] == digest:
+                result.duplicates.append(rid)
+            else:
+                row.pop("created_at", None)
+                await conn.execute(update(table).where(pk == rid).values(**row))
+                result.updated.append(rid)
+        if new_rows:
+            await conn.execute(_insert(conn, table).on_conflict_do_nothing(), new_rows)
+        if kind == "region":
+            self._regions = set()
+
+    def _registry_row(
+        self, kind: str, item: Submission, digest: str, now: datetime
+    ) -> dict[str, Any]:
+        rec = item.record
+        if isinstance(rec, RegionIn):
+            return {
+                "code": rec.code,
+                "name": rec.name,
+                "tier": tier_of(rec.code),
+                "parent_code": rec.parent_code or parent_of(rec.code),
+            }
+        assert isinstance(rec, MonitoringPointIn)
+        return {
+            "point_id": rec.point_id,
+            "name": rec.name,
+            "region_code": rec.region_code,
+            "industry": rec.industry,
+            "headcount": rec.headcount,
+            "extra": rec.extra,
+            "payload_hash": digest,
+            "source": item.source,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _row(self, kind: str, item: Submission, digest: str, now: datetime) -> dict[str, Any]:
+        rec = item.record
+        base = {
+            "extra": rec.extra,
+            "payload_hash": digest,
+            "source": item.source,
+            "account_id": item.account_id,
+            "ingested_at": now,
+        }
+        if isinstance(rec, WageReportIn):
+            return base | rec.model_dump(include=WAGE_FIELDS)
+        if isinstance(rec, PetitionIn):
+            inferred = rec.category is None
+            return base | {
+                "petition_id": rec.petition_id,
+                "received_at": rec.received_at,
+                "received_date": local_date(rec.received_at, self.zone),
+                "channel": rec.channel,
+                "region_code": rec.region_code,
+                "point_id": rec.point_id,
+                "enterprise_name": rec.enterprise_name,
+                "category": self.infer_category(rec.summary) if inferred else rec.category,
+                "category_inferred": inferred,
+                "people_involved": rec.people_involved,
+                "summary": rec.summary,
+                "petitioner_name_enc": self.privacy.encrypt(rec.petitioner_name),
+                "petitioner_phone_enc": self.privacy.encrypt(rec.petitioner_phone),
+                "over_level": rec.over_level,
+                "closed_at": rec.closed_at,
+            }
+        assert isinstance(rec, InformantReportIn)
+        return base | {
+            "report_id": rec.report_id,
+            "informant_id": rec.informant_id,
+            "occurred_at": rec.occurred_at,
+            "occurred_date": local_date(rec.occurred_at, self.zone),
+            "region_code": rec.region_code,
+            "point_id": rec.point_id,
+            "enterprise_name": rec.enterprise_name,
+            "event_type": rec.event_type,
+            "category": rec.category,
+            "people_involved": rec.people_involved,
+            "description": rec.description,
+        }
+
+
+WAGE_FIELDS = {
+    "report_id",
+    "point_id",
+    "period",
+    "headcount",
+    "frontline_headcount",
+    "avg_frontline_wage",
+    "wages_paid_on",
+    "arrears_amount",
+    "arrears_workers",
+    "arrears_months",
+    "social_insurance_arrears_months",
+    "layoffs_planned",
+    "production_status",
+    "overtime_hours_avg",
+}
+
+
+def item_id_field(kind: str) -> str:
+    return RECORD_TYPES[kind].id_field
+
+
+def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
