@@ -40,6 +40,10 @@ FILE_STEMS = {
 EXTENSIONS = (".csv", ".xlsx", ".jsonl")
 
 
+class FileFormatError(ValueError):
+    """A whole file cannot be read as what it should hold (empty, wrong columns, broken)."""
+
+
 class ImportUsageError(ValueError):
     """The path cannot be imported at all (missing, not a known file)."""
 
@@ -133,21 +137,25 @@ def _bad_bytes(value: str) -> str | None:
 
 def read_csv(
     path: Path, encoding: str = "utf-8"
-) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+) -> tuple[list[str], Iterator[tuple[int, Any]], bool]:
+    """Header, rows (line number, cells) and whether every byte decoded.
+
+    Undecodable bytes are kept as surrogates so that only the rows holding them are
+    rejected, with the byte named, instead of the whole file."""
     data = path.read_bytes()
     if not data.strip():
-        raise ValueError("empty file: expected a header line and rows")
-    if encoding.lower().replace("-", "") in {"utf8", "utf8sig"}:
-        text = data.decode(
-            "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8", errors="surrogateescape"
-        )
-    else:
-        text = data.decode(encoding, errors="surrogateescape")
+        raise FileFormatError("empty file: expected a header line and rows")
+    if encoding.lower().replace("-", "").replace("_", "") in {"utf8", "utf8sig"}:
+        encoding = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+    try:
+        text, clean = data.decode(encoding), True
+    except UnicodeDecodeError:
+        text, clean = data.decode(encoding, errors="surrogateescape"), False
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise ValueError("empty file: expected a header line and rows") from None
+        raise FileFormatError("empty file: expected a header line and rows") from None
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         start = reader.line_num + 1
@@ -163,22 +171,22 @@ def read_csv(
                 continue
             yield line, dict(zip(header, cells, strict=False))
 
-    return header, rows()
+    return header, rows(), clean
 
 
-def read_xlsx(path: Path, zone: tzinfo) -> tuple[list[str], Iterator[tuple[int, Any]]]:
+def read_xlsx(path: Path, zone: tzinfo) -> tuple[list[str], Iterator[tuple[int, Any]], bool]:
     from openpyxl import load_workbook
 
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a broken file
-        raise ValueError(f"not a readable .xlsx workbook ({exc.__class__.__name__})") from None
+        raise FileFormatError(f"not a readable .xlsx workbook ({exc.__class__.__name__})") from None
     sheet = workbook.worksheets[0]
     it = sheet.iter_rows(values_only=True)
     try:
         header = [str(h).strip() if h is not None else "" for h in next(it)]
     except StopIteration:
-        raise ValueError("empty workbook: expected a header row and rows") from None
+        raise FileFormatError("empty workbook: expected a header row and rows") from None
 
     def cell(value: Any) -> Any:
         # Excel keeps no offsets: its date-times are local time of the union.
@@ -193,7 +201,7 @@ def read_xlsx(path: Path, zone: tzinfo) -> tuple[list[str], Iterator[tuple[int, 
             yield index, {h: cell(v) for h, v in zip(header, values, strict=False) if h}
         workbook.close()
 
-    return header, rows()
+    return header, rows(), True
 
 
 class FileImporter:
@@ -211,6 +219,8 @@ class FileImporter:
         self.encoding = encoding
         self.zone = zone
         self.progress = progress
+        #: False while reading a file in which some bytes did not decode.
+        self._clean = True
 
     async def run(self, path: Path, kind: str | None = None) -> ImportReport:
         report = ImportReport()
@@ -226,7 +236,7 @@ class FileImporter:
         name = path.name
         try:
             rows = self._read(kind, path)
-        except ValueError as exc:
+        except FileFormatError as exc:
             report.errors.append(RowError(name, 0, None, str(exc)))
             await self.store.reject(channel="file", origin=name, reason=str(exc), record_kind=kind)
             return
@@ -270,15 +280,17 @@ class FileImporter:
     def _read(self, kind: str, path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
         suffix = path.suffix.lower()
         if suffix == ".jsonl":
+            self._clean = False
             return self._read_jsonl(path)
-        header, rows = (
-            read_xlsx(path, self.zone) if suffix == ".xlsx" else read_csv(path, self.encoding)
-        )
+        if suffix == ".xlsx":
+            header, rows, self._clean = read_xlsx(path, self.zone)
+        else:
+            header, rows, self._clean = read_csv(path, self.encoding)
         model = RECORD_TYPES[kind]
         required = [n for n, f in model.model_fields.items() if f.is_required()]
         missing = [c for c in required if c not in header]
         if missing:
-            raise ValueError(
+            raise FileFormatError(
                 f"missing column(s) {', '.join(missing)}; the header must name "
                 f"{', '.join(model.model_fields)}"
             )
@@ -287,10 +299,12 @@ class FileImporter:
     def _read_jsonl(self, path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
         data = path.read_bytes()
         if not data.strip():
-            raise ValueError("empty file: expected one JSON object per line")
-        for number, raw in enumerate(data.splitlines(), start=1):
-            if raw.strip():
-                yield number, raw.decode("utf-8", errors="surrogateescape")
+            raise FileFormatError("empty file: expected one JSON object per line")
+        return (
+            (number, raw.decode("utf-8", errors="surrogateescape"))
+            for number, raw in enumerate(data.splitlines(), start=1)
+            if raw.strip()
+        )
 
     def _validate(self, kind: str, item: tuple[int, dict[str, Any] | str]) -> _Row:
         line, raw = item
@@ -299,7 +313,7 @@ class FileImporter:
             row.errors.append(FieldError(None, str(raw["__error__"])))
             return row
         items = raw.items() if isinstance(raw, dict) else [(None, raw)]
-        for key, value in items:
+        for key, value in items if not self._clean else ():
             if isinstance(value, str) and (bad := _bad_bytes(value)) is not None:
                 row.errors.append(
                     FieldError(
@@ -323,6 +337,7 @@ class FileImporter:
                 by_id.setdefault(row.record.record_id, []).append(row)
         id_field = RECORD_TYPES[kind].id_field
         for record_id, same in by_id.items():
+            # Hashing only the repeated ids keeps the common case (unique ids) cheap.
             if len(same) < 2 or len({r.record.content_hash() for r in same if r.record}) == 1:
                 continue
             lines = ", ".join(str(r.line) for r in same)

@@ -79,7 +79,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # BIGINT autoincrement on PostgreSQL; SQLite only auto-assigns an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-Json = JSON().with_variant(JSONB(), "postgresql")
+# none_as_null: a missing value is SQL NULL, not the JSON text "null".
+Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class Base(DeclarativeBase):

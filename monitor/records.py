@@ -1,7 +1,7 @@
 """The records that come in (CONTRACT §2), validated the same way on every channel.
 
-MQTT, HTTP and `labormon import` all validate with these models: in JSON payloads
-a number must be a number (`parse_json`: "12" is a wrong type), CSV/XLSX cells in lax mode
+MQTT, HTTP and `labormon import` all validate with these models: JSON payloads
+in strict mode (`parse_json`: "12" is not a number), CSV/XLSX cells in lax mode
 (`parse_row`: cells are text). Unknown fields are kept (`extra`) but ignored.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -21,7 +21,6 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    ValidationInfo,
     model_validator,
 )
 
@@ -61,31 +60,29 @@ ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
 
 
-def _json_number(value: Any, info: ValidationInfo) -> Any:
-    """In JSON a number must be a number: "12" or true is a wrong type, not 12 or 1.
-    (Spreadsheet cells are text, so file rows are parsed leniently.)"""
-    if isinstance(value, bool) or (
-        info.context and info.context.get("json") and not isinstance(value, int | float)
-    ):
-        raise ValueError(f"must be a number, not {type(value).__name__}")
-    return value
+Money = Annotated[float, Field(ge=0, le=1e10, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=10_000_000)]
 
 
-Number = BeforeValidator(_json_number)
+_INSTANT_HELP = "must be an ISO 8601 date-time with offset, for example 2025-01-15T09:30:00+08:00"
 
 
 def _instant(value: Any) -> Any:
-    """An instant is ISO 8601 text (or a spreadsheet datetime), never a bare number."""
-    if isinstance(value, bool | int | float):
-        raise ValueError(
-            "must be an ISO 8601 date-time with offset, for example 2025-01-15T09:30:00+08:00"
-        )
-    return value
+    """An instant is ISO 8601 text (or a spreadsheet datetime), never a bare number.
+
+    Parsed here rather than by pydantic because a before-validator hands its result to
+    Python-mode validation, where strict mode would refuse text."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(_INSTANT_HELP) from None
+    if isinstance(value, datetime):
+        return value
+    raise ValueError(_INSTANT_HELP)
 
 
 Instant = Annotated[AwareDatetime, BeforeValidator(_instant)]
-Money = Annotated[float, Number, Field(ge=0, le=1e10, allow_inf_nan=False)]
-Count = Annotated[int, Number, Field(ge=0, le=10_000_000)]
 
 
 def _period(value: Any) -> Any:
@@ -109,8 +106,12 @@ def _period(value: Any) -> Any:
 Period = Annotated[date, BeforeValidator(_period)]
 
 
-def _empty_to_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
+def _canonical(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"cannot hash {type(value).__name__}")
 
 
 class Record(BaseModel):
@@ -125,14 +126,6 @@ class Record(BaseModel):
     #: Fields holding personal data: encrypted at rest, masked in rejects, never hashed.
     personal_fields: ClassVar[tuple[str, ...]] = ()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _blank_cells_are_missing(cls, data: Any) -> Any:
-        # A blank spreadsheet cell means "not given", so defaults and "Field required" apply.
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if _empty_to_none(v) is not None}
-        return data
-
     @property
     def record_id(self) -> str:
         return str(getattr(self, self.id_field))
@@ -141,13 +134,20 @@ class Record(BaseModel):
     def extra(self) -> dict[str, Any] | None:
         return dict(self.__pydantic_extra__) if self.__pydantic_extra__ else None
 
-    def content_hash(self) -> str:
+    def known_fields(self) -> dict[str, Any]:
+        """The validated contract fields as Python values (unknown fields left out)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    def content_hash(self, fields: dict[str, Any] | None = None) -> str:
         """SHA-256 of the normalised known fields: the same record sent as CSV text or as
-        JSON numbers hashes the same; unknown fields and personal data do not count."""
-        data = self.model_dump(mode="json", exclude=set(self.personal_fields))
-        for key in list(self.__pydantic_extra__ or {}):
-            data.pop(key, None)
-        blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        JSON numbers, or with its instants in another offset, hashes the same; unknown
+        fields and personal data do not count. (Stored in `payload_hash`: keep stable.)"""
+        data = self.known_fields() if fields is None else fields
+        for key in self.personal_fields:
+            data = {k: v for k, v in data.items() if k != key}
+        blob = json.dumps(
+            data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_canonical
+        )
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -180,13 +180,11 @@ class WageReportIn(Record):
     wages_paid_on: date | None = None
     arrears_amount: Money
     arrears_workers: Count
-    arrears_months: Annotated[int, Number, Field(ge=0, le=240)]
-    social_insurance_arrears_months: Annotated[int, Number, Field(ge=0, le=240)] = 0
+    arrears_months: Annotated[int, Field(ge=0, le=240)]
+    social_insurance_arrears_months: Annotated[int, Field(ge=0, le=240)] = 0
     layoffs_planned: Count = 0
     production_status: ProductionStatus
-    overtime_hours_avg: (
-        Annotated[float, Number, Field(ge=0, le=744, allow_inf_nan=False)] | None
-    ) = None
+    overtime_hours_avg: Annotated[float, Field(ge=0, le=744, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> WageReportIn:
@@ -212,7 +210,7 @@ class PetitionIn(Record):
     enterprise_name: ShortText | None = None
     #: Missing: inferred from `summary`.
     category: Category | None = None
-    people_involved: Annotated[int, Number, Field(ge=1, le=1_000_000)]
+    people_involved: Annotated[int, Field(ge=1, le=1_000_000)]
     summary: LongText = ""
     petitioner_name: ShortText | None = None
     petitioner_phone: (
@@ -241,7 +239,7 @@ class InformantReportIn(Record):
     enterprise_name: ShortText | None = None
     event_type: EventType
     category: Category | None = None
-    people_involved: Annotated[int, Number, Field(ge=0, le=1_000_000)]
+    people_involved: Annotated[int, Field(ge=0, le=1_000_000)]
     description: LongText = ""
 
 
@@ -255,8 +253,6 @@ class RegionIn(Record):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
     parent_code: RegionCode | None = None
 
-
-JSON_CONTEXT = {"json": True}
 
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls
@@ -285,6 +281,9 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
             msg = "required field is missing"
         elif err["type"] == "timezone_aware":
             msg = "needs a UTC offset, for example 2025-01-15T09:30:00+08:00"
+        elif err["type"] in {"int_type", "float_type"} and isinstance(err.get("input"), str | bool):
+            kind = "true/false" if isinstance(err["input"], bool) else "text"
+            msg = f"must be a number, not {kind}"
         elif err["type"] == "literal_error":
             msg = f"must be one of {err['ctx']['expected']}" if "ctx" in err else msg
         if not loc and ": " in msg and msg.split(": ", 1)[0].isidentifier():
@@ -294,15 +293,20 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
 
 
 def parse_json(kind: str, payload: bytes | str) -> Record:
-    """Validate a JSON payload (MQTT, HTTP, JSON lines): numbers must be JSON numbers."""
-    return RECORD_TYPES[kind].model_validate_json(payload, context=JSON_CONTEXT)
+    """Validate a JSON payload (MQTT, HTTP, JSON lines) in strict mode: JSON's own types
+    must be right ("12" or true is not a number), dates and instants are ISO 8601 text."""
+    return RECORD_TYPES[kind].model_validate_json(payload, strict=True)
 
 
 def parse_obj(kind: str, data: Any) -> Record:
-    """Validate an already-decoded JSON value (the HTTP API) with the JSON rules."""
-    return RECORD_TYPES[kind].model_validate(data, context=JSON_CONTEXT)
+    """Validate an already-decoded JSON value with the same rules as `parse_json`."""
+    return parse_json(kind, json.dumps(data, ensure_ascii=False))
 
 
 def parse_row(kind: str, row: dict[str, Any]) -> Record:
-    """Validate a CSV/XLSX row: cells are text, so numbers and dates are parsed from it."""
-    return RECORD_TYPES[kind].model_validate(row)
+    """Validate a CSV/XLSX row: cells are text, so numbers and dates are parsed from it.
+    A blank cell means "not given", so defaults and "required field is missing" apply."""
+    cells = {
+        k: v for k, v in row.items() if v is not None and (not isinstance(v, str) or v.strip())
+    }
+    return RECORD_TYPES[kind].model_validate(cells)

@@ -9,9 +9,10 @@ crash between two batches loses nothing: the next attempt stores what is missing
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -87,6 +88,73 @@ class StoreResult:
         if record_id in self.duplicates:
             return "duplicate"
         return "stored"
+
+
+#: Both SQLite (>= 3.32) and asyncpg take at most 32,767 parameters per statement.
+MAX_PARAMETERS = 30_000
+#: SQLAlchemy's own text format for SQLite DATETIME: keep it, or text comparisons break.
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    return value.astimezone(UTC).strftime(SQLITE_DATETIME)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# Conversions by exact type (one dict lookup per value: this runs for every cell).
+_SQLITE_CONVERT: dict[type, Callable[[Any], Any]] = {
+    datetime: _sqlite_datetime,
+    date: date.isoformat,
+    dict: _json_text,
+    list: _json_text,
+    bool: int,
+}
+_PG_CONVERT: dict[type, Callable[[Any], Any]] = {dict: _json_text, list: _json_text}
+
+
+async def insert_new(
+    conn: AsyncConnection, table: str, pk: str, rows: Sequence[dict[str, Any]]
+) -> set[str]:
+    """`INSERT ... ON CONFLICT DO NOTHING RETURNING pk` for many rows; the pks inserted.
+
+    The hot path of every channel: multi-row VALUES written for the driver directly,
+    because SQLAlchemy's per-row bind processing cost more than the database itself
+    (bench/import_bench.py). Values are converted as SQLAlchemy would convert them.
+    """
+    if not rows:
+        return set()
+    sqlite_backend = conn.dialect.name == "sqlite"
+    convert = _SQLITE_CONVERT if sqlite_backend else _PG_CONVERT
+    columns = list(rows[0])
+    per_statement = max(1, MAX_PARAMETERS // len(columns))
+    names = ", ".join(f'"{c}"' for c in columns)
+    inserted: set[str] = set()
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        if sqlite_backend:
+            one = "(" + ", ".join("?" * len(columns)) + ")"
+            values = ", ".join([one] * len(chunk))
+        else:
+            width = len(columns)
+            values = ", ".join(
+                "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
+                for i in range(len(chunk))
+            )
+        sql = (
+            f'INSERT INTO "{table}" ({names}) VALUES {values} '
+            f'ON CONFLICT DO NOTHING RETURNING "{pk}"'
+        )
+        params = tuple(
+            value if (fn := convert.get(type(value))) is None else fn(value)
+            for row in chunk
+            for value in (row[c] for c in columns)
+        )
+        result = await conn.exec_driver_sql(sql, params)
+        inserted.update(r[0] for r in result)
+    return inserted
 
 
 def _insert(conn: AsyncConnection, table: Any) -> Any:
@@ -208,19 +276,20 @@ class RecordStore:
         # copies are duplicates, different ones are conflicts (found after the insert).
         first: dict[str, tuple[Submission, str]] = {}
         later: list[tuple[Submission, str]] = []
+        rows = []
+        now = self.clock.now()
         for item in accepted:
-            digest = item.record.content_hash()
+            fields = item.record.known_fields()
+            digest = item.record.content_hash(fields)
             if item.record.record_id in first:
                 later.append((item, digest))
             else:
                 first[item.record.record_id] = (item, digest)
-        now = self.clock.now()
-        rows = [self._row(kind, item, digest, now) for item, digest in first.values()]
+                rows.append(self._row(item, fields, digest, now))
         model = TABLES[kind]
         table = model.__table__
         pk = table.c[item_id_field(kind)]
-        stmt = _insert(conn, table).on_conflict_do_nothing().returning(pk)
-        inserted = {row[0] for row in await conn.execute(stmt, rows)}
+        inserted = await insert_new(conn, table.name, pk.name, rows)
         missing = [rid for rid in first if rid not in inserted]
         existing: dict[str, str] = {}
         if missing or later:
@@ -368,7 +437,9 @@ class RecordStore:
             "updated_at": now,
         }
 
-    def _row(self, kind: str, item: Submission, digest: str, now: datetime) -> dict[str, Any]:
+    def _row(
+        self, item: Submission, fields: dict[str, Any], digest: str, now: datetime
+    ) -> dict[str, Any]:
         rec = item.record
         base = {
             "extra": rec.extra,
@@ -378,7 +449,7 @@ class RecordStore:
             "ingested_at": now,
         }
         if isinstance(rec, WageReportIn):
-            return base | rec.model_dump(include=WAGE_FIELDS)
+            return base | fields
         if isinstance(rec, PetitionIn):
             inferred = rec.category is None
             return base | {
@@ -412,24 +483,6 @@ class RecordStore:
             "people_involved": rec.people_involved,
             "description": rec.description,
         }
-
-
-WAGE_FIELDS = {
-    "report_id",
-    "point_id",
-    "period",
-    "headcount",
-    "frontline_headcount",
-    "avg_frontline_wage",
-    "wages_paid_on",
-    "arrears_amount",
-    "arrears_workers",
-    "arrears_months",
-    "social_insurance_arrears_months",
-    "layoffs_planned",
-    "production_status",
-    "overtime_hours_avg",
-}
 
 
 def item_id_field(kind: str) -> str:

@@ -134,3 +134,17 @@ class SqliteTemplate:
         target = directory / "labormon.db"
         shutil.copyfile(self.path, target)
         return f"sqlite:///{target}"
+
+
+def fetch_all(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Run a query from synchronous test code (e.g. after invoking the CLI)."""
+
+    async def go() -> list[tuple[object, ...]]:
+        db = Database(url)
+        try:
+            async with db.engine.connect() as conn:
+                return [tuple(row) for row in await conn.exec_driver_sql(sql)]
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
