@@ -207,4 +207,3 @@ def export(settings: Settings, directory: Path) -> Exported:
         path.write_text(render(board), encoding="utf-8")
         files.append(path)
     return Exported(files=files, datasource=spec)
-

@@ -70,7 +70,9 @@ def _unreachable(exc: BaseException) -> str:
     """The useful part of a connection error ('[Errno 111] Connection refused')."""
     text = str(exc)
     found = re.search(r"\[Errno -?\d+\][^'\")\]]*", text)
-    return found.group(0).strip() if found else (text.replace("\n", " ")[:200] or type(exc).__name__)
+    return (
+        found.group(0).strip() if found else (text.replace("\n", " ")[:200] or type(exc).__name__)
+    )
 
 
 @contextmanager
@@ -121,10 +123,9 @@ def _without_server_fields(dashboard: Json) -> Json:
 
 
 def same_dashboard(stored: Json, wanted: Json, folder_uid: str) -> bool:
-    return (
-        stored.get("meta", {}).get("folderUid") == folder_uid
-        and _without_server_fields(stored.get("dashboard", {})) == _without_server_fields(wanted)
-    )
+    return stored.get("meta", {}).get("folderUid") == folder_uid and _without_server_fields(
+        stored.get("dashboard", {})
+    ) == _without_server_fields(wanted)
 
 
 def same_datasource(stored: Json, wanted: Json) -> bool:
@@ -143,6 +144,10 @@ class Pusher:
         self.url = url.rstrip("/")
         # grafana-client appends "api" to the URL's path, so a sub-path needs its slash.
         self.api = GrafanaApi.from_url(self.url + "/", credential=token, timeout=timeout)
+
+    def close(self) -> None:
+        """grafana-client keeps a niquests session open and offers no way to close it."""
+        self.api.client.s.close()
 
     def health(self) -> str:
         """Grafana's version; /api/health needs no token, so this tells unreachable
@@ -222,10 +227,13 @@ def push(
     grafana = settings.grafana
     boards = dashboards_for(settings)
     pusher = Pusher(url, token, timeout=timeout)
-    report = PushReport(grafana_version=pusher.health())
-    report.changes.append(pusher.folder(grafana.folder_uid, grafana.folder_title))
-    report.changes.append(pusher.datasource(spec, force=force))
-    for board in boards.values():
-        report.changes.append(pusher.dashboard(board, grafana.folder_uid, force=force))
-    report.notes.extend(pusher.strays(grafana.folder_uid, set(boards)))
-    return report
+    try:
+        report = PushReport(grafana_version=pusher.health())
+        report.changes.append(pusher.folder(grafana.folder_uid, grafana.folder_title))
+        report.changes.append(pusher.datasource(spec, force=force))
+        for board in boards.values():
+            report.changes.append(pusher.dashboard(board, grafana.folder_uid, force=force))
+        report.notes.extend(pusher.strays(grafana.folder_uid, set(boards)))
+        return report
+    finally:
+        pusher.close()

@@ -405,8 +405,8 @@ def check_dashboard(dashboard: Json) -> list[str]:
     Grafana relies on (unique ids, no overlapping panels, one refId per target)."""
     problems = validate(dashboard, DASHBOARD)
     for i, note in enumerate(dashboard.get("annotations", {}).get("list", [])):
-        spec = BUILTIN_ANNOTATION if note.get("builtIn") else SQL_ANNOTATION
-        problems += validate(note, spec, f"$.annotations.list[{i}]")
+        kind: Any = BUILTIN_ANNOTATION if note.get("builtIn") else SQL_ANNOTATION
+        problems += validate(note, kind, f"$.annotations.list[{i}]")
     panels = dashboard.get("panels", [])
     for i, panel in enumerate(panels):
         path = f"$.panels[{i}]"

@@ -292,7 +292,9 @@ class GrafanaConfig(Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if value and (urlsplit(value).scheme not in {"http", "https"} or not urlsplit(value).hostname):
+        if value and (
+            urlsplit(value).scheme not in {"http", "https"} or not urlsplit(value).hostname
+        ):
             raise ValueError("must look like http(s)://host[:port][/path]")
         return value.rstrip("/")
 

@@ -48,6 +48,7 @@ ORDER BY s.starts
 """
     return sql_annotation("春节前后欠薪高发期", Query(sql, "table"), "purple")
 
+
 #: Open at the end of the range: created by then and not yet resolved then, so that
 #: looking at a past range shows what was open at its end.
 OPEN_AT_END = "created_at <= $__timeTo() AND (resolved_at IS NULL OR resolved_at > $__timeTo())"

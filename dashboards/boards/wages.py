@@ -220,7 +220,7 @@ def latest_month_table() -> Panel:
         "最近月份各区县明细",
         "所选时间范围内最近一个月份的各区县汇总。",
         Query(
-            f"""
+            """
 SELECT period AS time,
        county AS "区县",
        points_expected AS "应报送",
@@ -253,4 +253,3 @@ ORDER BY region_code
             by_name("欠薪金额", ("unit", "currencyCNY"), ("decimals", 0)),
         ],
     )
-

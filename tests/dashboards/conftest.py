@@ -20,6 +20,7 @@ from tests.support.database import PostgresTestDatabase, SqliteTemplate
 class AnalystYear:
     pg_url: str
     sqlite_url: str
+    generated: dict[str, int]
     loaded: LoadedYear
 
 
@@ -29,7 +30,7 @@ def analyst_year(
 ) -> Iterator[AnalystYear]:
     base = tmp_path_factory.mktemp("analyst-year")
     files = base / "files"
-    make_files(files)
+    generated = make_files(files)
     pg = PostgresTestDatabase(f"dashboards_{os.getpid()}")
     pg.reset()  # the demo regions
     sqlite_url = sqlite_template.copy_to(base)
@@ -37,7 +38,7 @@ def analyst_year(
         loaded = asyncio.run(load_year(pg.url, files, base))
         again = asyncio.run(load_year(sqlite_url, files, base))
         assert again == loaded
-        yield AnalystYear(pg_url=pg.url, sqlite_url=sqlite_url, loaded=loaded)
+        yield AnalystYear(pg.url, sqlite_url, generated, loaded)
     finally:
         pg.drop()
 

@@ -50,7 +50,39 @@ class LoadedYear:
 
 
 def make_files(directory: Path) -> dict[str, int]:
-    return generate(POINTS, MONTHS, directory, seed=SEED, start=START)
+    counts = generate(POINTS, MONTHS, directory, seed=SEED, start=START)
+    counts["wages"] -= _thin_out_wage_reports(directory / "wages.csv")
+    return counts
+
+
+def _thin_out_wage_reports(path: Path) -> int:
+    """The generator has every point report every month. Real ones do not: some fall
+    silent (the precursor the wage board shows), some join during the year. Returns the
+    number of reports removed."""
+    rng = random.Random(SEED + 2)
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    fieldnames = list(rows[0])
+    silent_from: dict[str, str] = {}
+    joined_in: dict[str, str] = {}
+    for point_id in sorted({r["point_id"] for r in rows}):
+        draw = rng.random()
+        month = f"{_month_start(rng.randrange(2, MONTHS)):%Y-%m}"
+        if draw < 0.06:
+            silent_from[point_id] = month
+        elif draw < 0.10:
+            joined_in[point_id] = month
+    kept = [
+        r
+        for r in rows
+        if r["period"] < silent_from.get(r["point_id"], "9999")
+        and r["period"] >= joined_in.get(r["point_id"], "0000")
+    ]
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(kept)
+    return len(rows) - len(kept)
 
 
 async def load_year(db_url: str, files: Path, settings_dir: Path) -> LoadedYear:

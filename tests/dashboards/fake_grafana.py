@@ -213,7 +213,9 @@ class FakeGrafana:
                 return 400, {"message": "folder not found"}
             old = self.dashboards.get(uid)
             if uid in self.conflicts or (
-                old and not body.get("overwrite") and dashboard.get("version") != old["meta"]["version"]
+                old
+                and not body.get("overwrite")
+                and dashboard.get("version") != old["meta"]["version"]
             ):
                 return 412, VERSION_MISMATCH
             version = old["meta"]["version"] + 1 if old else 1

@@ -27,7 +27,9 @@ from decimal import Decimal
 from typing import Any
 
 MACRO = re.compile(r"\$([_a-zA-Z0-9]+)\(([^\)]*)\)")
-VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^\}]+))?(?::([^\}]+))?\}")
+VARIABLE = re.compile(
+    r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^\}]+))?(?::([^\}]+))?\}"
+)
 
 NUMBER_TYPES = {"int2", "int4", "int8", "float4", "float8", "numeric"}
 TIME_TYPES = {"timestamptz", "timestamp", "date"}
@@ -176,9 +178,7 @@ def _evaluate(name: str, args: list[str], rng: TimeRange) -> str:
         return f"'{rfc3339nano(end)}'"
     if name in {"__timeGroup", "__unixEpochGroup"}:
         if len(args) < 2:
-            raise MacroError(
-                f"macro {name} needs time column and interval and optional fill value"
-            )
+            raise MacroError(f"macro {name} needs time column and interval and optional fill value")
         interval = parse_interval(args[1].strip("'"))
         if len(args) == 3:
             rng.fill = {"interval": interval, "mode": args[2]}
@@ -278,7 +278,8 @@ class Frame:
                 problems.append("time_series rows not sorted by time")
             labels = [n for n, k in kinds.items() if k == "string"]
             if labels:
-                keys = [tuple(row) for row in zip(times, *(self.column(n) for n in labels))]
+                columns = [times, *(self.column(n) for n in labels)]
+                keys = list(zip(*columns, strict=True))
                 if len(keys) != len(set(keys)):
                     problems.append(f"two rows for one time and label set {labels}")
         return problems

@@ -228,7 +228,8 @@ async def test_wage_view_expects_reports_from_the_month_a_point_joined(ctx: Cont
         ("2024-11-30 16:00:00.000000", "2024-12", "资阳区", 2, 2, 0, 5500.0, 3),
         ("2024-11-30 16:00:00.000000", "2024-12", "赫山区", 1, 0, 1, None, 0),
     ]
-    assert rows[2]["arrears_points"] == 1 and same(rows[2]["arrears_amount"], 3001.5)
+    assert rows[2]["arrears_points"] == 1
+    assert same(rows[2]["arrears_amount"], 3001.5)
     assert rows[3]["frontline_workers"] == 0
 
 
@@ -378,5 +379,6 @@ async def test_alert_view_times_acknowledgement_and_counts_escalations(ctx: Cont
         2,
         "2025-01-10 08:00:00.250000",
     )
-    assert second["seconds_to_acknowledge"] is None and second["escalations"] == 0
+    assert second["seconds_to_acknowledge"] is None
+    assert second["escalations"] == 0
     assert "acknowledged_by" not in first
