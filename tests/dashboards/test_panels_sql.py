@@ -5,6 +5,7 @@ time order for time series; and the county variable filters every panel."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -316,3 +317,36 @@ def test_the_simulated_year_is_where_the_scenarios_look(analyst_year: AnalystYea
     assert sorted(BOARDS) == sorted(
         ["labormon-overview", "labormon-wages", "labormon-petitions", "labormon-alerts"]
     )
+
+
+async def test_a_role_granted_only_the_views_draws_every_panel(analyst_year: AnalystYear) -> None:
+    """The grants docs/dashboards.md gives Grafana's role are enough for every panel, and
+    keep it away from the tables (where the encrypted personal data lives)."""
+    url = make_url(analyst_year.pg_url)
+    role = f"labormon_reader_{os.getpid()}"
+    admin = await asyncpg.connect(dsn(analyst_year.pg_url))
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'reader-pass'")
+        await admin.execute(f'GRANT CONNECT ON DATABASE "{url.database}" TO {role}')
+        await admin.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        await admin.execute(
+            "GRANT SELECT ON v_regions, v_wage_monthly, v_petitions_daily, v_risk_latest, "
+            f"v_alerts TO {role}"
+        )
+        reader_url = url.set(username=role, password="reader-pass")
+        reader = await asyncpg.connect(dsn(reader_url.render_as_string(hide_password=False)))
+        try:
+            rng = TimeRange(YEAR_FROM, YEAR_TO)
+            for board in BOARDS.values():
+                county = Variable("county", await county_options(reader, board))
+                for panel, target in targets(board):
+                    frame = await run(reader, expand(target["rawSql"], rng, {"county": county}))
+                    assert frame.rows, panel["title"]
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await reader.fetch("SELECT petitioner_phone_enc FROM petitions LIMIT 1")
+        finally:
+            await reader.close()
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()

@@ -10,10 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import insert, text
+from sqlalchemy import inspect as sa_inspect
 
 from monitor.context import Context
-from monitor.db import Database
+from monitor.db import Database, alembic_config
 from monitor.models import Alert, AlertEvent, RiskScore
 from monitor.records import parse_row
 from monitor.store import Submission
@@ -382,3 +384,16 @@ async def test_alert_view_times_acknowledgement_and_counts_escalations(ctx: Cont
     assert second["seconds_to_acknowledge"] is None
     assert second["escalations"] == 0
     assert "acknowledged_by" not in first
+
+
+async def test_the_views_come_and_go_with_their_migration(ctx: Context) -> None:
+    def views(sync_conn: Any) -> set[str]:
+        return set(sa_inspect(sync_conn).get_view_names())
+
+    async with ctx.db.engine.begin() as conn:
+        assert await conn.run_sync(views) >= set(VIEW_KEYS)
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0001"))
+        assert await conn.run_sync(views) == set()
+    await ctx.db.migrate()
+    async with ctx.db.engine.connect() as conn:
+        assert await conn.run_sync(views) == set(VIEW_KEYS)

@@ -18,9 +18,12 @@ with the few dialect-specific expressions filled in per dialect:
 
 Views are not tables: alembic's autogenerate does not compare them, so
 `test_migrations_match_the_models` is unaffected. A later migration that drops or
-retypes a column read here, or batch-alters one of these tables on SQLite (which
-rebuilds the table and trips over views naming it), must drop the views first and
-recreate them afterwards: call `downgrade()` / `upgrade()` of this module's SQL.
+retypes a column read here, or that makes SQLite rebuild one of these tables (batch
+drop/alter column; adding a column or an index does not rebuild), must drop the views
+first and create them again afterwards: SQLite refuses to rename the rebuilt table while
+a view names it. This module's `downgrade()` and `upgrade()` do exactly that
+(`importlib.import_module("monitor.migrations.versions.0006_views")`). Changing a view
+means a new migration that re-creates it.
 """
 
 from __future__ import annotations
