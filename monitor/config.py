@@ -271,6 +271,48 @@ class OrganisationConfig(Section):
         return ZoneInfo(self.timezone)
 
 
+class GrafanaConfig(Section):
+    """`labormon dashboards export` and `push`: where the boards go and what they read."""
+
+    #: Grafana's base URL for `push` (or `--url`), e.g. http://grafana.local:3000.
+    url: str = ""
+    #: A service account token with the Editor role (or `--token`); best set through
+    #: LABORMON_GRAFANA__TOKEN rather than written into the config file.
+    token: str = ""
+    folder_uid: str = "labormon"
+    folder_title: str = "劳动关系监测"
+    datasource_uid: str = "labormon-pg"
+    datasource_name: str = "labormon"
+    #: The PostgreSQL URL Grafana connects with; a role that may only read the v_* views
+    #: is best. Empty: the database labormon itself uses (database.url).
+    database_url: str = ""
+    #: Where the dashboard JSON lies on the Grafana host; the provider file points there.
+    dashboards_path: str = "/etc/grafana/provisioning/dashboards/labormon"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and (
+            urlsplit(value).scheme not in {"http", "https"} or not urlsplit(value).hostname
+        ):
+            raise ValueError("must look like http(s)://host[:port][/path]")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if value and value.split(":", 1)[0].split("+", 1)[0] not in {"postgresql", "postgres"}:
+            raise ValueError("must be a postgresql:// URL (Grafana's data source is PostgreSQL)")
+        return value
+
+    @field_validator("folder_uid", "datasource_uid")
+    @classmethod
+    def _uid(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
+            raise ValueError("must be 1-40 letters, digits, '-' or '_' (a Grafana uid)")
+        return value
+
+
 class _AliasEnvSource(PydanticBaseSettingsSource):
     """The contract's flat variables (`LABORMON_DB`, ...), which nested parsing cannot see."""
 
@@ -305,6 +347,7 @@ class Settings(BaseSettings):
     security: SecurityConfig = SecurityConfig()
     logging: LoggingConfig = LoggingConfig()
     organisation: OrganisationConfig = OrganisationConfig()
+    grafana: GrafanaConfig = GrafanaConfig()
 
     @classmethod
     def settings_customise_sources(

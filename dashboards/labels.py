@@ -1,0 +1,90 @@
+"""Chinese names and colours for the codes the views hold, shared by every board.
+
+The views keep codes (`wage_arrears`, `II`, `hotline_12351`) so that they stay stable for
+analysts' own SQL; the boards translate them, in SQL (`label_sql`) where a code becomes a
+series or row name, and by value mapping where it stays a cell value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+#: Alert levels on China's emergency scale (CONTRACT §5), most severe first.
+LEVEL_LABELS: dict[str, str] = {
+    "I": "I级 特别重大",
+    "II": "II级 重大",
+    "III": "III级 较大",
+    "IV": "IV级 一般",
+}
+#: The published colours of the levels: IV blue, III yellow, II orange, I red.
+LEVEL_COLORS: dict[str, str] = {"I": "red", "II": "orange", "III": "yellow", "IV": "blue"}
+
+#: Minutes an alert of each level may stay unacknowledged before it escalates
+#: (CONTRACT §5 defaults): the yardstick the acknowledge-time panels colour against.
+ACK_WINDOW_MINUTES: dict[str, int] = {"I": 15, "II": 30, "III": 120, "IV": 24 * 60}
+
+#: Risk score (0-100) cut-offs used only to colour scores; the authoritative level is the
+#: `level` column the detectors write, which the boards show next to the score.
+SCORE_STEPS: list[tuple[float | None, str]] = [
+    (None, "green"),
+    (25, LEVEL_COLORS["IV"]),
+    (50, LEVEL_COLORS["III"]),
+    (70, LEVEL_COLORS["II"]),
+    (85, LEVEL_COLORS["I"]),
+]
+
+CATEGORY_LABELS: dict[str, str] = {
+    "wage_arrears": "拖欠工资",
+    "social_insurance": "社会保险",
+    "layoff": "裁员",
+    "contract": "劳动合同",
+    "injury": "工伤",
+    "other": "其他",
+}
+
+CHANNEL_LABELS: dict[str, str] = {
+    "visit": "来访",
+    "letter": "来信",
+    "hotline_12351": "12351热线",
+    "online": "网上信访",
+}
+
+INDUSTRY_LABELS: dict[str, str] = {
+    "construction": "建筑业",
+    "manufacturing": "制造业",
+    "services": "服务业",
+    "logistics": "物流运输",
+    "mining": "采矿业",
+    "other": "其他",
+}
+
+STATUS_LABELS: dict[str, str] = {
+    "triggered": "待确认",
+    "acknowledged": "已确认",
+    "resolved": "已解除",
+}
+
+KIND_LABELS: dict[str, str] = {
+    "event": "突发事件",
+    "enterprise_risk": "企业风险",
+    "county_risk": "区县风险",
+    "petition_surge": "信访激增",
+    "overdue_report": "月报逾期",
+}
+
+#: Highest tier an alert reached: 3 county, 2 city, 1 province (CONTRACT §1).
+TIER_LABELS: dict[int, str] = {3: "县级", 2: "市级", 1: "省级"}
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def label_sql(column: str, labels: Mapping[str, str] | Mapping[int, str]) -> str:
+    """`CASE column WHEN 'code' THEN '名称' ... ELSE column END` (unknown codes show as is)."""
+    whens = " ".join(
+        f"WHEN {code if isinstance(code, int) else _literal(code)} THEN {_literal(name)}"
+        for code, name in labels.items()
+    )
+    fallback = f"{column}::text" if any(isinstance(c, int) for c in labels) else column
+    return f"CASE {column} {whens} ELSE {fallback} END"
