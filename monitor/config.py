@@ -271,6 +271,10 @@ class OrganisationConfig(Section):
         return ZoneInfo(self.timezone)
 
 
+AttachFormat = Literal["pdf", "docx"]
+ATTACH_FORMATS: tuple[AttachFormat, ...] = ("pdf", "docx")
+
+
 class ReportConfig(Section):
     """`[report]`: the monthly petition report (信访定量分析月报) and its delivery."""
 
@@ -295,7 +299,7 @@ class ReportConfig(Section):
     #: Enterprises listed in the ranking table.
     top_enterprises: int = Field(default=10, ge=1, le=100)
     #: Files attached to the email.
-    attach: list[Literal["pdf", "docx"]] = Field(default_factory=lambda: ["pdf", "docx"])
+    attach: list[AttachFormat] = Field(default_factory=lambda: list(ATTACH_FORMATS))
 
     @field_validator("schedule")
     @classmethod
@@ -305,7 +309,9 @@ class ReportConfig(Section):
         try:
             CronTrigger.from_crontab(value)
         except ValueError as exc:
-            raise ValueError(f"not a crontab expression (minute hour day month weekday): {exc}")
+            raise ValueError(
+                f"not a crontab expression (minute hour day month weekday): {exc}"
+            ) from None
         return value
 
     @field_validator("recipients")

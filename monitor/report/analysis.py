@@ -7,6 +7,7 @@ fell, where, whether the season explains it, and what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -58,7 +59,7 @@ class Analysis:
     season: str = ""
 
 
-def _joined(parts: list[str]) -> str:
+def _joined(parts: Iterable[str]) -> str:
     return "、".join(parts)
 
 
@@ -126,7 +127,8 @@ def season_text(f: MonthlyFigures) -> str:
             )
         elif wage_now > wage_prev:
             text += (
-                f"本月拖欠工资类信访{wage_now}件，环比不降反升（{labels.change_words(wage_now, wage_prev)}），"
+                f"本月拖欠工资类信访{wage_now}件，"
+                f"环比不降反升（{labels.change_words(wage_now, wage_prev)}），"
                 "需关注节后复工企业的欠薪和裁员问题。"
             )
         else:
@@ -184,15 +186,25 @@ def analyse(f: MonthlyFigures) -> Analysis:
     else:
         volume = (
             f"{month}全市共受理职工信访{total.petitions}件、涉及{total.people}人次。"
-            f"件数与上月（{prev.petitions}件）相比{labels.change_words(total.petitions, prev.petitions)}，"
-            f"与上年同月（{ly.petitions}件）相比{labels.change_words(total.petitions, ly.petitions)}；"
+            f"件数与上月（{prev.petitions}件）相比"
+            f"{labels.change_words(total.petitions, prev.petitions)}，"
+            f"与上年同月（{ly.petitions}件）相比"
+            f"{labels.change_words(total.petitions, ly.petitions)}；"
             f"人次环比{labels.change_words(total.people, prev.people, '人次')}、"
             f"同比{labels.change_words(total.people, ly.people, '人次')}。"
         )
         counts = [m.total.petitions for m in f.trend]
-        if len(counts) == 13 and total.petitions == max(counts) and counts.count(total.petitions) == 1:
+        if (
+            len(counts) == 13
+            and total.petitions == max(counts)
+            and counts.count(total.petitions) == 1
+        ):
             volume += "本月信访量为近13个月最高。"
-        elif len(counts) == 13 and total.petitions == min(counts) and counts.count(total.petitions) == 1:
+        elif (
+            len(counts) == 13
+            and total.petitions == min(counts)
+            and counts.count(total.petitions) == 1
+        ):
             volume += "本月信访量为近13个月最低。"
         streak = _streak(f)
         if streak >= 3:
@@ -205,13 +217,12 @@ def analyse(f: MonthlyFigures) -> Analysis:
         cats = sorted(f.by_category, key=lambda r: (-r.current.petitions, r.key))
         top = cats[0]
         text = (
-            f"从诉求类别看，{top.label}类{top.current.petitions}件，占{_share(top.current.petitions, total.petitions)}，"
+            f"从诉求类别看，{top.label}类{top.current.petitions}件，"
+            f"占{_share(top.current.petitions, total.petitions)}，"
             "居各类之首"
         )
         text += "，仍是职工信访的主要诉求。" if top.key == "wage_arrears" else "。"
-        others = [
-            f"{r.label}类{r.current.petitions}件" for r in cats[1:] if r.current.petitions
-        ]
+        others = [f"{r.label}类{r.current.petitions}件" for r in cats[1:] if r.current.petitions]
         if others:
             text += f"其余依次为{_joined(others)}。"
         changes = _ranked_change(f.by_category)
@@ -245,9 +256,7 @@ def analyse(f: MonthlyFigures) -> Analysis:
             f"占{_share(counties[0].current.petitions, total.petitions)}，居各区县（市）首位"
         )
         if len(counties) > 1 and counties[1].current.petitions:
-            text += (
-                f"；其次是{counties[1].label}（{counties[1].current.petitions}件）"
-            )
+            text += f"；其次是{counties[1].label}（{counties[1].current.petitions}件）"
         text += "。"
         rising = _rising(f.by_county)
         if rising:
@@ -283,8 +292,13 @@ def analyse(f: MonthlyFigures) -> Analysis:
             text = "本月未发生集体访。"
         over = f.over_level_total.current.petitions
         if over:
-            parts = [f"{r.label}{r.current.petitions}件" for r in f.by_over_level if r.current.petitions]
-            text += f"越级访{over}件（{_joined(parts)}），占信访总件数的{_share(over, total.petitions)}。"
+            parts = [
+                f"{r.label}{r.current.petitions}件" for r in f.by_over_level if r.current.petitions
+            ]
+            text += (
+                f"越级访{over}件（{_joined(parts)}），"
+                f"占信访总件数的{_share(over, total.petitions)}。"
+            )
         else:
             text += "本月无越级访。"
         if f.enterprises:
@@ -347,11 +361,18 @@ def _alerts_text(f: MonthlyFigures) -> str:
             for a in f.acks[:-1]
             if a.acknowledged and a.tier is not None
         ]
-        text += f"本月确认预警{total_ack.acknowledged}条，平均确认用时{labels.fmt_hours(total_ack.avg_hours)}小时"
+        text += (
+            f"本月确认预警{total_ack.acknowledged}条，"
+            f"平均确认用时{labels.fmt_hours(total_ack.avg_hours)}小时"
+        )
         text += f"，其中{_joined(tiers)}。" if tiers else "。"
     scored = sum(r.points for r in f.risk_levels if r.level != "unscored")
     if scored:
-        levels = [f"{r.label.split('（')[0]}风险{r.points}个" for r in f.risk_levels if r.level in labels.RISK_LEVELS]
+        levels = [
+            f"{r.label.split('（')[0]}风险{r.points}个"
+            for r in f.risk_levels
+            if r.level in labels.RISK_LEVELS
+        ]
         text += (
             f"截至月末，全市{f.points_registered}个劳动关系监测点中已评分{scored}个，"
             f"其中{_joined(levels)}。"

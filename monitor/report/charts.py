@@ -19,11 +19,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on a server; must precede any pyplot import elsewhere
 
-from matplotlib import font_manager  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib import font_manager
+from matplotlib.figure import Figure
 
-from monitor.report import labels  # noqa: E402
-from monitor.report.figures import MonthlyFigures, ReportError  # noqa: E402
+from monitor.report import labels
+from monitor.report.figures import MonthlyFigures, ReportError
 
 Format = Literal["png", "svg"]
 
@@ -107,7 +107,7 @@ def _no_data(fig: Figure, text: str) -> None:
 def trend_chart(f: MonthlyFigures, fmt: Format = "png") -> bytes:
     """Stacked bars: petitions per month by category over 13 months, totals on top."""
     with _drawing():
-        fig = Figure(figsize=(6.4, 3.3))
+        fig = Figure(figsize=(6.4, 2.9))
         months = f.trend
         if not any(m.total.petitions for m in months):
             _no_data(fig, "近13个月无信访数据")
@@ -169,15 +169,23 @@ def county_chart(f: MonthlyFigures, fmt: Format = "png") -> bytes:
         rows = sorted(f.by_county, key=lambda r: (r.current.petitions, r.previous.petitions, r.key))
         height = max(2.2, 0.42 * len(rows) + 0.9)
         fig = Figure(figsize=(6.4, height))
-        if not any(r.current.petitions or r.previous.petitions or r.last_year.petitions for r in rows):
+        if not any(
+            r.current.petitions or r.previous.petitions or r.last_year.petitions for r in rows
+        ):
             _no_data(fig, "本月、上月及上年同月均无信访数据")
             return _save(fig, fmt)
         ax = fig.add_subplot()
         y = list(range(len(rows)))
         series = [
             (f"本月（{labels.month_title(f.month)}）", [r.current.petitions for r in rows]),
-            (f"上月（{labels.month_title(f.previous_month)}）", [r.previous.petitions for r in rows]),
-            (f"上年同月（{labels.month_title(f.last_year_month)}）", [r.last_year.petitions for r in rows]),
+            (
+                f"上月（{labels.month_title(f.previous_month)}）",
+                [r.previous.petitions for r in rows],
+            ),
+            (
+                f"上年同月（{labels.month_title(f.last_year_month)}）",
+                [r.last_year.petitions for r in rows],
+            ),
         ]
         bar = 0.26
         for k, (name, values) in enumerate(series):

@@ -89,7 +89,9 @@ class ReportDocument:
 
     @property
     def filename_stem(self) -> str:
-        return f"{self.figures.city_name}{labels.month_title(self.figures.month)}职工信访定量分析月报"
+        return (
+            f"{self.figures.city_name}{labels.month_title(self.figures.month)}职工信访定量分析月报"
+        )
 
 
 def compared_table(
@@ -123,7 +125,8 @@ def compared_table(
             labels.fmt_change(r.current.petitions, r.last_year.petitions),
         ]
         body.append(cells)
-    align: list[Align] = ["l"] + ["r"] * (len(header) - 1)
+    right: list[Align] = ["r"] * (len(header) - 1)
+    align: list[Align] = ["l", *right]
     widths = [2.2] + [1.0] * (len(header) - 1)
     return Table(table_id, caption, header, body, align, total_rows=1, widths=widths)
 
@@ -148,16 +151,19 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         f"现将{month}全市职工信访情况分析如下。"
     )
     if not f.complete:
-        lead += (
-            f"（本期数据截至{labels.day_title(f.last_day)}，月度尚未结束，为阶段性统计。）"
-        )
+        lead += f"（本期数据截至{labels.day_title(f.last_day)}，月度尚未结束，为阶段性统计。）"
     blocks.append(Paragraph(lead, "lead"))
     blocks.append(Paragraph(a.summary, "label", label="本月要点："))
 
     # 一、总体情况
     heading("总体情况")
     key_rows = [
-        ("信访件数（件）", total.current.petitions, total.previous.petitions, total.last_year.petitions),
+        (
+            "信访件数（件）",
+            total.current.petitions,
+            total.previous.petitions,
+            total.last_year.petitions,
+        ),
         ("涉及人次", total.current.people, total.previous.people, total.last_year.people),
         (
             "集体访件数（件）",
@@ -205,15 +211,14 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
     if f.empty:
         blocks.append(
             Paragraph(
-                f"{month}全市未受理职工信访事项，以下分渠道、分类别、分区域统计均为零。", "body"
+                f"{month}全市未受理职工信访事项，以下各表本月数均为零，上月和上年同月数供对比。",
+                "body",
             )
         )
 
     # 二、三、四 breakdowns
     heading("分渠道情况")
-    blocks.append(
-        compared_table("t-channel", caption("信访渠道分布"), "渠道", f.by_channel, total)
-    )
+    blocks.append(compared_table("t-channel", caption("信访渠道分布"), "渠道", f.by_channel, total))
     heading("分类别情况")
     blocks.append(
         compared_table("t-category", caption("信访诉求类别分布"), "类别", f.by_category, total)
@@ -320,7 +325,13 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         Table(
             "t-handling",
             caption("信访办理情况"),
-            ["本月办结（件）", "平均办理用时（天）", "本月受理（件）", "其中月内办结（件）", "办结率"],
+            [
+                "本月办结（件）",
+                "平均办理用时（天）",
+                "本月受理（件）",
+                "其中月内办结（件）",
+                "办结率",
+            ],
             [
                 [
                     labels.fmt_int(h.closed),
@@ -338,7 +349,12 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
     # 八、预警处置
     heading("风险预警处置情况")
     alert_rows = [
-        [r.label, labels.fmt_int(r.opened), labels.fmt_int(r.resolved), labels.fmt_int(r.open_at_end)]
+        [
+            r.label,
+            labels.fmt_int(r.opened),
+            labels.fmt_int(r.resolved),
+            labels.fmt_int(r.open_at_end),
+        ]
         for r in f.alerts
     ]
     alert_rows.append(
@@ -392,7 +408,13 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                 [r.label, labels.fmt_int(r.points), labels.fmt_share(r.points, f.points_registered)]
                 for r in f.risk_levels
             ]
-            + [["合计", labels.fmt_int(f.points_registered), labels.fmt_share(f.points_registered, f.points_registered)]],
+            + [
+                [
+                    "合计",
+                    labels.fmt_int(f.points_registered),
+                    labels.fmt_share(f.points_registered, f.points_registered),
+                ]
+            ],
             ["l", "r", "r"],
             total_rows=1,
             widths=[2.0, 1, 1],
@@ -427,11 +449,13 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         blocks.append(Paragraph(text, "label", label=f"（{cn_number(i + 1)}）{title}。"))
     heading("下一步工作建议")
     for i, text in enumerate(a.suggestions, 1):
-        blocks.append(Paragraph(text, "label", label=f"{i}. "))
+        # A full-width stop: a space after "1." would stretch in justified lines.
+        blocks.append(Paragraph(text, "label", label=f"{i}．"))
 
     # Annex: the numbers behind chart 1.
     blocks.append(Heading("附表", level=0))
     cats = list(f.trend[-1].by_category)
+    numeric: list[Align] = ["r"] * (3 + len(cats))
     blocks.append(
         Table(
             "t-trend",
@@ -447,7 +471,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                 + [labels.fmt_int(m.by_category.get(c, 0)) for c in cats]
                 for m in f.trend
             ],
-            ["l"] + ["r"] * (3 + len(cats)),
+            ["l", *numeric],
             widths=[1.6] + [0.9] * (3 + len(cats)),
         )
     )

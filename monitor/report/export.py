@@ -29,7 +29,9 @@ def _value(value: Value) -> str:
     return str(value)
 
 
-def _compared(section: str, item: Compared, whole: int) -> Iterator[tuple[str, str, str, str, Value]]:
+def _compared(
+    section: str, item: Compared, whole: int
+) -> Iterator[tuple[str, str, str, str, Value]]:
     cur, prev, ly = item.current, item.previous, item.last_year
     for metric, value in (
         ("petitions", cur.petitions),
@@ -53,7 +55,9 @@ def rows(f: MonthlyFigures) -> Iterator[list[str]]:
     month = f.key
     whole = f.totals.current.petitions
 
-    def row(section: str, key: str, label: str, metric: str, value: Value, region: str = "") -> list[str]:
+    def row(
+        section: str, key: str, label: str, metric: str, value: Value, region: str = ""
+    ) -> list[str]:
         return [month, section, key, label, region, metric, _value(value)]
 
     for item in (f.totals, f.collective, f.over_level_total):
@@ -89,7 +93,11 @@ def rows(f: MonthlyFigures) -> Iterator[list[str]]:
     ):
         yield row("handling", "handling", "办理情况", metric, value)
     for a in f.alerts:
-        for metric, count in (("opened", a.opened), ("resolved", a.resolved), ("open_at_end", a.open_at_end)):
+        for metric, count in (
+            ("opened", a.opened),
+            ("resolved", a.resolved),
+            ("open_at_end", a.open_at_end),
+        ):
             yield row("alerts", a.level, a.label, metric, count)
     for ack in f.acks:
         key = "total" if ack.tier == 0 else ("other" if ack.tier is None else str(ack.tier))
@@ -102,7 +110,9 @@ def rows(f: MonthlyFigures) -> Iterator[list[str]]:
     for r in f.risk_levels:
         key = r.level or "none"
         yield row("risk_level", key, r.label, "points", r.points)
-        yield row("risk_level", key, r.label, "share_pct", labels.pct(r.points, f.points_registered))
+        yield row(
+            "risk_level", key, r.label, "share_pct", labels.pct(r.points, f.points_registered)
+        )
     yield row("risk_level", "total", "合计", "points", f.points_registered)
     for rank, p in enumerate(f.risk_points, 1):
         yield row("risk_point", p.point_id, p.name, "rank", rank, p.region)

@@ -327,7 +327,9 @@ async def collect_figures(
     async with db.connect() as conn:
         regions = {
             r.code: (r.name, r.tier, r.parent_code)
-            for r in await conn.execute(select(Region.code, Region.name, Region.tier, Region.parent_code))
+            for r in await conn.execute(
+                select(Region.code, Region.name, Region.tier, Region.parent_code)
+            )
         }
         points = {
             p.point_id: (p.name, p.region_code, p.industry)
@@ -340,7 +342,9 @@ async def collect_figures(
                 )
             )
         }
-        window = _Window(await _grouped(conn, db.dialect, first, month, options.collective_threshold))
+        window = _Window(
+            await _grouped(conn, db.dialect, first, month, options.collective_threshold)
+        )
         enterprise_rows = await _enterprise_rows(conn, month, options.collective_threshold)
         inferred, unattributed = await _flags(conn, month)
         cases = await _collective_cases(conn, month, options)
@@ -374,13 +378,13 @@ async def collect_figures(
     by_county = [compared(code, region_name(code), region_code=code) for code in counties]
 
     channels = list(labels.CHANNELS) + sorted(window.keys("channel") - set(labels.CHANNELS))
-    categories = list(labels.CATEGORIES) + sorted(
-        window.keys("category") - set(labels.CATEGORIES)
-    )
+    categories = list(labels.CATEGORIES) + sorted(window.keys("category") - set(labels.CATEGORIES))
     over_levels = list(labels.OVER_LEVELS) + sorted(
         window.keys("over_level") - set(labels.OVER_LEVELS) - {None}
     )
-    over_rows = [compared(k, labels.label(labels.OVER_LEVELS, k), over_level=k) for k in over_levels]
+    over_rows = [
+        compared(k, labels.label(labels.OVER_LEVELS, k), over_level=k) for k in over_levels
+    ]
 
     def summed(rows: list[Compared], key: str, label: str) -> Compared:
         zero = Count()
@@ -458,7 +462,9 @@ async def collect_figures(
                 category=labels.label(labels.CATEGORIES, c.category),
                 channel=labels.label(labels.CHANNELS, c.channel),
                 people=c.people_involved,
-                over_level=None if c.over_level is None else labels.label(labels.OVER_LEVELS, c.over_level),
+                over_level=None
+                if c.over_level is None
+                else labels.label(labels.OVER_LEVELS, c.over_level),
                 closed=c.closed_at is not None and c.closed_at < as_of,
             )
             for c in cases
@@ -616,11 +622,17 @@ async def _flags(conn: AsyncConnection, month: date) -> tuple[int, int]:
         ),
         else_=0,
     )
-    row = (await conn.execute(select(func.sum(inferred), func.sum(unattributed)).where(_in_month(month)))).one()
+    row = (
+        await conn.execute(
+            select(func.sum(inferred), func.sum(unattributed)).where(_in_month(month))
+        )
+    ).one()
     return int(row[0] or 0), int(row[1] or 0)
 
 
-async def _collective_cases(conn: AsyncConnection, month: date, options: ReportOptions) -> list[Any]:
+async def _collective_cases(
+    conn: AsyncConnection, month: date, options: ReportOptions
+) -> list[Any]:
     stmt = (
         select(
             Petition.petition_id,
@@ -635,23 +647,23 @@ async def _collective_cases(conn: AsyncConnection, month: date, options: ReportO
             Petition.closed_at,
         )
         .where(_in_month(month), Petition.people_involved >= options.collective_threshold)
-        .order_by(
-            Petition.people_involved.desc(), Petition.received_date, Petition.petition_id
-        )
+        .order_by(Petition.people_involved.desc(), Petition.received_date, Petition.petition_id)
         .limit(options.max_collective_cases)
     )
     return list(await conn.execute(stmt))
 
 
-async def _handling(
-    conn: AsyncConnection, month: date, start: datetime, end: datetime
-) -> Handling:
+async def _handling(conn: AsyncConnection, month: date, start: datetime, end: datetime) -> Handling:
     closed = await conn.execute(
         select(Petition.received_at, Petition.closed_at).where(
             Petition.closed_at >= start, Petition.closed_at < end
         )
     )
-    durations = [_hours(closed_at - received_at) / 24 for received_at, closed_at in closed]
+    durations = [
+        _hours(closed_at - received_at) / 24
+        for received_at, closed_at in closed
+        if closed_at is not None
+    ]
     month_rows = (
         await conn.execute(
             select(
@@ -712,7 +724,9 @@ async def _alerts(
                 level=level,
                 label=labels.label(labels.ALERT_LEVELS, level),
                 opened=sum(1 for r in mine if start <= r.created_at < end),
-                resolved=sum(1 for r in mine if r.resolved_at is not None and start <= r.resolved_at < end),
+                resolved=sum(
+                    1 for r in mine if r.resolved_at is not None and start <= r.resolved_at < end
+                ),
                 open_at_end=sum(1 for r in mine if r.resolved_at is None or r.resolved_at >= end),
             )
         )
@@ -812,7 +826,8 @@ async def _risk(
     level_order = {k: i for i, k in enumerate(labels.RISK_LEVELS)}
     top.sort(key=lambda p: (level_order.get(p.level, 99), -p.score, p.point_id))
     rows = [
-        RiskLevelRow(level=k, label=v, points=counts.get(k, 0)) for k, v in labels.RISK_LEVELS.items()
+        RiskLevelRow(level=k, label=v, points=counts.get(k, 0))
+        for k, v in labels.RISK_LEVELS.items()
     ]
     rows += [
         RiskLevelRow(level=k, label=k, points=n)
@@ -821,5 +836,7 @@ async def _risk(
     ]
     rows.append(RiskLevelRow(level=None, label=labels.RISK_NONE, points=counts.get(None, 0)))
     scored = sum(counts.values())
-    rows.append(RiskLevelRow(level="unscored", label=labels.RISK_UNSCORED, points=len(points) - scored))
+    rows.append(
+        RiskLevelRow(level="unscored", label=labels.RISK_UNSCORED, points=len(points) - scored)
+    )
     return rows, top[: options.max_risk_points]

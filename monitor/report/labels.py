@@ -7,7 +7,7 @@ figure reads the same in each of them.
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 
 CHANNELS: dict[str, str] = {

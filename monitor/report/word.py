@@ -31,7 +31,11 @@ RED = RGBColor(0xC0, 0x00, 0x00)
 BODY_SIZE = Pt(14)  # 四号
 TABLE_SIZE = Pt(10.5)  # 五号
 TEXT_WIDTH_CM = 15.8
-ALIGN = {"l": WD_ALIGN_PARAGRAPH.LEFT, "c": WD_ALIGN_PARAGRAPH.CENTER, "r": WD_ALIGN_PARAGRAPH.RIGHT}
+ALIGN = {
+    "l": WD_ALIGN_PARAGRAPH.LEFT,
+    "c": WD_ALIGN_PARAGRAPH.CENTER,
+    "r": WD_ALIGN_PARAGRAPH.RIGHT,
+}
 
 
 def _set_font(run: Any, east_asian: str, size: Any = None, bold: bool | None = None) -> None:
@@ -127,7 +131,9 @@ def _cant_split(row: Any) -> None:
     trpr.append(OxmlElement("w:cantSplit"))
 
 
-def _cell_text(cell: Any, text: str, align: str, bold: bool = False, font: str = TABLE_FONT) -> None:
+def _cell_text(
+    cell: Any, text: str, align: str, bold: bool = False, font: str = TABLE_FONT
+) -> None:
     paragraph = cell.paragraphs[0]
     paragraph.alignment = ALIGN[align]
     paragraph.paragraph_format.first_line_indent = Pt(0)
