@@ -784,6 +784,9 @@ def test_the_written_analysis_states_the_figures(year: YearRun) -> None:
     assert f"{CATEGORIES[top]}类{e.count(e.cur, category=top)[0]}件" in text
     assert "下一步工作建议" in text
     assert "综合分析" in text
+    # Against months without data the text says so instead of "rose from zero".
+    assert "上月、上年同月均无信访数据，不作比较" in html_text(year.html[AUG24])
+    assert "上年同月无信访数据，暂不作同比分析" in html_text(year.html[JAN24])
     # Notes define what the figures mean, including the tier of an acknowledgement.
     assert "确认层级指确认人所属层级" in text
     assert "四舍五入" in text

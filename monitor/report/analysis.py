@@ -140,10 +140,13 @@ def season_text(f: MonthlyFigures) -> str:
         )
     else:
         text = "本月无明显季节性因素。"
-    text += (
-        f"与上年同月相比，信访总量{yoy}、拖欠工资类{labels.change_words(wage_now, wage_ly)}，"
-        "同比变化剔除了季节影响，更能反映实际走势。"
-    )
+    if f.totals.last_year.petitions:
+        text += (
+            f"与上年同月相比，信访总量{yoy}、拖欠工资类{labels.change_words(wage_now, wage_ly)}，"
+            "同比变化剔除了季节影响，更能反映实际走势。"
+        )
+    else:
+        text += "上年同月无信访数据，暂不作同比分析。"
     return text
 
 
@@ -184,14 +187,34 @@ def analyse(f: MonthlyFigures) -> Analysis:
             f"{month}全市未受理职工信访事项。本期各项信访统计均为零，预警和监测点风险情况见正文。"
         )
     else:
+        # A zero base (the system's first year, a county not yet reporting) has no
+        # meaningful change: say there is no data rather than "rose from zero".
+        versus, missing = [], []
+        for name, base in (("上月", prev), ("上年同月", ly)):
+            if base.petitions:
+                versus.append(
+                    f"与{name}（{base.petitions}件）相比"
+                    f"{labels.change_words(total.petitions, base.petitions)}"
+                )
+            else:
+                missing.append(name)
+        people = [
+            f"{name}{labels.change_words(total.people, base.people, '人次')}"
+            for name, base in (("环比", prev), ("同比", ly))
+            if base.people
+        ]
+        clauses = []
+        if versus:
+            clauses.append("件数" + "，".join(versus))
+        if people:
+            clauses.append("人次" + "、".join(people))
+        if missing:
+            both = "均" if len(missing) > 1 else ""
+            clauses.append(f"{'、'.join(missing)}{both}无信访数据，不作比较")
         volume = (
             f"{month}全市共受理职工信访{total.petitions}件、涉及{total.people}人次。"
-            f"件数与上月（{prev.petitions}件）相比"
-            f"{labels.change_words(total.petitions, prev.petitions)}，"
-            f"与上年同月（{ly.petitions}件）相比"
-            f"{labels.change_words(total.petitions, ly.petitions)}；"
-            f"人次环比{labels.change_words(total.people, prev.people, '人次')}、"
-            f"同比{labels.change_words(total.people, ly.people, '人次')}。"
+            + "；".join(clauses)
+            + "。"
         )
         counts = [m.total.petitions for m in f.trend]
         if (
