@@ -792,37 +792,27 @@ def test_the_written_analysis_states_the_figures(year: YearRun) -> None:
     assert "四舍五入" in text
 
 
-def test_the_running_month_is_marked_as_partial(year: YearRun) -> None:
-    """A report asked for in the middle of a month covers the days so far and says so."""
-
-    async def partial() -> MonthlyFigures:
-        settings = _settings(f"sqlite:///{year.out / 'labormon.db'}", year.out)
-        ctx = Context.build(settings, clock=FrozenClock(NOW))
-        try:
-            return await collect_figures(
-                ctx.db, date(2025, 3, 1), options=options_from(settings), now=NOW
-            )
-        finally:
-            await ctx.close()
-
-    if year.backend != "sqlite":
-        return
-    f = asyncio.run(partial())
+async def test_the_running_month_is_partial_and_a_future_month_refused(
+    ctx: Context, clock: FrozenClock
+) -> None:
+    """Mid-month (the clock is at 15 January 2025, 09:00 China time) the report covers
+    the days so far and says so; February does not exist yet."""
+    options = options_from(ctx.settings)
+    f = await collect_figures(ctx.db, JAN25, options=options, now=clock.now())
     assert not f.complete
-    assert f.last_day == date(2025, 3, 10)
+    assert f.last_day == date(2025, 1, 15)
+    assert f.empty
     lead = build_document(f).blocks[0]
-    assert "本期数据截至2025年3月10日，月度尚未结束" in getattr(lead, "text", "")
+    assert "本期数据截至2025年1月15日，月度尚未结束" in getattr(lead, "text", "")
+    with pytest.raises(ReportError, match="month 2025-02 is in the future"):
+        await collect_figures(ctx.db, date(2025, 2, 1), options=options, now=clock.now())
+    # One second before local midnight of 1 February, February is still the future.
+    midnight = datetime(2025, 2, 1, tzinfo=CST)
     with pytest.raises(ReportError, match="in the future"):
-        asyncio.run(_future(year))
-
-
-async def _future(year: YearRun) -> None:
-    settings = _settings(f"sqlite:///{year.out / 'labormon.db'}", year.out)
-    ctx = Context.build(settings, clock=FrozenClock(NOW))
-    try:
-        await collect_figures(ctx.db, date(2025, 4, 1), options=options_from(settings), now=NOW)
-    finally:
-        await ctx.close()
+        await collect_figures(
+            ctx.db, date(2025, 2, 1), options=options, now=midnight - timedelta(seconds=1)
+        )
+    assert (await collect_figures(ctx.db, date(2025, 2, 1), options=options, now=midnight)).empty
 
 
 # --------------------------------------------------------------------------- delivery
@@ -978,8 +968,6 @@ def _docx_xml(data: bytes, name: str) -> str:
 
 def test_a_chart_glyph_missing_from_the_font_is_an_error(year: YearRun) -> None:
     """matplotlib would draw a box; the report refuses instead."""
-    if year.backend != "sqlite":
-        return
     f = year.figures[JAN25]
     odd = replace(f, by_county=[replace(f.by_county[0], label="县\U0001f3ed"), *f.by_county[1:]])
     with pytest.raises(ReportError, match="font lacks"):

@@ -53,7 +53,7 @@ class Table:
     rows: list[list[str]]
     align: list[Align]
     total_rows: int = 0
-    #: Relative column widths (sum is irrelevant), for Word and the PDF.
+    #: Column widths for Word, in cm of 10.5 pt text; scaled to the text width.
     widths: list[float] = field(default_factory=list)
     note: str = ""
     #: Shown instead of the body when there are no rows.
@@ -107,7 +107,7 @@ def compared_table(
     header = [first, "件数", "占比", "人次"]
     if collective_column:
         header.append("集体访")
-    header += ["上月件数", "环比", "上年同月", "同比"]
+    header += ["上月", "环比", "上年同月", "同比"]
     body = []
     for r in [*rows, total]:
         cells = [
@@ -127,7 +127,8 @@ def compared_table(
         body.append(cells)
     right: list[Align] = ["r"] * (len(header) - 1)
     align: list[Align] = ["l", *right]
-    widths = [2.2] + [1.0] * (len(header) - 1)
+    # Widths in cm of text at 10.5 pt: what each column's longest cell needs.
+    widths = [2.1, 1.2, 1.7, 1.3] + ([1.4] if collective_column else []) + [1.2, 1.9, 1.9, 1.9]
     return Table(table_id, caption, header, body, align, total_rows=1, widths=widths)
 
 
@@ -201,7 +202,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                 for name, cur, prev, ly in key_rows
             ],
             ["l", "r", "r", "r", "r", "r"],
-            widths=[2.4, 1, 1, 1, 1, 1],
+            widths=[3.8, 2.4, 2.4, 2.4, 2.4, 2.4],
             note=(
                 f"上月为{labels.month_title(f.previous_month)}，"
                 f"上年同月为{labels.month_title(f.last_year_month)}。"
@@ -261,7 +262,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         Table(
             "t-collective",
             caption(f"集体访明细（{f.collective_threshold}人及以上）"),
-            ["序号", "受理日期", "区县（市）", "涉及企业", "类别", "渠道", "人数", "越级", "办结"],
+            ["序号", "受理日期", "区县", "涉及企业", "类别", "渠道", "人数", "越级", "办结"],
             [
                 [
                     str(i),
@@ -277,7 +278,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                 for i, c in enumerate(f.collective_cases, 1)
             ],
             ["c", "c", "l", "l", "l", "l", "r", "c", "c"],
-            widths=[0.6, 1.1, 1.1, 2.6, 1.1, 1.1, 0.7, 0.7, 0.6],
+            widths=[1.1, 1.9, 1.5, 3.8, 1.9, 2.1, 1.1, 1.1, 1.1],
             note=(
                 f"本月集体访共{col_total}件，按人数由多到少列出前{shown}件。"
                 if col_total > shown
@@ -307,7 +308,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                 for i, e in enumerate(f.enterprises, 1)
             ],
             ["c", "l", "l", "l", "r", "r", "r"],
-            widths=[0.6, 3.2, 1.2, 1.1, 0.8, 0.8, 0.8],
+            widths=[1.1, 5.0, 2.2, 1.9, 1.5, 1.5, 1.8],
             note=(
                 f"本月信访涉及企业{f.enterprise_count}家，按件数（同件数按人次）排序列出前"
                 f"{len(f.enterprises)}家；另有{f.without_enterprise}件信访未注明企业。"
@@ -342,7 +343,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                 ]
             ],
             ["r"] * 5,
-            widths=[1.0] * 5,
+            widths=[3.0, 3.7, 3.0, 3.7, 1.8],
         )
     )
 
@@ -373,7 +374,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
             alert_rows,
             ["l", "r", "r", "r"],
             total_rows=1,
-            widths=[2.0, 1, 1, 1],
+            widths=[5.0, 3.2, 3.2, 3.2],
         )
     )
     blocks.append(
@@ -392,7 +393,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
             ],
             ["l", "r", "r", "r"],
             total_rows=1,
-            widths=[2.0, 1, 1.3, 1.3],
+            widths=[4.0, 2.5, 4.3, 4.3],
             note="确认层级按确认人所属层级统计（见统计口径说明）。",
         )
     )
@@ -417,7 +418,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
             ],
             ["l", "r", "r"],
             total_rows=1,
-            widths=[2.0, 1, 1],
+            widths=[5.0, 3.0, 3.0],
         )
     )
     blocks.append(
@@ -438,7 +439,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                 for i, p in enumerate(f.risk_points, 1)
             ],
             ["c", "l", "l", "l", "r", "c", "l"],
-            widths=[0.5, 2.4, 1.0, 0.9, 0.8, 0.6, 3.0],
+            widths=[1.1, 4.0, 2.3, 1.9, 1.5, 1.2, 3.8],
             empty_text="截至月末无处于预警等级的监测点。",
         )
     )
@@ -472,7 +473,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                 for m in f.trend
             ],
             ["l", *numeric],
-            widths=[1.6] + [0.9] * (3 + len(cats)),
+            widths=[2.2, 1.3, 1.3, 1.5] + [1.9] * len(cats),
         )
     )
 

@@ -30,6 +30,7 @@ TITLE_FONT = "宋体"
 RED = RGBColor(0xC0, 0x00, 0x00)
 BODY_SIZE = Pt(14)  # 四号
 TABLE_SIZE = Pt(10.5)  # 五号
+WIDE_TABLE_SIZE = Pt(9)  # 小五, for tables of nine columns or more
 TEXT_WIDTH_CM = 15.8
 ALIGN = {
     "l": WD_ALIGN_PARAGRAPH.LEFT,
@@ -132,7 +133,12 @@ def _cant_split(row: Any) -> None:
 
 
 def _cell_text(
-    cell: Any, text: str, align: str, bold: bool = False, font: str = TABLE_FONT
+    cell: Any,
+    text: str,
+    align: str,
+    bold: bool = False,
+    font: str = TABLE_FONT,
+    size: Any = TABLE_SIZE,
 ) -> None:
     paragraph = cell.paragraphs[0]
     paragraph.alignment = ALIGN[align]
@@ -140,7 +146,7 @@ def _cell_text(
     paragraph.paragraph_format.space_before = Pt(1)
     paragraph.paragraph_format.space_after = Pt(1)
     paragraph.paragraph_format.line_spacing = 1.0
-    _set_font(paragraph.add_run(text), font, TABLE_SIZE, bold)
+    _set_font(paragraph.add_run(text), font, size, bold)
 
 
 def _caption(doc: Any, text: str) -> None:
@@ -168,19 +174,24 @@ def _table(doc: Any, t: Table) -> None:
     table = doc.add_table(rows=1 + len(rows), cols=columns)
     table.style = doc.styles["Table Grid"]
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
+    size = WIDE_TABLE_SIZE if columns >= 9 else TABLE_SIZE
     whole = sum(t.widths) if t.widths else float(columns)
     widths = [Cm(TEXT_WIDTH_CM * w / whole) for w in (t.widths or [1.0] * columns)]
+    # Word reads each cell's width, LibreOffice and WPS the table grid: set both.
+    table.autofit = False
+    for i, column in enumerate(table.columns):
+        column.width = widths[i]
     header = table.rows[0]
     _repeat_header(header)
     for i, text in enumerate(t.header):
         cell = header.cells[i]
         cell.width = widths[i]
         _cell_shading(cell, "E7E6E6")
-        _cell_text(cell, text, "c", bold=True, font=HEADING_FONT)
+        _cell_text(cell, text, "c", bold=True, font=HEADING_FONT, size=size)
     if not t.rows:
         row = table.rows[1]
         merged = row.cells[0].merge(row.cells[columns - 1])
-        _cell_text(merged, t.empty_text, "c")
+        _cell_text(merged, t.empty_text, "c", size=size)
     else:
         for r, values in enumerate(t.rows):
             row = table.rows[1 + r]
@@ -189,7 +200,7 @@ def _table(doc: Any, t: Table) -> None:
             for i, text in enumerate(values):
                 cell = row.cells[i]
                 cell.width = widths[i]
-                _cell_text(cell, text, t.align[i], bold=total)
+                _cell_text(cell, text, t.align[i], bold=total, size=size)
     if t.note:
         _note(doc, t.note)
     else:
