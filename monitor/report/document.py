@@ -473,7 +473,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                 for m in f.trend
             ],
             ["l", *numeric],
-            widths=[2.2, 1.3, 1.3, 1.5] + [1.9] * len(cats),
+            widths=[2.3, 1.1, 1.3, 1.3] + [1.6] * len(cats),
         )
     )
 

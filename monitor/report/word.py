@@ -127,6 +127,19 @@ def _repeat_header(row: Any) -> None:
     trpr.append(header)
 
 
+def _narrow_margins(table: Any, twips: int = 57) -> None:
+    """Cell padding of 0.1 cm left and right (Word's default is 0.19 cm): what lets a
+    ten-column table fit the page without wrapping its numbers."""
+    tblpr = table._tbl.tblPr
+    margins = OxmlElement("w:tblCellMar")
+    for side in ("left", "right"):
+        edge = OxmlElement(f"w:{side}")
+        edge.set(qn("w:w"), str(twips))
+        edge.set(qn("w:type"), "dxa")
+        margins.append(edge)
+    tblpr.append(margins)
+
+
 def _cant_split(row: Any) -> None:
     trpr = row._tr.get_or_add_trPr()
     trpr.append(OxmlElement("w:cantSplit"))
@@ -179,6 +192,8 @@ def _table(doc: Any, t: Table) -> None:
     widths = [Cm(TEXT_WIDTH_CM * w / whole) for w in (t.widths or [1.0] * columns)]
     # Word reads each cell's width, LibreOffice and WPS the table grid: set both.
     table.autofit = False
+    if columns >= 9:
+        _narrow_margins(table)
     for i, column in enumerate(table.columns):
         column.width = widths[i]
     header = table.rows[0]
