@@ -10,7 +10,7 @@ then a monthly risk score per point for 2024 and 600 alerts, so that every query
 the report has rows to read. The
 report is for the last month of the data (2024-12); the baseline is the same SQL
 statements the report runs, executed alone (no assembly, no writing, no rendering).
-Each figure is the median of `--repeat` runs. The target is under 10 s for figures,
+Each figure is the median of `--repeat` (5) runs. The target is under 10 s for figures,
 HTML and PDF together.
 """
 
@@ -217,7 +217,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pg", help="run on this PostgreSQL database instead of SQLite")
     parser.add_argument("--work", type=Path, default=Path("var/bench-report"))
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     url = args.pg or f"sqlite:///{args.work / 'bench.db'}"
