@@ -310,6 +310,64 @@ class GrafanaConfig(Section):
     def _uid(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
             raise ValueError("must be 1-40 letters, digits, '-' or '_' (a Grafana uid)")
+
+
+AttachFormat = Literal["pdf", "docx"]
+ATTACH_FORMATS: tuple[AttachFormat, ...] = ("pdf", "docx")
+
+
+class ReportConfig(Section):
+    """`[report]`: the monthly petition report (信访定量分析月报) and its delivery."""
+
+    #: Whether the daemon makes and sends the report on schedule (the CLI works anyway).
+    enabled: bool = True
+    #: When the report for the month just ended is made: crontab fields (minute hour
+    #: day month weekday) in the organisation's time zone.
+    schedule: str = "0 9 1 * *"
+    #: A daemon that was down at the scheduled time still sends the report if it comes
+    #: back within this long; later, the month is left to `labormon report monthly`.
+    catch_up: Duration = timedelta(days=3)
+    #: A run claimed but not finished after this long is taken as crashed and redone.
+    stale_after: Duration = timedelta(hours=1)
+    #: Email addresses that receive the report besides the city and province leaders.
+    recipients: list[str] = Field(default_factory=list)
+    #: Tiers of the leader accounts (with an email) that receive it: 1 province, 2 city.
+    recipient_tiers: list[int] = Field(default_factory=lambda: [1, 2])
+    #: Who compiles the report (编制单位); default "<city name>总工会".
+    issuer: str = ""
+    #: People from which a petition counts as collective (集体访).
+    collective_threshold: int = Field(default=5, ge=2, le=1000)
+    #: Enterprises listed in the ranking table.
+    top_enterprises: int = Field(default=10, ge=1, le=100)
+    #: Files attached to the email.
+    attach: list[AttachFormat] = Field(default_factory=lambda: list(ATTACH_FORMATS))
+
+    @field_validator("schedule")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"not a crontab expression (minute hour day month weekday): {exc}"
+            ) from None
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+    @field_validator("recipient_tiers")
+    @classmethod
+    def _tiers(cls, value: list[int]) -> list[int]:
+        if any(t not in (1, 2, 3) for t in value):
+            raise ValueError("tiers are 1 (province), 2 (city) or 3 (county)")
         return value
 
 
@@ -348,6 +406,7 @@ class Settings(BaseSettings):
     logging: LoggingConfig = LoggingConfig()
     organisation: OrganisationConfig = OrganisationConfig()
     grafana: GrafanaConfig = GrafanaConfig()
+    report: ReportConfig = ReportConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -52,8 +52,9 @@ ServiceFactory = Callable[[Context, "Daemon"], Service | None]
 
 def default_factories() -> list[ServiceFactory]:
     from monitor.api import HttpService
+    from monitor.report.service import ReportService
 
-    return [HttpService.create]
+    return [HttpService.create, ReportService.create]
 
 
 class Daemon:

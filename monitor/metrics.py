@@ -38,3 +38,15 @@ class Metrics:
             "Time to validate and commit one batch of input records.",
             registry=registry,
         )
+        self.reports = Counter(
+            "labormon_reports",
+            "Monthly report runs, by outcome (done, failed, taken by another daemon).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.report_seconds = Histogram(
+            "labormon_report_seconds",
+            "Time to compute, render and queue one monthly report.",
+            buckets=(0.5, 1, 2, 5, 10, 20, 60, 120),
+            registry=registry,
+        )

@@ -20,6 +20,7 @@ COMMANDS = (
     "monitor.cli.accounts",
     "monitor.cli.daemon",
     "monitor.cli.dashboards",
+    "monitor.cli.report",
 )
 
 for _module in COMMANDS:

@@ -1,0 +1,90 @@
+"""`labormon report monthly`: the monthly petition analysis report as HTML, PDF, Word or CSV."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor.cli.common import ConfigOpt, DbOpt, err, fail, open_context, run, settings_from
+from monitor.report import FORMATS, Format, ReportError, make_document, parse_month, render
+from monitor.report.figures import check_month
+
+report_app = typer.Typer(
+    help="The monthly petition analysis report (信访定量分析月报).",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(report_app, name="report")
+
+
+def _format_of(path: Path, option: str) -> Format:
+    suffix = path.suffix.lower().lstrip(".")
+    for fmt in FORMATS:
+        if suffix == fmt:
+            return fmt
+    fail(f"{option} {path}: the file name must end in .html, .pdf, .docx or .csv")
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write next to the target and rename, so a reader never sees half a report."""
+    if path.parent and not path.parent.is_dir():
+        fail(f"--out {path}: directory {path.parent} does not exist")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+@report_app.command("monthly")
+def monthly_command(
+    month: Annotated[
+        str, typer.Option("--month", help="The month to report, YYYY-MM (China time).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Output file: .html, .pdf, .docx (Word) or .csv (figures)."),
+    ],
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Also write the figures as CSV to this file."),
+    ] = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Write the monthly petition analysis report for one month."""
+    try:
+        first_day = parse_month(month)
+    except ReportError as exc:
+        fail(str(exc))
+    fmt = _format_of(out, "--out")
+    if csv is not None and _format_of(csv, "--csv") != "csv":
+        fail(f"--csv {csv}: the file name must end in .csv")
+    settings = settings_from(config, db)
+
+    async def body() -> tuple[int, int]:
+        async with open_context(settings) as ctx:
+            now = ctx.clock.now()
+            try:
+                check_month(first_day, now, settings.organisation.zone)
+                doc = await make_document(ctx.db, settings, first_day, now)
+            except ReportError as exc:
+                fail(str(exc))
+        try:
+            _write(out, render(doc, fmt))
+            if csv is not None:
+                _write(csv, render(doc, "csv"))
+        except ReportError as exc:
+            fail(str(exc), code=1)
+        return doc.figures.totals.current.petitions, doc.figures.totals.current.people
+
+    petitions, people = run(body)
+    extra = f" and {csv}" if csv is not None else ""
+    err.print(
+        f"labormon: wrote {out}{extra}: report for {first_day:%Y-%m}, "
+        f"{petitions} petitions, {people} people",
+        markup=False,
+    )

@@ -1,0 +1,90 @@
+"""The monthly petition analysis report (信访定量分析月报): figures, writing, rendering.
+
+    figures = await collect_figures(db, month, options=options_from(settings), now=now)
+    doc = build_document(figures)
+    pdf = render(doc, "pdf")
+
+`figures` computes every number from the store; `analysis` writes the text from the
+numbers; `document` lays out headings, paragraphs, tables and charts once; `render`
+(HTML, PDF), `word` (DOCX) and `export` (CSV) only format that layout.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from monitor.config import Settings
+from monitor.db import Database
+from monitor.report.document import ReportDocument, build_document
+from monitor.report.figures import (
+    MonthlyFigures,
+    ReportError,
+    ReportOptions,
+    collect_figures,
+    parse_month,
+)
+
+Format = Literal["html", "pdf", "docx", "csv"]
+FORMATS: tuple[Format, ...] = ("html", "pdf", "docx", "csv")
+CONTENT_TYPES: dict[str, str] = {
+    "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "csv": "text/csv; charset=utf-8",
+}
+
+__all__ = [
+    "CONTENT_TYPES",
+    "FORMATS",
+    "MonthlyFigures",
+    "ReportDocument",
+    "ReportError",
+    "ReportOptions",
+    "build_document",
+    "collect_figures",
+    "make_document",
+    "options_from",
+    "parse_month",
+    "render",
+]
+
+
+def options_from(settings: Settings) -> ReportOptions:
+    report = settings.report
+    return ReportOptions(
+        city_code=settings.organisation.city_code,
+        zone=settings.organisation.zone,
+        issuer=report.issuer,
+        collective_threshold=report.collective_threshold,
+        top_enterprises=report.top_enterprises,
+    )
+
+
+async def make_document(
+    db: Database, settings: Settings, month: date, now: datetime
+) -> ReportDocument:
+    """Figures and layout of the report for `month` as known at `now`."""
+    figures = await collect_figures(db, month, options=options_from(settings), now=now)
+    return build_document(figures)
+
+
+def render(doc: ReportDocument, fmt: Format) -> bytes:
+    """The report in one format (CPU-bound: run it in a thread inside the daemon)."""
+    if fmt == "html":
+        from monitor.report.render import render_html
+
+        return render_html(doc).encode("utf-8")
+    if fmt == "pdf":
+        from monitor.report.render import render_pdf
+
+        return render_pdf(doc)
+    if fmt == "docx":
+        from monitor.report.word import render_docx
+
+        return render_docx(doc)
+    if fmt == "csv":
+        from monitor.report.export import render_csv
+
+        return render_csv(doc.figures)
+    raise ReportError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
