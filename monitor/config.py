@@ -310,6 +310,7 @@ class GrafanaConfig(Section):
     def _uid(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
             raise ValueError("must be 1-40 letters, digits, '-' or '_' (a Grafana uid)")
+        return value
 
 
 AttachFormat = Literal["pdf", "docx"]
