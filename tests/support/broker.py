@@ -74,6 +74,11 @@ class Broker:
             "log_type error",
             "log_type warning",
         ]
+        if os.geteuid() == 0:
+            # As root, mosquitto drops to the `mosquitto` user, which cannot write the
+            # persistence file into our root-owned temp directory; sessions and queued
+            # messages would then not survive a restart.
+            lines.append("user root")
         if self.password_file:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:
@@ -86,10 +91,12 @@ class Broker:
 
     def start(self) -> None:
         config = self.write_config()
-        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(config)], stdout=log, stderr=log
-        )
+        # The child keeps its own descriptor; ours is closed (an unclosed file would be a
+        # ResourceWarning, which the suite treats as an error).
+        with open(self.workdir / "mosquitto.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [mosquitto_binary(), "-c", str(config)], stdout=log, stderr=log
+            )
         wait_port(self.port)
 
     def stop(self) -> None:
