@@ -213,3 +213,59 @@ async def test_service_starts_without_broker_and_connects_when_it_comes(
         with pytest.raises(asyncio.CancelledError):
             await task
         late.stop()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_two_daemons_share_the_input_and_lose_nothing_when_one_is_killed(
+    ctx: Context, own_broker: Broker, tmp_path: Path
+) -> None:
+    """A shared subscription splits the stream; the survivor takes over the killed
+    daemon's session (the broker would otherwise keep routing half the input to it)."""
+    await prepare(ctx)
+    a, b = (
+        DaemonProcess(
+            tmp_path / name,
+            db_url=ctx.settings.database.url,
+            mqtt_url=own_broker.url,
+            client_id=f"share-{name}",
+            secret=SECRET,
+            extra={"mqtt": {"shared_group": "labormon", "session_lease": "2s"}},
+        )
+        for name in ("a", "b")
+    )
+    try:
+        a.start()
+        b.start()
+        await a.wait_ready()
+        await b.wait_ready()
+        proc = await spawn(publisher_command(own_broker.url, "share-pub", "s", 10_000, rate=2000))
+        await eventually(lambda: stored_count(ctx.db), lambda n: n >= 4000, 60, what="4000")
+        b_stored = await b.metric_sum("labormon_records_stored_total")
+        b.kill()
+        killed_at = await stored_count(ctx.db)
+        assert killed_at < 10_000, "the stream ended before the kill; the test proves nothing"
+        await finish(proc)
+        await eventually(lambda: stored_count(ctx.db), lambda n: n >= 10_000, 60, what="10000")
+        # The killed daemon's session was unsubscribed: all that comes now reaches A.
+        more = await spawn(publisher_command(own_broker.url, "share-pub", "s", 200, start=10_000))
+        await finish(more)
+        await eventually(lambda: stored_count(ctx.db), lambda n: n >= 10_200, 30, what="10200")
+        a_stored = await a.metric_sum("labormon_records_stored_total")
+        # The takeover ends once the session has been quiet for a while.
+        await eventually(
+            lambda: a.metric_sum("labormon_mqtt_sessions_rescued_total"),
+            lambda n: n == 1,
+            20,
+            what="rescue finished",
+        )
+        events = [e["event"] for e in a.events()]
+        assert "taking over the mqtt session of a daemon whose lease ran out" in events
+        assert "session of a stopped daemon drained and unsubscribed" in events
+    finally:
+        a.stop()
+        b.kill()
+    assert_exactly_once(await stored_ids(ctx.db), publisher.expected_ids("s", 0, 10_200))
+    assert await rejected_count(ctx.db) == 0
+    assert b_stored > 0
+    assert a_stored > 0
+    print(f"B stored {b_stored:.0f} before it was killed at {killed_at}; A stored {a_stored:.0f}")

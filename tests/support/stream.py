@@ -19,11 +19,15 @@ TABLES = {"wage": WageReport, "petition": Petition, "report": InformantReport}
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def prepare(ctx: Context) -> None:
-    """Monitoring points and one account per sender of a mixed stream."""
+async def import_points(ctx: Context) -> None:
     rows = [Submission(parse_row("point", r), "file") for r in publisher.point_rows()]
     result = await ctx.store.store("point", rows)
     assert len(result.stored) == len(rows)
+
+
+async def prepare(ctx: Context) -> None:
+    """Monitoring points and one account per sender of a mixed stream."""
+    await import_points(ctx)
     for kind, account_id in publisher.senders():
         await ctx.accounts.add(kind=kind, account_id=account_id, region_code="430902")
 
