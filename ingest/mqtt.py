@@ -141,6 +141,15 @@ class SessionLeases:
             )
 
 
+def _still_wanted() -> None:
+    """Re-raise a cancellation that Python 3.11's `asyncio.wait_for` (which aiomqtt uses)
+    swallows when the awaited reply arrives in the same loop turn as the cancel; the
+    daemon would otherwise hang on shutdown, waiting for this task."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _code(value: object) -> int:
     """A paho ReasonCode or a plain int (MQTT 3.1.1 SUBACK) as an int."""
     value = getattr(value, "value", value)
@@ -314,6 +323,7 @@ class MqttIngest:
             self._connected(conn)
             try:
                 granted = await client.subscribe([(f, 1) for f in self.filters])
+                _still_wanted()
                 refused = [
                     f for f, code in zip(self.filters, granted, strict=False) if _code(code) >= 0x80
                 ]
@@ -330,8 +340,13 @@ class MqttIngest:
                 self._disconnected()
 
     async def _read(self, conn: _Connection) -> None:
+        # aiomqtt's iterator spends a task and a few loop turns on every message; what
+        # is already queued behind the one it returns is taken directly, in order.
+        queue = conn.client._queue
         async for message in conn.client.messages:
             self._handle(conn, message)
+            while not queue.empty():
+                self._handle(conn, queue.get_nowait())
 
     async def _serve_orphan(self, client_id: str, idle: float = 2.0) -> int:
         """Take over a stopped peer's session: unsubscribe it from the group, so that the
@@ -342,6 +357,7 @@ class MqttIngest:
             reader = asyncio.create_task(self._read(conn), name="mqtt-rescue-read")
             try:
                 await client.unsubscribe(self.filters)
+                _still_wanted()
                 # Drained: everything answered and nothing new for `idle` seconds (the
                 # broker sends held messages as soon as acknowledgements free the window).
                 while conn.outstanding or time.monotonic() - conn.last_message < idle:
@@ -464,6 +480,7 @@ class MqttIngest:
                     await conn.client.publish(topic, payload, qos=1, timeout=10)
                 except aiomqtt.MqttError:
                     break
+                _still_wanted()
                 self._notices.pop(0)
                 self.metrics.mqtt_error_notices.labels("sent").inc()
 

@@ -44,6 +44,9 @@ log = get_logger("labormon.ingest")
 
 Status = Literal["stored", "duplicate", "rejected"]
 
+#: Loop turns without a new message after which a batch is committed (see _next_batch).
+IDLE_TURNS = 4
+
 #: Deepest JSON nesting accepted in a payload. Records are flat objects; unknown fields
 #: are kept, but a deeply nested one is junk, not data.
 MAX_DEPTH = 16
@@ -81,6 +84,9 @@ REASON_TEXT_ZH: dict[str, str] = {
     "unknown_reference": "地区或监测点编号不存在",
     "unstorable": "数据库无法保存该消息",
 }
+
+#: What an account id (and so the id in a topic) looks like; see monitor.accounts.
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 
 # A JSON \u0000 escape (an odd number of backslashes before u0000): PostgreSQL can keep
 # NUL neither in text nor in jsonb, so it is refused on every backend alike.
@@ -173,6 +179,11 @@ def validate(env: Envelope, max_bytes: int) -> Envelope:
         return env.refuse(
             "unknown_topic",
             FieldError(None, "not an input topic: use labormon/v1/{wages|petitions|reports}/{id}"),
+        )
+    if env.sender is not None and not _ACCOUNT_ID.match(env.sender):
+        return env.refuse(
+            "unknown_topic",
+            FieldError(None, "the id in the topic is not an account id (1-64 of A-Z a-z 0-9 _.:-)"),
         )
     size = len(env.payload)
     if size > max_bytes:
@@ -296,6 +307,8 @@ class IngestPipeline:
         self._carry: collections.deque[Envelope] = collections.deque()
         self._listeners: list[CommitListener] = []
         self._http_waiting = 0
+        #: MQTT sender -> (account kind, when the database said it was active).
+        self._senders: dict[str, tuple[str, float]] = {}
         self.committed_batches = 0
         self.metrics.ingest_queue.set_function(lambda: self._queue.qsize() + len(self._carry))
 
@@ -360,22 +373,31 @@ class IngestPipeline:
 
     async def _next_batch(self) -> list[Envelope]:
         """What has queued up, at most `batch_max`, with no record id twice (so that each
-        message gets its own outcome; a repeat waits for the next batch)."""
+        message gets its own outcome; a repeat waits for the next batch).
+
+        The MQTT client hands over one message per turn of the event loop, so a writer
+        that took only what is queued would commit a handful per transaction under load.
+        Instead it yields to the loop while messages keep coming, up to `batch_linger`:
+        a lone message is committed at once, a stream in batches.
+        """
         first = self._carry.popleft() if self._carry else await self._queue.get()
         batch = [first]
         keys = {first.key} - {None}
-        linger = self.config.batch_linger.total_seconds()
+        deadline = time.monotonic() + self.config.batch_linger.total_seconds()
+        idle_turns = 0
         while len(batch) < self.config.batch_max:
             if self._carry:
                 env = self._carry.popleft()
             else:
                 try:
                     env = self._queue.get_nowait()
+                    idle_turns = 0
                 except asyncio.QueueEmpty:
-                    if linger <= 0:
+                    # A message takes a few loop turns from the socket to this queue.
+                    if idle_turns >= IDLE_TURNS or time.monotonic() >= deadline:
                         break
-                    await asyncio.sleep(linger)
-                    linger = 0
+                    idle_turns += 1
+                    await asyncio.sleep(0)  # let the readers hand over what they have
                     continue
             key = env.key
             if key is not None and key in keys:
@@ -493,19 +515,39 @@ class IngestPipeline:
     async def _active_senders(
         self, conn: AsyncConnection, batch: Sequence[Envelope]
     ) -> dict[str, str] | None:
+        """Account kind of each MQTT sender in the batch that is an active account.
+
+        Known-active senders are trusted for `ingest.account_cache`; unknown ones are
+        looked up every time, so a new account works at once.
+        """
         if not self.config.require_account:
             return None
         ids = {env.sender for env in batch if env.check_sender and env.record is not None}
-        ids.discard(None)
-        if not ids:
-            return {}
-        rows = await conn.execute(
-            select(Account.id, Account.kind).where(
-                Account.id.in_(sorted(i for i in ids if i)),
-                Account.status == "active",
+        now = time.monotonic()
+        ttl = self.config.account_cache.total_seconds()
+        known: dict[str, str] = {}
+        wanted: list[str] = []
+        for sender in ids:
+            if not sender:
+                continue
+            cached = self._senders.get(sender)
+            if cached is not None and now - cached[1] < ttl:
+                known[sender] = cached[0]
+            else:
+                wanted.append(sender)
+        if wanted:
+            rows = await conn.execute(
+                select(Account.id, Account.kind).where(
+                    Account.id.in_(sorted(wanted)), Account.status == "active"
+                )
             )
-        )
-        return {row[0]: row[1] for row in rows}
+            for account_id, kind in rows:
+                known[account_id] = kind
+                self._senders[account_id] = (kind, now)
+            for sender in wanted:
+                if sender not in known:
+                    self._senders.pop(sender, None)
+        return known
 
     def _reject_row(self, env: Envelope, outcome: Outcome) -> dict[str, Any]:
         first = outcome.errors[0] if outcome.errors else FieldError(None, "rejected")
@@ -514,10 +556,10 @@ class IngestPipeline:
             "origin": env.origin,
             "reason": f"[{outcome.code}] {outcome.reason or first.reason}",
             "payload": env.payload,
-            "client_id": env.sender,
+            "client_id": env.sender[:128] if env.sender else None,
             "record_kind": env.kind,
             "record_id": outcome.record_id or record_id_from_payload(env),
-            "field": first.field,
+            "field": first.field[:128] if first.field else None,
         }
 
     async def _unstorable(self, env: Envelope, exc: Exception) -> list[Outcome]:

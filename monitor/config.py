@@ -165,9 +165,12 @@ class IngestConfig(Section):
 
     #: Most records in one transaction.
     batch_max: int = Field(default=500, ge=1, le=10_000)
-    #: Wait this long for more messages before committing a batch (0: commit what is
-    #: there; batches still grow under load because messages queue during a commit).
-    batch_linger: Duration = timedelta(0)
+    #: Longest a batch keeps collecting while messages keep arriving (a lone message is
+    #: committed at once; under load batches grow up to batch_max within this time).
+    batch_linger: Duration = timedelta(milliseconds=20)
+    #: How long the writer trusts that an MQTT sender's account is active before asking
+    #: the database again (revoking an account stops its messages within this time).
+    account_cache: Duration = timedelta(seconds=10)
     #: MQTT: the id in the topic must be an active account of the matching kind
     #: (point, source, informant), as a second line behind the broker's ACL.
     require_account: bool = True
