@@ -22,6 +22,7 @@ unsubscribes it from the group, and stores what was waiting there.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import random
@@ -178,7 +179,7 @@ class MqttIngest:
         self.leases = SessionLeases(ctx.db, ctx.clock, self.config.session_lease.total_seconds())
         self._main: _Connection | None = None
         self._up = asyncio.Event()
-        self._notices: list[tuple[str, bytes]] = []
+        self._notices: collections.deque[tuple[str, bytes]] = collections.deque()
         self._notice_ready = asyncio.Event()
         self._connections = 0
         self._since: datetime | None = None
@@ -481,7 +482,7 @@ class MqttIngest:
                 except aiomqtt.MqttError:
                     break
                 _still_wanted()
-                self._notices.pop(0)
+                self._notices.popleft()
                 self.metrics.mqtt_error_notices.labels("sent").inc()
 
     # ------------------------------------------------------------------ scale-out

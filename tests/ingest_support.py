@@ -19,6 +19,7 @@ async def running(ctx: Context, *, mqtt: bool = True, http: bool = False) -> Asy
     """The daemon with the ingest services, until the block ends."""
     factories: list[ServiceFactory] = [IngestPipeline.create]
     if mqtt:
+        ctx.settings.mqtt.enabled = True  # the fixture's settings leave it off
         factories.append(MqttIngest.create)
     if http:
         factories.append(HttpService.create)
