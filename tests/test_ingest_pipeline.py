@@ -183,7 +183,8 @@ async def test_database_connections_killed_mid_stream_lose_nothing(
     finally:
         done.set()
         await admin.close()
-    assert {o.status for o in answered} == {"stored"}
+    # "duplicate" when a COMMIT went through but its answer was lost with the connection.
+    assert {o.status for o in answered} <= {"stored", "duplicate"}
     assert_exactly_once(await stored_ids(ctx.db), publisher.expected_ids("pg", 0, sent, "reports"))
     print(f"{sent} messages, {retries():.0f} batches retried after killed connections")
 
