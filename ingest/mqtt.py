@@ -220,8 +220,12 @@ class MqttIngest:
         async with asyncio.TaskGroup() as group:
             if self.rescuing:
                 # Claim our own session before connecting, so no peer rescues it meanwhile.
-                with contextlib.suppress(Exception):
+                try:
                     await self.leases.renew_own(self.client_id)
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    log.warning("cannot renew the mqtt session lease", error=type(exc).__name__)
                 group.create_task(self._lease_loop(), name="mqtt-lease")
                 group.create_task(self._rescue_loop(), name="mqtt-rescue")
             group.create_task(self._notice_loop(), name="mqtt-notices")
@@ -245,7 +249,8 @@ class MqttIngest:
             identifier=client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             clean_session=None if v5 else False,
-            clean_start=False,
+            # paho refuses any clean_start but its default on 3.1.1 (clean_session rules).
+            clean_start=False if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
             keepalive=cfg.keepalive,
             properties=properties,
             tls_context=ssl.create_default_context() if cfg.tls else None,

@@ -230,8 +230,6 @@ def validate(env: Envelope, max_bytes: int) -> Envelope:
     mismatch = _sender_mismatch(env.kind, env.sender, {name: getattr(record, name, None)})
     if mismatch is not None:
         env.refuse("id_mismatch", mismatch)
-        # Keep the id for the rejection row and the notice.
-        env.errors = [mismatch]
     return env
 
 

@@ -269,3 +269,22 @@ async def test_two_daemons_share_the_input_and_lose_nothing_when_one_is_killed(
     assert b_stored > 0
     assert a_stored > 0
     print(f"B stored {b_stored:.0f} before it was killed at {killed_at}; A stored {a_stored:.0f}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_mqtt_3_1_1_session_keeps_what_was_published_while_away(
+    ctx: Context, broker: Broker
+) -> None:
+    topics = "t-v311/labormon/v1"
+    ctx.settings.mqtt.url = broker.url
+    ctx.settings.mqtt.client_id = "v311-daemon"
+    ctx.settings.mqtt.topic_prefix = topics
+    ctx.settings.mqtt.protocol = "3.1.1"
+    await prepare(ctx)
+    async with running(ctx):
+        pass  # the first connection creates the session and its subscriptions
+    away = await spawn(publisher_command(broker.url, "v311-pub", "v3", 200, topic_prefix=topics))
+    await finish(away)
+    async with running(ctx):
+        await eventually(lambda: stored_count(ctx.db), lambda n: n == 200, 20, what="stored")
+    assert_exactly_once(await stored_ids(ctx.db), publisher.expected_ids("v3", 0, 200))
