@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from ingest.http import include_intake
 from monitor import __version__
 from monitor.context import Context
 
@@ -54,7 +55,7 @@ def create_app(ctx: Context, daemon: Daemon | None = None) -> FastAPI:
 
 
 #: Functions that add routers to the app (intake, alerts, console). Each takes (app, ctx).
-ROUTERS: list[Any] = []
+ROUTERS: list[Any] = [include_intake]
 
 
 class _EmbeddedServer(uvicorn.Server):

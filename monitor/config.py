@@ -111,6 +111,22 @@ class MqttConfig(Section):
     keepalive: int = Field(default=30, ge=5, le=3600)
     #: Payloads larger than this are rejected without being parsed.
     max_payload_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: Switch MQTT intake off (HTTP and files only).
+    enabled: bool = True
+    #: "5" (shared subscriptions, session expiry, receive maximum) or "3.1.1".
+    protocol: Literal["5", "3.1.1"] = "5"
+    #: Unacknowledged messages the broker may have in flight to this daemon (MQTT 5
+    #: Receive Maximum). Messages are acknowledged only after their commit, so this bounds
+    #: what the daemon holds in memory; with 3.1.1 the broker's max_inflight_messages rules.
+    receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    #: Reconnect back-off when the broker is unreachable: doubles from min to max.
+    reconnect_min: Duration = timedelta(seconds=0.5)
+    reconnect_max: Duration = timedelta(seconds=30)
+    #: Several daemons sharing a subscription: each renews a lease on its session this
+    #: long; a peer takes over (drains and unsubscribes) the session of a daemon whose
+    #: lease ran out, because the broker keeps routing a share of the input to it.
+    session_lease: Duration = timedelta(seconds=30)
+    rescue_sessions: bool = True
 
     @field_validator("url")
     @classmethod
@@ -142,6 +158,29 @@ class MqttConfig(Section):
     @property
     def tls(self) -> bool:
         return urlsplit(self.url).scheme == "mqtts"
+
+
+class IngestConfig(Section):
+    """How incoming messages are committed (MQTT and HTTP share one writer)."""
+
+    #: Most records in one transaction.
+    batch_max: int = Field(default=500, ge=1, le=10_000)
+    #: Longest a batch keeps collecting while messages keep arriving (a lone message is
+    #: committed at once; under load batches grow up to batch_max within this time).
+    batch_linger: Duration = timedelta(milliseconds=20)
+    #: How long the writer trusts that an MQTT sender's account is active before asking
+    #: the database again (revoking an account stops its messages within this time).
+    account_cache: Duration = timedelta(seconds=10)
+    #: MQTT: the id in the topic must be an active account of the matching kind
+    #: (point, source, informant), as a second line behind the broker's ACL.
+    require_account: bool = True
+    #: HTTP requests waiting for a commit beyond this many are answered 503.
+    http_queue_limit: int = Field(default=10_000, ge=1)
+    #: How long an HTTP request waits for its commit before it is answered 503.
+    http_timeout: Duration = timedelta(seconds=30)
+    #: Back-off while the database is unreachable (nothing is acknowledged meanwhile).
+    retry_min: Duration = timedelta(seconds=0.2)
+    retry_max: Duration = timedelta(seconds=10)
 
 
 class HttpConfig(Section):
@@ -401,6 +440,7 @@ class Settings(BaseSettings):
 
     database: DatabaseConfig = DatabaseConfig()
     mqtt: MqttConfig = MqttConfig()
+    ingest: IngestConfig = IngestConfig()
     http: HttpConfig = HttpConfig()
     smtp: SmtpConfig = SmtpConfig()
     security: SecurityConfig = SecurityConfig()

@@ -51,10 +51,13 @@ ServiceFactory = Callable[[Context, "Daemon"], Service | None]
 
 
 def default_factories() -> list[ServiceFactory]:
+    from ingest.mqtt import MqttIngest
+    from ingest.pipeline import IngestPipeline
     from monitor.api import HttpService
     from monitor.report.service import ReportService
 
-    return [HttpService.create, ReportService.create]
+    # The ingest pipeline first: the MQTT service and the HTTP intake hand messages to it.
+    return [IngestPipeline.create, MqttIngest.create, HttpService.create, ReportService.create]
 
 
 class Daemon:

@@ -50,3 +50,51 @@ class Metrics:
             buckets=(0.5, 1, 2, 5, 10, 20, 60, 120),
             registry=registry,
         )
+        # Ingest (MQTT and HTTP).
+        self.ingest_lag = Histogram(
+            "labormon_ingest_lag_seconds",
+            "From a message's arrival at the daemon to the commit of its record or rejection.",
+            ["channel"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.ingest_batch_size = Histogram(
+            "labormon_ingest_batch_size",
+            "Messages committed in one transaction.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=registry,
+        )
+        self.ingest_queue = Gauge(
+            "labormon_ingest_queue_messages",
+            "Messages received and not yet committed.",
+            registry=registry,
+        )
+        self.ingest_db_retries = Counter(
+            "labormon_ingest_db_retries",
+            "Batches retried because the database was unreachable or busy.",
+            registry=registry,
+        )
+        self.mqtt_connected = Gauge(
+            "labormon_mqtt_connected", "1 while connected to the MQTT broker.", registry=registry
+        )
+        self.mqtt_disconnects = Counter(
+            "labormon_mqtt_disconnects",
+            "Lost or failed connections to the MQTT broker (each followed by a reconnect).",
+            registry=registry,
+        )
+        self.mqtt_connects = Counter(
+            "labormon_mqtt_connects",
+            "Successful connections to the MQTT broker.",
+            registry=registry,
+        )
+        self.mqtt_error_notices = Counter(
+            "labormon_mqtt_error_notices",
+            "Rejection notices on labormon/v1/errors/{client_id}, by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.mqtt_sessions_rescued = Counter(
+            "labormon_mqtt_sessions_rescued",
+            "Sessions of stopped peer daemons taken over and drained.",
+            registry=registry,
+        )

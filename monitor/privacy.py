@@ -127,11 +127,13 @@ def masked_text(payload: bytes | str, limit: int = 16 * 1024) -> str:
     raw = payload.encode() if isinstance(payload, str) else payload
     try:
         decoded = json.loads(raw)
+        # Deep nesting that json.loads still took can overflow the recursive masking.
+        return json.dumps(mask_payload(decoded), ensure_ascii=False)[:limit]
     except (ValueError, RecursionError):
         text = raw[:limit].decode("utf-8", errors="backslashreplace")
-        # Not JSON: a phone number could still hide in it; mask long digit runs.
-        return _mask_digit_runs(text)
-    return json.dumps(mask_payload(decoded), ensure_ascii=False)[:limit]
+        # Not JSON: a phone number could still hide in it; mask long digit runs. NUL is
+        # escaped because PostgreSQL text cannot hold it.
+        return _mask_digit_runs(text).replace("\x00", "\\x00")
 
 
 def _mask_digit_runs(text: str) -> str:

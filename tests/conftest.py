@@ -74,7 +74,9 @@ def settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Se
             "database": {"url": db_url},
             "security": {"secret_key": SECRET, "secret_key_file": str(tmp_path / "secret.key")},
             "http": {"bind": "127.0.0.1:0"},
-            "mqtt": {"client_id": "labormon-test"},
+            # Off unless a test points it at its own broker: a daemon started by a test
+            # must not join the machine's Mosquitto with a persistent session.
+            "mqtt": {"client_id": "labormon-test", "enabled": False},
         }
     )
 

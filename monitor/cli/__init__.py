@@ -21,6 +21,7 @@ COMMANDS = (
     "monitor.cli.daemon",
     "monitor.cli.dashboards",
     "monitor.cli.report",
+    "monitor.cli.mqtt",
 )
 
 for _module in COMMANDS:

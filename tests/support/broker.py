@@ -12,7 +12,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import BinaryIO
 
 from tests.support.ports import free_port, wait_port
 
@@ -54,7 +53,6 @@ class Broker:
         self.password_file: Path | None = None
         self.acl_file: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
-        self._log: BinaryIO | None = None
 
     @property
     def url(self) -> str:
@@ -71,14 +69,15 @@ class Broker:
             "autosave_interval 1",
             "max_queued_messages 1000000",
             "max_inflight_messages 100",
-            "max_packet_size 1048576",
+            "message_size_limit 1048576",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
         ]
         if os.geteuid() == 0:
-            # Started as root, mosquitto drops to the "mosquitto" user, which cannot read
-            # the test's private temporary files (password and ACL files, persistence).
+            # As root, mosquitto drops to the `mosquitto` user, which cannot write the
+            # persistence file into our root-owned temp directory; sessions and queued
+            # messages would then not survive a restart.
             lines.append("user root")
         if self.password_file:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
@@ -92,10 +91,12 @@ class Broker:
 
     def start(self) -> None:
         config = self.write_config()
-        self._log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(config)], stdout=self._log, stderr=self._log
-        )
+        # The child keeps its own descriptor; ours is closed (an unclosed file would be a
+        # ResourceWarning, which the suite treats as an error).
+        with open(self.workdir / "mosquitto.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [mosquitto_binary(), "-c", str(config)], stdout=log, stderr=log
+            )
         wait_port(self.port)
 
     def stop(self) -> None:
@@ -108,9 +109,6 @@ class Broker:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
         # The port must really be free before a restart binds it again.
         time.sleep(0.05)
 

@@ -1,0 +1,197 @@
+"""The pipeline's writer: batches, answers after commit, survives the database going away
+and a record the database refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from ingest.pipeline import Envelope, IngestPipeline, Outcome, is_transient
+from monitor.context import Context
+from monitor.models import RejectedMessage
+from tests.support import publisher
+from tests.support.daemon import eventually
+from tests.support.stream import assert_exactly_once, prepare, stored_count, stored_ids
+
+
+def length(items: list[Any]) -> Callable[[], Awaitable[int]]:
+    async def probe() -> int:
+        return len(items)
+
+    return probe
+
+
+def envelope(i: int, prefix: str = "pl", **changes: Any) -> Envelope:
+    m = publisher.message(prefix, i, "reports")
+    body = json.dumps(m.payload | changes, ensure_ascii=False).encode()
+    sender = str(m.payload["informant_id"])
+    return Envelope("mqtt", m.topic, "report", sender, body, check_sender=True)
+
+
+@pytest.fixture
+async def pipeline(ctx: Context) -> Any:
+    await prepare(ctx)
+    pipe = IngestPipeline(ctx)
+    task = asyncio.create_task(pipe.run())
+    yield pipe
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_answers_come_after_the_commit_in_arrival_order(
+    ctx: Context, pipeline: IngestPipeline
+) -> None:
+    answered: list[tuple[str | None, int]] = []
+    counts: list[int] = []
+
+    def listener(batch: Sequence[Envelope], outcomes: Sequence[Outcome]) -> None:
+        counts.append(len(batch))
+
+    pipeline.add_listener(listener)
+
+    def on_done(outcome: Outcome) -> None:
+        answered.append((outcome.record_id, len(answered)))
+
+    envs = [envelope(i) for i in range(300)]
+    for env in envs:
+        env.on_done = on_done
+        pipeline.submit(env)
+    last = envs[-1]
+    await eventually(length(answered), lambda n: n == 300, 20, what="answers")
+    assert [rid for rid, _ in answered] == [f"pl-R{i}" for i in range(300)]
+    assert await stored_count(ctx.db) == 300
+    assert sum(counts) == 300
+    assert max(counts) > 1, "queued messages are committed together"
+    assert last.record is not None
+
+
+async def test_same_id_twice_in_flight_gets_stored_then_duplicate(
+    ctx: Context, pipeline: IngestPipeline
+) -> None:
+    outcomes: list[str] = []
+    for _ in range(3):
+        env = envelope(7)
+        env.on_done = lambda o: outcomes.append(o.status)
+        pipeline.submit(env)
+    await eventually(length(outcomes), lambda n: n == 3, 20)
+    assert outcomes == ["stored", "duplicate", "duplicate"]
+
+
+async def test_unknown_or_revoked_sender_is_refused(ctx: Context, pipeline: IngestPipeline) -> None:
+    await ctx.accounts.revoke("inf-03")
+    got: list[Outcome] = []
+    for env in [envelope(3), envelope(4)]:  # inf-03 revoked, inf-04 active
+        env.on_done = got.append
+        pipeline.submit(env)
+    stranger = Envelope(
+        "mqtt",
+        "labormon/v1/reports/stranger",
+        "report",
+        "stranger",
+        json.dumps(
+            publisher.message("x", 5, "reports").payload | {"informant_id": "stranger"}
+        ).encode(),
+        check_sender=True,
+    )
+    stranger.on_done = got.append
+    pipeline.submit(stranger)
+    await eventually(length(got), lambda n: n == 3, 20)
+    assert [(o.status, o.code) for o in got] == [
+        ("rejected", "unknown_account"),
+        ("stored", None),
+        ("rejected", "unknown_account"),
+    ]
+
+
+async def test_a_record_the_database_refuses_does_not_block_the_others(
+    ctx: Context, pipeline: IngestPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch the database refuses for its contents is split and stored one by one."""
+    real = ctx.store.store
+
+    async def refusing(kind: str, items: Sequence[Any], conn: Any = None) -> Any:
+        if any(i.record.record_id == "pl-R5" for i in items):
+            raise sa_exc.DataError("INSERT ...", {}, ValueError("value too long"))
+        return await real(kind, items, conn)
+
+    monkeypatch.setattr(ctx.store, "store", refusing)
+    got: list[Outcome] = []
+    for i in range(10):
+        env = envelope(i)
+        env.on_done = got.append
+        pipeline.submit(env)
+    await eventually(length(got), lambda n: n == 10, 20)
+    assert [o.status for o in got] == ["stored"] * 5 + ["rejected"] + ["stored"] * 4
+    assert got[5].code == "unstorable"
+    async with ctx.db.session() as session:
+        row = (await session.scalars(select(RejectedMessage))).one()
+    assert row.record_id == "pl-R5"
+    assert "DataError" in row.reason
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_database_connections_killed_mid_stream_lose_nothing(
+    ctx: Context, pipeline: IngestPipeline
+) -> None:
+    """PostgreSQL kills our connections in the middle of transactions while messages
+    arrive: nothing is answered until it is committed, and nothing is lost."""
+    url = make_url(ctx.settings.database.url)
+    admin = await asyncpg.connect(
+        url.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    answered: list[Outcome] = []
+    sent = 0
+    done = asyncio.Event()
+
+    def retries() -> float:
+        return ctx.metrics.registry.get_sample_value("labormon_ingest_db_retries_total") or 0
+
+    async def feed() -> None:
+        nonlocal sent
+        while not done.is_set():
+            env = envelope(sent, "pg")
+            env.on_done = answered.append
+            pipeline.submit(env)
+            sent += 1
+            if sent % 20 == 0:
+                await asyncio.sleep(0.002)
+
+    feeder = asyncio.create_task(feed())
+    try:
+        # Kill whatever of ours is inside a transaction until the writer has had to
+        # retry twice (an idle pooled connection is just replaced, which proves less).
+        async with asyncio.timeout(30):
+            while retries() < 2:
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = $1 AND pid <> pg_backend_pid() AND state <> 'idle'",
+                    url.database,
+                )
+                await asyncio.sleep(0.003)
+        done.set()
+        await feeder
+        await eventually(length(answered), lambda n: n == sent, 60, what="all answered")
+    finally:
+        done.set()
+        await admin.close()
+    # "duplicate" when a COMMIT went through but its answer was lost with the connection.
+    assert {o.status for o in answered} <= {"stored", "duplicate"}
+    assert_exactly_once(await stored_ids(ctx.db), publisher.expected_ids("pg", 0, sent, "reports"))
+    print(f"{sent} messages, {retries():.0f} batches retried after killed connections")
+
+
+def test_transient_errors_are_told_apart_from_refusals() -> None:
+    assert is_transient(ConnectionRefusedError())
+    assert is_transient(sa_exc.OperationalError("x", {}, Exception("database is locked")))
+    assert not is_transient(sa_exc.DataError("x", {}, Exception("value too long")))
+    assert not is_transient(sa_exc.IntegrityError("x", {}, Exception("violates")))
+    assert not is_transient(ValueError("bug"))
