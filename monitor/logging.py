@@ -24,6 +24,17 @@ def redact_personal_data(
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the time of the call, not at configure time
+    (test runners and the CLI's runner swap it and close the old one)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "info", fmt: str = "auto") -> None:
     """Set up structlog (and stdlib logging of libraries) once per process."""
     if fmt == "auto":
@@ -44,7 +55,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(
