@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from monitor import __version__
+from monitor.alerts_api import include_alerts
 from monitor.context import Context
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def create_app(ctx: Context, daemon: Daemon | None = None) -> FastAPI:
 
 
 #: Functions that add routers to the app (intake, alerts, console). Each takes (app, ctx).
-ROUTERS: list[Any] = []
+ROUTERS: list[Any] = [include_alerts]
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -51,9 +51,21 @@ ServiceFactory = Callable[[Context, "Daemon"], Service | None]
 
 
 def default_factories() -> list[ServiceFactory]:
+    from monitor.alerting import AlertingLoop
     from monitor.api import HttpService
+    from monitor.digest import DailyDigest
+    from monitor.escalation import EscalationLoop
+    from monitor.outbox import OutboxSender
+    from monitor.overdue import OverdueCheck
 
-    return [HttpService.create]
+    return [
+        HttpService.create,
+        AlertingLoop.create,
+        EscalationLoop.create,
+        OutboxSender.create,
+        OverdueCheck.create,
+        DailyDigest.create,
+    ]
 
 
 class Daemon:
