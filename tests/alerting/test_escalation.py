@@ -31,7 +31,8 @@ async def test_level_ii_county_and_city_at_once_province_at_30_minutes(
     assert inboxes(mail, leaders) == {"county": 1, "city": 1, "province": 0, "other": 0}
     first = mail.to(leaders["county"].email)[0]
     assert first.subject.startswith("【重大·橙色预警】")
-    assert "确认收到" in first.html() and "/ack/" in first.text()
+    assert "确认收到" in first.html()
+    assert "/ack/" in first.text()
 
     await pipeline.at(t0 + minutes(30) - S)  # 29:59
     assert inboxes(mail, leaders)["province"] == 0
@@ -39,7 +40,8 @@ async def test_level_ii_county_and_city_at_once_province_at_30_minutes(
     assert inboxes(mail, leaders) == {"county": 1, "city": 1, "province": 1, "other": 0}
     assert mail.to(leaders["province"].email)[0].subject.startswith("【重大·橙色升级通报】")
     (alert,) = await pipeline.alerts()
-    assert alert.tier_reached == 1 and alert.next_escalation_at is None
+    assert alert.tier_reached == 1
+    assert alert.next_escalation_at is None
 
 
 async def test_level_ii_acknowledged_at_29_59_never_reaches_the_province(
@@ -148,7 +150,8 @@ async def test_an_acknowledged_alert_reminds_and_then_escalates_again(
     assert inboxes(mail, leaders) == {"county": 3, "city": 2, "province": 0, "other": 0}
     assert "确认超时" in mail.to(leaders["city"].email)[-1].subject
     (alert,) = await pipeline.alerts()
-    assert alert.status == "triggered" and alert.acknowledged_at is None
+    assert alert.status == "triggered"
+    assert alert.acknowledged_at is None
     await pipeline.at(ack + timedelta(hours=8, minutes=30))  # and climbs on
     assert inboxes(mail, leaders) == {"county": 3, "city": 2, "province": 1, "other": 0}
     events = await pipeline.events(alert.id)
