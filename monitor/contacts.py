@@ -51,7 +51,6 @@ def group_recipient(group: GroupConfig) -> str:
 class Contacts:
     def __init__(self, config: AlertingConfig) -> None:
         self.config = config
-        self.groups = {group_recipient(g): g for g in config.groups}
 
     async def region_for_tier(self, session: AsyncSession, code: str, tier: str) -> str | None:
         """The region of `tier` in the chain of `code` (None when the chain has none)."""

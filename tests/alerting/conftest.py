@@ -181,3 +181,20 @@ async def pipeline(actx: Context) -> AsyncIterator[Pipeline]:
 
 def minutes(m: float) -> timedelta:
     return timedelta(minutes=m)
+
+
+async def add_point(
+    ctx: Context, point_id: str = "P1", region: str = COUNTY, name: str = "资阳建工"
+) -> None:
+    from monitor.records import parse_row
+    from monitor.store import Submission
+
+    row = {
+        "point_id": point_id,
+        "name": name,
+        "region_code": region,
+        "industry": "construction",
+        "headcount": "300",
+    }
+    result = await ctx.store.store("point", [Submission(parse_row("point", row), "file")])
+    assert result.stored == [point_id] or result.updated == [point_id]
