@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from tests.support.ports import free_port, wait_port
 
@@ -53,6 +54,7 @@ class Broker:
         self.password_file: Path | None = None
         self.acl_file: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
 
     @property
     def url(self) -> str:
@@ -86,9 +88,9 @@ class Broker:
 
     def start(self) -> None:
         config = self.write_config()
-        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - lives with the process
+        self._log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(config)], stdout=log, stderr=log
+            [mosquitto_binary(), "-c", str(config)], stdout=self._log, stderr=self._log
         )
         wait_port(self.port)
 
@@ -102,6 +104,9 @@ class Broker:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         # The port must really be free before a restart binds it again.
         time.sleep(0.05)
 
