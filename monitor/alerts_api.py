@@ -91,8 +91,6 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
             )
         return found
 
-    Who = Annotated[Account, Depends(account)]
-
     def reader(who: Account) -> None:
         if who.kind not in ("leader", "daemon"):
             raise HTTPException(403, f"a {who.kind} account cannot read alerts")
@@ -109,12 +107,12 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
 
     @router.get("/api/v1/alerts")
     async def list_alerts(
-        who: Who,
         status: Literal["triggered", "acknowledged", "resolved"] | None = None,
         level: Literal["I", "II", "III", "IV"] | None = None,
         region: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
+        who: Account = Depends(account),
     ) -> list[dict[str, Any]]:
         """Alerts in the caller's region and below, newest first."""
         reader(who)
@@ -133,7 +131,9 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
         return [api_json(a) for a in alerts]
 
     @router.post("/api/v1/alerts/{alert_id}/ack")
-    async def acknowledge(alert_id: int, who: Who, body: ActionIn | None = None) -> dict[str, Any]:
+    async def acknowledge(
+        alert_id: int, body: ActionIn | None = None, who: Account = Depends(account)
+    ) -> dict[str, Any]:
         """Acknowledge: escalation stops (idempotent)."""
         await actor_on(who, alert_id)
         try:
@@ -145,7 +145,9 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
         return api_json(alert)
 
     @router.post("/api/v1/alerts/{alert_id}/resolve")
-    async def resolve(alert_id: int, who: Who, body: ActionIn | None = None) -> dict[str, Any]:
+    async def resolve(
+        alert_id: int, body: ActionIn | None = None, who: Account = Depends(account)
+    ) -> dict[str, Any]:
         """Resolve: the alert closes and those told about it get a resolved notice."""
         await actor_on(who, alert_id)
         try:
@@ -157,7 +159,7 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
         return api_json(alert)
 
     @router.get("/api/v1/silences")
-    async def silences(who: Who) -> list[dict[str, Any]]:
+    async def silences(who: Account = Depends(account)) -> list[dict[str, Any]]:
         reader(who)
         async with ctx.db.session() as session:
             found = await list_silences(session, ctx.clock.now())
@@ -168,7 +170,7 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
             ]
 
     @router.post("/api/v1/silences", status_code=201)
-    async def add_silence(body: SilenceIn, who: Who) -> dict[str, Any]:
+    async def add_silence(body: SilenceIn, who: Account = Depends(account)) -> dict[str, Any]:
         if body.duration <= timedelta(0) or body.duration > timedelta(days=90):
             raise HTTPException(422, "duration must be between 1 second and 90 days")
         async with ctx.db.session() as session:
@@ -191,7 +193,7 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
         return silence_json(silence)
 
     @router.delete("/api/v1/silences/{silence_id}")
-    async def end_silence(silence_id: int, who: Who) -> dict[str, Any]:
+    async def end_silence(silence_id: int, who: Account = Depends(account)) -> dict[str, Any]:
         async with ctx.db.session() as session:
             silence = await session.get(Silence, silence_id)
             if silence is None:
