@@ -29,9 +29,18 @@ from monitor.dispatch import Dispatcher, record_event
 from monitor.escalation import NOTHING_REACHED, Escalator, Policies, reached_tiers
 from monitor.logging import get_logger
 from monitor.loops import Waker
-from monitor.messages import evidence_for_alert, scrub
-from monitor.models import Account, Alert, Finding, Region, Silence
+from monitor.messages import evidence_for_alert, redact, scrub
+from monitor.models import (
+    Account,
+    Alert,
+    Finding,
+    InformantReport,
+    Petition,
+    Region,
+    Silence,
+)
 from monitor.outbox import Outbox
+from monitor.privacy import mask_phone
 from monitor.silences import SilenceError, cancel_silence, create_silence
 
 log = get_logger("labormon.alerting")
@@ -150,7 +159,7 @@ class AlertBook:
         raised = LEVEL_RANK[finding.level] < LEVEL_RANK[alert.level]
         if stale and not raised:
             return  # applied out of order by a second daemon: the newer one already counts
-        self._take_in(alert, finding, now)
+        self._take_in(alert, finding, now, await self._personal_values(session, finding))
         if raised:
             previous = alert.level
             alert.level = finding.level
@@ -184,12 +193,43 @@ class AlertBook:
                 metrics=self.metrics,
             )
 
-    @staticmethod
-    def _take_in(alert: Alert, finding: Finding, now: datetime) -> None:
+    async def _personal_values(self, session: AsyncSession, finding: Finding) -> dict[str, str]:
+        """Personal values behind the finding's sources, each with its stand-in: what a
+        careless detector could have copied into a title (CONTRACT §7)."""
+        ids = [str(s) for s in (finding.evidence or {}).get("source_ids") or []][:200]
+        if not ids:
+            return {}
+        known: dict[str, str] = {}
+        petitions = await session.execute(
+            select(Petition.petitioner_name_enc, Petition.petitioner_phone_enc).where(
+                Petition.petition_id.in_(ids)
+            )
+        )
+        for name_enc, phone_enc in petitions:
+            name = self.ctx.privacy.decrypt(name_enc)
+            phone = self.ctx.privacy.decrypt(phone_enc)
+            if name:
+                known[name] = name[0] + "某"
+            if phone:
+                known[phone] = mask_phone(phone) or "***"
+        informants = await session.scalars(
+            select(InformantReport.informant_id).where(InformantReport.report_id.in_(ids))
+        )
+        for informant in informants:
+            known[informant] = "某信息员"
+        return known
+
+    def _take_in(
+        self, alert: Alert, finding: Finding, now: datetime, known: dict[str, str]
+    ) -> None:
         evidence = finding.evidence or {}
-        alert.title = scrub(finding.title, 300)
+        alert.title = scrub(redact(finding.title, known), 300)
         alert.score = finding.score
-        alert.factors = list(evidence.get("factors") or [])
+        alert.factors = [
+            {**f, "text": scrub(redact(str(f.get("text") or ""), known), 300)}
+            for f in evidence.get("factors") or []
+            if isinstance(f, dict)
+        ]
         sources = list(alert.source_ids or [])
         for source in evidence.get("source_ids") or []:
             if str(source) not in sources:
@@ -198,7 +238,7 @@ class AlertBook:
         people = evidence.get("people_involved")
         if isinstance(people, int):
             alert.people_involved = people
-        alert.evidence = evidence_for_alert(evidence)
+        alert.evidence = evidence_for_alert(evidence, known)
         alert.point_id = finding.point_id or alert.point_id
         alert.last_finding_id = max(alert.last_finding_id or 0, finding.id)
         alert.updated_at = now
@@ -215,7 +255,7 @@ class AlertBook:
             escalation_step=0,
             repeats_done=0,
         )
-        self._take_in(alert, finding, now)
+        self._take_in(alert, finding, now, await self._personal_values(session, finding))
         session.add(alert)
         await session.flush()
         record_event(

@@ -81,29 +81,41 @@ EVIDENCE_KEYS = (
     "window_days",
 )
 
-# Mobile numbers, resident ID numbers and any other long digit run (landlines, bank
-# cards): a detector's text should never hold them, this is the second line of defence.
+# Resident ID numbers, mobile and landline numbers, and any other long run of digits
+# (bank cards): a detector's text should never hold them, this is the second line of
+# defence. Dates ("2025-01-15") and amounts stay readable.
 _ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
-_LONG_DIGITS = re.compile(r"(?<!\d)\d[\d\- ]{5,}\d(?!\d)")
+_MOBILE = re.compile(r"(?<!\d)1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)0\d{2,3}[- ]?\d{7,8}(?!\d)")
+_LONG_DIGITS = re.compile(r"(?<!\d)\d{9,}(?!\d)")
 
 
 def scrub(value: Any, limit: int = 500) -> str:
     """Free text made safe to show: personal numbers masked, length capped."""
     text = str(value or "")
     text = _ID_NUMBER.sub(lambda m: m.group(0)[:3] + "*" * 15, text)
-    text = _LONG_DIGITS.sub(_mask_digits, text)
+    for pattern in (_MOBILE, _LANDLINE, _LONG_DIGITS):
+        text = pattern.sub(_mask_digits, text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _mask_digits(match: re.Match[str]) -> str:
-    raw = match.group(0)
-    digits = re.sub(r"\D", "", raw)
-    if len(digits) < 7:
-        return raw  # amounts, headcounts, dates: not personal
+    digits = re.sub(r"\D", "", match.group(0))
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
-def evidence_for_alert(evidence: dict[str, Any] | None) -> dict[str, Any]:
+def redact(text: str, known: dict[str, str]) -> str:
+    """Replace known personal values (a petitioner's name, an informant's id) that a
+    detector let slip into free text by their stand-ins (王某, 某信息员)."""
+    for value in sorted(known, key=len, reverse=True):
+        if len(value) >= 2 and value in text:
+            text = text.replace(value, known[value])
+    return text
+
+
+def evidence_for_alert(
+    evidence: dict[str, Any] | None, known: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The whitelisted, scrubbed part of a finding's evidence kept on the alert."""
     evidence = evidence or {}
     kept: dict[str, Any] = {}
@@ -111,7 +123,10 @@ def evidence_for_alert(evidence: dict[str, Any] | None) -> dict[str, Any]:
         value = evidence.get(key)
         if value is None:
             continue
-        kept[key] = value if isinstance(value, int | float) else scrub(value, 200)
+        if isinstance(value, int | float):
+            kept[key] = value
+        else:
+            kept[key] = scrub(redact(str(value), known or {}), 200)
     return kept
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -47,6 +48,7 @@ OTHER_PRIORITY = 4
 BATCHED_LEVELS = frozenset({"III", "IV"})
 #: Deliveries claimed per query.
 CLAIM_BATCH = 50
+_EMAIL = re.compile(r"[\w.+\-]+@")
 
 
 def priority_of(level: str | None) -> int:
@@ -388,7 +390,8 @@ class OutboxSender:
                 recipient=recipient,
                 outcome=outcome,
                 attempts=delivery.attempts,
-                error=str(error)[:300],
+                # SMTP replies quote the address, which may carry a person's name.
+                error=_EMAIL.sub("***@", str(error))[:300],
             )
 
     async def _pull_in(self, session: AsyncSession, row: Delivery, now: datetime) -> None:
