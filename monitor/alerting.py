@@ -28,7 +28,7 @@ from monitor.context import Context
 from monitor.dispatch import Dispatcher, record_event
 from monitor.escalation import NOTHING_REACHED, Escalator, Policies, reached_tiers
 from monitor.logging import get_logger
-from monitor.loops import Waker
+from monitor.loops import Waker, finish
 from monitor.messages import evidence_for_alert, redact, scrub
 from monitor.models import (
     Account,
@@ -79,6 +79,9 @@ class AlertBook:
 
     async def process_findings(self, limit: int = FINDINGS_BATCH) -> int:
         """Apply unprocessed findings (most severe first); returns how many were applied."""
+        return await finish(self._process_findings(limit))
+
+    async def _process_findings(self, limit: int) -> int:
         now = self.ctx.clock.now()
         async with self.ctx.db.session() as session:
             severity = case({"I": 0, "II": 1, "III": 2, "IV": 3}, value=Finding.level, else_=4)

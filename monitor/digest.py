@@ -25,7 +25,7 @@ from monitor.alerting import AlertBook
 from monitor.context import Context
 from monitor.dispatch import record_event
 from monitor.logging import get_logger
-from monitor.loops import Waker
+from monitor.loops import Waker, finish
 from monitor.messages import subject_for
 from monitor.models import Alert, JobRun, Region
 from monitor.outbox import priority_of
@@ -62,6 +62,9 @@ class DailyDigest:
 
     async def run_once(self) -> int:
         """Write today's digests not yet written by anyone; returns the messages written."""
+        return await finish(self._run_once())
+
+    async def _run_once(self) -> int:
         now = self.ctx.clock.now()
         day = self.due_day(now)
         if day is None:

@@ -33,7 +33,7 @@ from monitor.contacts import TIER_NUMBERS, region_covers
 from monitor.context import Context
 from monitor.dispatch import Dispatcher, record_event
 from monitor.logging import get_logger
-from monitor.loops import Waker, seconds_until
+from monitor.loops import Waker, finish, seconds_until
 from monitor.models import Alert, AlertEvent, Silence
 
 if TYPE_CHECKING:
@@ -323,6 +323,9 @@ class EscalationLoop:
 
     async def run_once(self) -> datetime | None:
         """Do everything due now; returns the next deadline (None: nothing scheduled)."""
+        return await finish(self._run_once())
+
+    async def _run_once(self) -> datetime | None:
         now = self.ctx.clock.now()
         handled: set[int] = set()
         while True:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from datetime import datetime
+from typing import Any, TypeVar
 
 from monitor.bus import Bus
 from monitor.clock import Clock
+
+T = TypeVar("T")
 
 #: Never wait less than this (a deadline "now" re-checked in a tight loop would spin).
 MIN_WAIT = 0.005
@@ -59,3 +63,19 @@ class Waker:
                     await task
             for e in events:
                 e.clear()
+
+
+async def finish(work: Coroutine[Any, Any, T]) -> T:
+    """Run one unit of database work to its end even if the caller is cancelled meanwhile
+    (daemon shutdown), then pass the cancellation on.
+
+    A transaction abandoned half-way on SQLite keeps the write lock until its connection
+    is torn down, and the next writer waits out the busy timeout; a finished unit also
+    means a result (a send, an escalation step) is recorded rather than redone."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise

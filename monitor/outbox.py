@@ -36,7 +36,7 @@ from monitor.alerting_metrics import alerting_metrics
 from monitor.contacts import Contact
 from monitor.context import Context
 from monitor.logging import get_logger
-from monitor.loops import Waker, seconds_until
+from monitor.loops import Waker, finish, seconds_until
 from monitor.messages import subject_for
 from monitor.models import Alert, ChannelHealth, Delivery, DeliveryAttempt
 from monitor.notifiers import DeliveryError, Notifier, NotifierEnv, build_notifiers
@@ -223,7 +223,8 @@ class OutboxSender:
         self.notifiers = notifiers or build_notifiers(
             NotifierEnv(ctx.settings, ctx.db, ctx.clock, self.http)
         )
-        self._in_flight: dict[asyncio.Task[None], str] = {}
+        #: Sends under way in this process: task -> (channel, delivery id).
+        self._in_flight: dict[asyncio.Task[None], tuple[str, str]] = {}
         self._finished = asyncio.Event()
         self._started = False
 
@@ -239,6 +240,9 @@ class OutboxSender:
         if self._started:
             return
         self._started = True
+        await finish(self._start())
+
+    async def _start(self) -> None:
         async with self.ctx.db.session() as session:
             result = await session.execute(
                 update(Delivery)
@@ -272,7 +276,7 @@ class OutboxSender:
             batch = await self._claim(busy)
             for delivery in batch:
                 task = asyncio.create_task(self._send_one(delivery), name=f"send {delivery.id}")
-                self._in_flight[task] = delivery.channel
+                self._in_flight[task] = (delivery.channel, delivery.id)
                 task.add_done_callback(self._done)
                 tasks.append(task)
             if len(batch) < CLAIM_BATCH:
@@ -280,7 +284,7 @@ class OutboxSender:
 
     def _busy_channels(self) -> list[str]:
         counts: dict[str, int] = {}
-        for channel in self._in_flight.values():
+        for channel, _ in self._in_flight.values():
             counts[channel] = counts.get(channel, 0) + 1
         return [c for c, n in counts.items() if n >= self.config.concurrency]
 
@@ -291,6 +295,9 @@ class OutboxSender:
             log.error("delivery task failed", error=repr(task.exception()))
 
     async def _claim(self, busy: list[str]) -> list[Delivery]:
+        return await finish(self._claim_now(busy))
+
+    async def _claim_now(self, busy: list[str]) -> list[Delivery]:
         now = self.ctx.clock.now()
         async with self.ctx.db.session() as session:
             query = (
@@ -305,6 +312,10 @@ class OutboxSender:
             )
             if busy:
                 query = query.where(Delivery.channel.not_in(busy))
+            if self._in_flight:
+                # A send of ours that outlives its lease (a server that trickles, a
+                # clock that jumped) is still ours: never start it a second time.
+                query = query.where(Delivery.id.not_in([i for _, i in self._in_flight.values()]))
             if self.ctx.db.is_postgres:
                 query = query.with_for_update(skip_locked=True)
             rows = list((await session.scalars(query)).all())
@@ -329,7 +340,9 @@ class OutboxSender:
             except Exception as exc:  # a notifier bug must not lose the message: retry it
                 log.exception("notifier raised", channel=delivery.channel, delivery=delivery.id)
                 error = DeliveryError(f"{exc.__class__.__name__}: {exc}")
-        await self._record(delivery, error, (time.perf_counter() - started) * 1000)
+        # Cancelled while sending: not recorded, the lease brings the message back. Once
+        # sent, the result is recorded whatever happens, or it would be sent again.
+        await finish(self._record(delivery, error, (time.perf_counter() - started) * 1000))
 
     async def _record(
         self, delivery: Delivery, error: DeliveryError | None, duration_ms: float
@@ -481,7 +494,7 @@ class OutboxSender:
                 try:
                     await self.start()
                     await self._dispatch_due()
-                    timeout = seconds_until(await self.next_due(), self.ctx.clock, poll)
+                    timeout = seconds_until(await finish(self.next_due()), self.ctx.clock, poll)
                 except (DBAPIError, OSError) as exc:
                     log.error("outbox: database unavailable, retrying", error=str(exc)[:300])
                     self._started = False

@@ -29,7 +29,7 @@ from monitor import bus
 from monitor.clock import add_months
 from monitor.context import Context
 from monitor.logging import get_logger
-from monitor.loops import Waker
+from monitor.loops import Waker, finish
 from monitor.models import Alert, Finding, MonitoringPoint, WageReport
 
 log = get_logger("labormon.overdue")
@@ -76,6 +76,9 @@ class OverdueCheck:
 
     async def run_once(self) -> tuple[int, int]:
         """(reminders started, alerts cleared by a filed report)."""
+        return await finish(self._run_once())
+
+    async def _run_once(self) -> tuple[int, int]:
         now = self.ctx.clock.now()
         started = await self._remind(now)
         cleared = await self._clear(now)
@@ -228,7 +231,7 @@ class OverdueCheck:
                 if self._full_due:
                     self._full_due = False
                     await self.run_once()
-                elif await self._clear(self.ctx.clock.now()):
+                elif await finish(self._clear(self.ctx.clock.now())):
                     self.ctx.bus.notify(bus.FINDINGS)
             except (DBAPIError, OSError) as exc:
                 log.error("overdue check: database unavailable", error=str(exc)[:300])
