@@ -509,6 +509,20 @@ class AlertingConfig(Section):
     overdue: OverdueConfig = OverdueConfig()
     digest: DigestConfig = DigestConfig()
 
+    @model_validator(mode="after")
+    def _unique_ids(self) -> AlertingConfig:
+        # Deliveries name their recipient by these ids; two with one id would be confused.
+        for table, ids in (
+            ("groups", [g.id for g in self.groups]),
+            ("contacts", [c.id for c in self.contacts]),
+        ):
+            seen: set[str] = set()
+            for item in ids:
+                if item in seen:
+                    raise ValueError(f"two [[alerting.{table}]] with id {item!r}")
+                seen.add(item)
+        return self
+
 
 class _AliasEnvSource(PydanticBaseSettingsSource):
     """The contract's flat variables (`LABORMON_DB`, ...), which nested parsing cannot see."""
