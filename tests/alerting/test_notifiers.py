@@ -162,7 +162,6 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
 async def test_email_over_starttls_and_tls_with_an_attachment(
     pipeline: Pipeline,
     leaders: dict[str, Leader],
@@ -237,7 +236,6 @@ async def test_email_over_starttls_and_tls_with_an_attachment(
     assert await statuses(pipeline, "email") == ["sent", "sent"]
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
 async def test_alert_events_are_published_on_mqtt_not_retained(
     pipeline: Pipeline, leaders: dict[str, Leader], own_broker: Broker, mail: MailSink
 ) -> None:
