@@ -162,7 +162,9 @@ class AlertBook:
         raised = LEVEL_RANK[finding.level] < LEVEL_RANK[alert.level]
         if stale and not raised:
             return  # applied out of order by a second daemon: the newer one already counts
-        self._take_in(alert, finding, now, await self._personal_values(session, finding))
+        if not stale:
+            # An older finding may still raise the level, but not replace newer details.
+            self._take_in(alert, finding, now, await self._personal_values(session, finding))
         if raised:
             previous = alert.level
             alert.level = finding.level

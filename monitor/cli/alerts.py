@@ -112,7 +112,7 @@ def list_alerts(
     ] = None,
     level: Annotated[str | None, typer.Option("--level", help="I, II, III or IV.")] = None,
     region: Annotated[str | None, typer.Option("--region", help="Region code (exact).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000)] = 1000,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000)] = 100_000,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     db: DbOpt = None,
@@ -249,7 +249,7 @@ def _act(
             try:
                 return await action(alert_id, actor=actor, reason=reason, via="cli")
             except AlertError as exc:
-                fail(str(exc), 1)
+                fail(str(exc))
 
     alert = run(body)
     err.print(f"alert {alert.id} is {alert.status}")

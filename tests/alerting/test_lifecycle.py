@@ -195,3 +195,35 @@ async def test_a_tier_with_nobody_to_tell_is_recorded_not_skipped(
     assert count(mail, leaders["city"]) == 1
     metrics = pipeline.book.metrics.undeliverable.labels("county")._value.get()
     assert metrics == 1
+
+
+async def test_an_older_finding_applied_late_does_not_undo_a_newer_one(
+    pipeline: Pipeline, leaders: dict[str, Leader]
+) -> None:
+    from sqlalchemy import update
+
+    from monitor.models import Finding
+
+    older_clear = await pipeline.finding(None, title="旧的消除结论")
+    older_low = await pipeline.finding("III", title="旧的较大结论")
+    newer = await pipeline.finding("II", title="新的重大结论")
+    # A second daemon took the newest first (the older ones were locked by the first).
+    async with pipeline.ctx.db.session() as session:
+        await session.execute(
+            update(Finding)
+            .where(Finding.id.in_([older_clear, older_low]))
+            .values(processed_at=pipeline.clock.now())
+        )
+    await pipeline.alerting.run_once()
+    async with pipeline.ctx.db.session() as session:
+        await session.execute(
+            update(Finding)
+            .where(Finding.id.in_([older_clear, older_low]))
+            .values(processed_at=None)
+        )
+    await pipeline.alerting.run_once()
+    (alert,) = await pipeline.alerts()
+    assert alert.status == "triggered"
+    assert alert.level == "II"
+    assert alert.title == "新的重大结论"
+    assert alert.last_finding_id == newer
