@@ -62,25 +62,28 @@ LEADERS = [("bench-county", "430902"), ("bench-city", "430900"), ("bench-provinc
 
 
 class Sink:
-    """An SMTP server that notes when each message was accepted."""
+    """An SMTP server that notes when each message was accepted, with its text."""
 
     def __init__(self) -> None:
-        self.arrivals: dict[str, list[float]] = {}
+        self.arrivals: list[tuple[str, float]] = []
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         now = time.perf_counter()
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        subject = str(message["Subject"])
+        assert isinstance(message, EmailMessage)
+        body = message.get_body(preferencelist=("plain",))
+        text = str(message["Subject"]) + "\n" + (body.get_content() if body else "")
         with self.changed:
-            self.arrivals.setdefault(subject, []).append(now)
+            self.arrivals.append((text, now))
             self.changed.notify_all()
         return "250 OK"
 
     def times(self, marker: str) -> list[float]:
+        """When the messages mentioning `marker` (subject or body) were accepted."""
         with self.lock:
-            return [t for subject, ts in self.arrivals.items() if marker in subject for t in ts]
+            return [t for text, t in self.arrivals if marker in text]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -281,15 +284,18 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"mqtt://127.0.0.1:{port}"
 
 
-async def full(args: argparse.Namespace, workdir: Path, sink: Sink, port: int) -> list[float]:
-    import aiomqtt
-
+def check_full_path() -> None:
     names = {getattr(f, "__qualname__", str(f)) for f in default_factories()}
     if not any("Ingest" in n for n in names) or not any("Detector" in n for n in names):
         raise SystemExit(
             "--path full needs the MQTT ingest and detector services in default_factories() "
             f"(found: {sorted(names)}); run it after they are merged, or use --path owned"
         )
+
+
+async def full(args: argparse.Namespace, workdir: Path, sink: Sink, port: int) -> list[float]:
+    import aiomqtt
+
     broker, mqtt_url = start_broker(workdir)
     try:
         db_url = args.db or f"sqlite:///{workdir}/bench.db"
@@ -368,6 +374,8 @@ async def main() -> None:
     parser.add_argument("--points", type=int, default=2000)
     parser.add_argument("--spacing", type=float, default=0.15, help="seconds between reports")
     args = parser.parse_args()
+    if args.path == "full":
+        check_full_path()
     random.seed(7)
     configure("warning", "console")
     sink = Sink()
