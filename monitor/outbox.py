@@ -227,6 +227,7 @@ class OutboxSender:
         self._in_flight: dict[asyncio.Task[None], tuple[str, str]] = {}
         self._finished = asyncio.Event()
         self._started = False
+        self._closed = False
 
     @classmethod
     def create(cls, ctx: Context, daemon: Any) -> OutboxSender | None:
@@ -503,6 +504,9 @@ class OutboxSender:
             await self.aclose()
 
     async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for task in list(self._in_flight):
             task.cancel()
         for task in list(self._in_flight):

@@ -269,3 +269,5 @@ async def test_alert_events_are_published_on_mqtt_not_retained(
             async with asyncio.timeout(0.3):
                 await anext(aiter(late.messages))
     assert len(mail.inbox) == 2
+    # Disconnect while the broker is still up (it stops first at teardown).
+    await pipeline.sender.aclose()
