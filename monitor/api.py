@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from ingest.http import include_intake
 from monitor import __version__
+from monitor.alerts_api import include_alerts
 from monitor.context import Context
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def create_app(ctx: Context, daemon: Daemon | None = None) -> FastAPI:
 
 
 #: Functions that add routers to the app (intake, alerts, console). Each takes (app, ctx).
-ROUTERS: list[Any] = [include_intake]
+ROUTERS: list[Any] = [include_intake, include_alerts]
 
 
 class _EmbeddedServer(uvicorn.Server):

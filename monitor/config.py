@@ -10,6 +10,7 @@ A bad key or value is reported as one line naming the key and where it came from
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import socket
@@ -27,6 +28,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -411,6 +413,257 @@ class ReportConfig(Section):
         return value
 
 
+# --------------------------------------------------------------------------- alerting
+
+#: Who a step notifies: the monitoring point's own channel (overdue reports only), or the
+#: contacts of the alert's county, of its city, of its province.
+TierName = Literal["point", "county", "city", "province"]
+LEVELS = ("I", "II", "III", "IV")
+
+
+class EscalationStepConfig(Section):
+    #: Time since the alert (re)started escalating; steps run in order.
+    after: Duration = timedelta(0)
+    notify: list[TierName]
+    #: Level IV's county step: no message of its own, the county reads it in the daily digest.
+    digest: bool = False
+
+    @field_validator("notify")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must name at least one of point, county, city, province")
+        return value
+
+
+class LevelPolicyConfig(Section):
+    """How one alert level escalates (CONTRACT §5)."""
+
+    steps: list[EscalationStepConfig]
+    #: After the last step, re-notify every tier reached this many more times, or
+    #: "until_acknowledged".
+    repeat: int | Literal["until_acknowledged"] = 0
+    repeat_interval: Duration = timedelta(minutes=15)
+    #: An acknowledged alert still open after this reminds whoever acknowledged it ("0s": never).
+    remind_acknowledged_after: Duration = timedelta(hours=4)
+    #: ... and after this it goes back to triggered and escalates again ("0s": never).
+    acknowledgement_timeout: Duration = timedelta(hours=24)
+
+    @field_validator("steps")
+    @classmethod
+    def _ordered(cls, value: list[EscalationStepConfig]) -> list[EscalationStepConfig]:
+        if not value:
+            raise ValueError("a level needs at least one step")
+        if any(b.after < a.after for a, b in itertools.pairwise(value)):
+            raise ValueError("steps must be in order of `after`")
+        return value
+
+    @field_validator("repeat")
+    @classmethod
+    def _non_negative(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError('must be 0 or more, or "until_acknowledged"')
+        return value
+
+    @model_validator(mode="after")
+    def _repeat_needs_interval(self) -> LevelPolicyConfig:
+        if self.repeat and self.repeat_interval <= timedelta(0):
+            raise ValueError("repeat_interval must be positive when repeat is set")
+        return self
+
+
+#: CONTRACT §5 defaults. Reminders and re-escalation of acknowledged alerts are ours.
+DEFAULT_LEVEL_POLICIES: dict[str, dict[str, Any]] = {
+    "I": {
+        "steps": [{"after": "0s", "notify": ["county", "city", "province"]}],
+        "repeat": "until_acknowledged",
+        "repeat_interval": "15m",
+        "remind_acknowledged_after": "1h",
+        "acknowledgement_timeout": "4h",
+    },
+    "II": {
+        "steps": [
+            {"after": "0s", "notify": ["county", "city"]},
+            {"after": "30m", "notify": ["province"]},
+        ],
+        "remind_acknowledged_after": "2h",
+        "acknowledgement_timeout": "8h",
+    },
+    "III": {
+        "steps": [
+            {"after": "0s", "notify": ["county"]},
+            {"after": "2h", "notify": ["city"]},
+            {"after": "6h", "notify": ["province"]},
+        ],
+        "remind_acknowledged_after": "12h",
+        "acknowledgement_timeout": "2d",
+    },
+    "IV": {
+        "steps": [
+            {"after": "0s", "notify": ["county"], "digest": True},
+            {"after": "24h", "notify": ["city"]},
+        ],
+        "remind_acknowledged_after": "3d",
+        "acknowledgement_timeout": "7d",
+    },
+}
+
+
+class LevelPoliciesConfig(Section):
+    """`[alerting.levels.I]` .. `[alerting.levels.IV]`; keys not given keep the defaults."""
+
+    I: LevelPolicyConfig  # noqa: E741 - the level's own name is the TOML key
+    II: LevelPolicyConfig
+    III: LevelPolicyConfig
+    IV: LevelPolicyConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: Any) -> Any:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for level, defaults in DEFAULT_LEVEL_POLICIES.items():
+            given = data.get(level)
+            if given is None:
+                merged[level] = dict(defaults)
+            elif isinstance(given, dict):
+                merged[level] = {**defaults, **given}
+        return merged
+
+    def for_level(self, level: str) -> LevelPolicyConfig:
+        policy: LevelPolicyConfig = getattr(self, level)
+        return policy
+
+
+def _level_list(value: list[str]) -> list[str]:
+    unknown = [v for v in value if v not in LEVELS]
+    if unknown:
+        raise ValueError(f"unknown level {unknown[0]!r}: use I, II, III, IV")
+    return value
+
+
+class ContactConfig(Section):
+    """A contact that is not an account: a duty room's mailbox or webhook."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,47}$")
+    #: The region whose tier this contact belongs to (county, city or province code).
+    region: str = Field(pattern=r"^\d{6}$")
+    email: str | None = None
+    webhook: str | None = None
+    levels: list[str] = list(LEVELS)
+
+    _levels = field_validator("levels")(_level_list)
+
+    @model_validator(mode="after")
+    def _has_channel(self) -> ContactConfig:
+        if not self.email and not self.webhook:
+            raise ValueError("a contact needs an email or a webhook")
+        if self.webhook and not self.webhook.startswith(("http://", "https://")):
+            raise ValueError("webhook must be an http:// or https:// URL")
+        return self
+
+
+class GroupConfig(Section):
+    """A risk alert group (风险警报群): a group-chat robot of one region."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,47}$")
+    #: Shown in the console and the CLI, e.g. "资阳区风险警报群".
+    name: str = ""
+    region: str = Field(pattern=r"^\d{6}$")
+    kind: Literal["wecom", "dingtalk", "feishu", "webhook"]
+    url: str
+    #: DingTalk 加签 / Feishu 签名校验 secret; for `webhook`, the HMAC key of the
+    #: X-Labormon-Signature header. Never stored in the database.
+    secret: str = ""
+    levels: list[str] = list(LEVELS)
+    #: Levels whose messages @ everyone in the group.
+    mention_all: list[str] = ["I"]
+
+    _levels = field_validator("levels", "mention_all")(_level_list)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class OutboxConfig(Section):
+    #: How long a sender owns a claimed delivery; after that another sender may retry it.
+    lease: Duration = timedelta(minutes=2)
+    #: Messages sent at the same time by one daemon.
+    concurrency: int = Field(default=16, ge=1, le=256)
+    #: Retry delays after transient errors double from `backoff_initial` up to the cap
+    #: (`backoff_max`, or `urgent_backoff_max` for level I and II messages).
+    backoff_initial: Duration = timedelta(seconds=15)
+    backoff_max: Duration = timedelta(minutes=10)
+    urgent_backoff_max: Duration = timedelta(minutes=1)
+    #: A message still failing after this is marked failed (and shown).
+    give_up_after: Duration = timedelta(hours=24)
+    #: Timeout of one webhook or MQTT call (mail uses `smtp.timeout`).
+    http_timeout: Duration = timedelta(seconds=10)
+
+
+class OverdueConfig(Section):
+    enabled: bool = True
+    #: Day of the month by which last month's wage report is due.
+    due_day: int = Field(default=15, ge=1, le=28)
+    #: Local time of day from which reminders go out, on the day after `due_day`.
+    remind_at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    #: Still missing this long after the reminder: the county is told.
+    county_after: Duration = timedelta(days=5)
+    #: How often the check runs (it is cheap and idempotent).
+    check_interval: Duration = timedelta(hours=1)
+
+
+class DigestConfig(Section):
+    enabled: bool = True
+    #: Local time (organisation.timezone) of the daily level IV digest.
+    at: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class AlertingConfig(Section):
+    """`[alerting]`: escalation policies, contacts, risk alert groups and the outbox."""
+
+    enabled: bool = True
+    levels: LevelPoliciesConfig = Field(
+        default_factory=lambda: LevelPoliciesConfig.model_validate({})
+    )
+    #: Level III and IV messages to one contact within this window go out as one message.
+    batch_window: Duration = timedelta(minutes=5)
+    #: The loops also poll this often (the in-process bus wakes them at once).
+    poll_interval: Duration = timedelta(seconds=10)
+    #: How long an acknowledge link in an email stays valid.
+    ack_link_ttl: Duration = timedelta(hours=72)
+    #: Whether a silence may hold back level I (特别重大) alerts too.
+    silences_cover_level_i: bool = False
+    #: Publish alert events on `{mqtt.topic_prefix}/alerts/{region_code}`.
+    mqtt_events: bool = True
+    contacts: list[ContactConfig] = []
+    groups: list[GroupConfig] = []
+    outbox: OutboxConfig = OutboxConfig()
+    overdue: OverdueConfig = OverdueConfig()
+    digest: DigestConfig = DigestConfig()
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> AlertingConfig:
+        # Deliveries name their recipient by these ids; two with one id would be confused.
+        for table, ids in (
+            ("groups", [g.id for g in self.groups]),
+            ("contacts", [c.id for c in self.contacts]),
+        ):
+            seen: set[str] = set()
+            for item in ids:
+                if item in seen:
+                    raise ValueError(f"two [[alerting.{table}]] with id {item!r}")
+                seen.add(item)
+        return self
+
+
 class _AliasEnvSource(PydanticBaseSettingsSource):
     """The contract's flat variables (`LABORMON_DB`, ...), which nested parsing cannot see."""
 
@@ -448,6 +701,7 @@ class Settings(BaseSettings):
     organisation: OrganisationConfig = OrganisationConfig()
     grafana: GrafanaConfig = GrafanaConfig()
     report: ReportConfig = ReportConfig()
+    alerting: AlertingConfig = AlertingConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -53,11 +53,27 @@ ServiceFactory = Callable[[Context, "Daemon"], Service | None]
 def default_factories() -> list[ServiceFactory]:
     from ingest.mqtt import MqttIngest
     from ingest.pipeline import IngestPipeline
+    from monitor.alerting import AlertingLoop
     from monitor.api import HttpService
+    from monitor.digest import DailyDigest
+    from monitor.escalation import EscalationLoop
+    from monitor.outbox import OutboxSender
+    from monitor.overdue import OverdueCheck
     from monitor.report.service import ReportService
 
-    # The ingest pipeline first: the MQTT service and the HTTP intake hand messages to it.
-    return [IngestPipeline.create, MqttIngest.create, HttpService.create, ReportService.create]
+    # Stages in the direction data flows; the ingest pipeline comes before the MQTT
+    # service and the HTTP intake, which hand it their messages.
+    return [
+        IngestPipeline.create,
+        MqttIngest.create,
+        HttpService.create,
+        AlertingLoop.create,
+        EscalationLoop.create,
+        OutboxSender.create,
+        OverdueCheck.create,
+        DailyDigest.create,
+        ReportService.create,
+    ]
 
 
 class Daemon:

@@ -381,6 +381,12 @@ class Alert(Base):
     repeats_done: Mapped[int] = mapped_column(Integer, default=0)
     next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_finding_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: When the current round of escalation started (trigger, level rise, acknowledgement
+    #: expiry); the policy's step offsets count from here.
+    escalation_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The latest finding's evidence that notifications show (enterprise, event type,
+    #: category, ...), without personal data.
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class AlertEvent(Base):
@@ -414,6 +420,7 @@ class Delivery(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        Index("ix_deliveries_batch_key", "batch_key", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -438,6 +445,11 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: 0 for level I .. 3 for level IV, 4 for everything else: senders take urgent first.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=4, server_default="4")
+    #: Level III/IV messages to one contact share a key; a message not yet attempted takes
+    #: in later alerts of the batch window instead of a new message being written.
+    batch_key: Mapped[str | None] = mapped_column(String(300))
 
 
 class DeliveryAttempt(Base):
@@ -473,6 +485,73 @@ class Document(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Silence(Base):
+    """A leader's decision to hold back notifications for an enterprise or a region for a
+    time, with the reason (e.g. a dispute already under mediation). Alerts are still
+    recorded and shown; their end is logged and what was held back is then sent."""
+
+    __tablename__ = "silences"
+    __table_args__ = (
+        Index(
+            "ix_silences_pending_end",
+            "ends_at",
+            postgresql_where=text("end_processed_at IS NULL"),
+            sqlite_where=text("end_processed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: point | region
+    scope: Mapped[str] = mapped_column(String(8))
+    #: A point_id, or a region code (a county, or a city and everything below it).
+    target: Mapped[str] = mapped_column(String(64))
+    #: The region the silence lies in, for the leader's jurisdiction and for display.
+    region_code: Mapped[str] = mapped_column(String(6), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by: Mapped[str | None] = mapped_column(String(64))
+    #: When the end was logged and held-back alerts were notified (NULL: not yet).
+    end_processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AckLink(Base):
+    """One signed acknowledge link sent to one leader: its nonce makes it single-use."""
+
+    __tablename__ = "ack_links"
+
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id"), index=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    delivery_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ChannelHealth(Base):
+    """The state of one notification channel (a mailbox, a group robot, the broker):
+    `failed` after a permanent error until the next success, so that a broken channel is
+    visible in `labormon alerts`, the console and /metrics instead of silently dropping."""
+
+    __tablename__ = "channel_health"
+
+    #: "{channel}:{recipient}"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(64))
+    #: ok | failing (transient errors, retrying) | failed (permanent error)
+    status: Mapped[str] = mapped_column(String(8))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 # --------------------------------------------------------------------------- coordination

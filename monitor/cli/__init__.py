@@ -22,6 +22,7 @@ COMMANDS = (
     "monitor.cli.dashboards",
     "monitor.cli.report",
     "monitor.cli.mqtt",
+    "monitor.cli.alerts",
 )
 
 for _module in COMMANDS:

@@ -1,0 +1,552 @@
+"""Alerts from findings, and the alert lifecycle: triggered -> acknowledged -> resolved.
+
+One open alert per dedup key (entity + risk kind). A finding for a key with an open
+alert updates it; a higher level re-escalates it; a finding with no level (the risk has
+cleared) resolves it with a resolved notice; a finding for a key whose alerts are all
+resolved opens a new alert. Each finding is applied in one transaction together with
+the alert change, its audit events and every delivery it causes, then the sender is
+woken: a level I or II finding goes out at once, without waiting for any batch.
+
+Acknowledge, resolve and silence are core functions here; the HTTP API, the command
+line, the signed links and the web console all call them. Every change is an
+`AlertEvent` with who, when and why.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from monitor import bus
+from monitor.acklinks import AckLinks
+from monitor.alerting_metrics import alerting_metrics
+from monitor.context import Context
+from monitor.dispatch import Dispatcher, record_event
+from monitor.escalation import NOTHING_REACHED, Escalator, Policies, reached_tiers
+from monitor.logging import get_logger
+from monitor.loops import Waker, finish
+from monitor.messages import evidence_for_alert, redact, scrub
+from monitor.models import (
+    Account,
+    Alert,
+    Finding,
+    InformantReport,
+    Petition,
+    Region,
+    Silence,
+)
+from monitor.outbox import Outbox
+from monitor.privacy import mask_phone
+from monitor.silences import SilenceError, cancel_silence, create_silence
+
+log = get_logger("labormon.alerting")
+
+#: Lower is more severe.
+LEVEL_RANK = {"I": 1, "II": 2, "III": 3, "IV": 4}
+STATUSES = ("triggered", "acknowledged", "resolved")
+#: Findings applied per transaction (level I and II first).
+FINDINGS_BATCH = 100
+
+
+class AlertError(Exception):
+    """An alert operation that cannot be done; `status` is the HTTP status it maps to."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AlertBook:
+    """The alert store and everything that changes an alert."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        config = ctx.settings.alerting
+        self.metrics = alerting_metrics(ctx.metrics)
+        self.outbox = Outbox(batch_window=config.batch_window, postgres=ctx.db.is_postgres)
+        self.links = AckLinks(
+            ctx.privacy, ctx.clock, ctx.settings.http.base_url, config.ack_link_ttl
+        )
+        self.dispatcher = Dispatcher(ctx.settings, self.outbox, self.links, self.metrics)
+        self.policies = Policies(ctx.settings)
+        self.escalator = Escalator(self.policies, self.dispatcher, self.metrics)
+
+    # ------------------------------------------------------------------ findings
+
+    async def process_findings(self, limit: int = FINDINGS_BATCH) -> int:
+        """Apply unprocessed findings (most severe first); returns how many were applied."""
+        return await finish(self._process_findings(limit))
+
+    async def _process_findings(self, limit: int) -> int:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.session() as session:
+            severity = case({"I": 0, "II": 1, "III": 2, "IV": 3}, value=Finding.level, else_=4)
+            query = (
+                select(Finding)
+                .where(Finding.processed_at.is_(None))
+                .order_by(severity, Finding.id)
+                .limit(limit)
+            )
+            if self.ctx.db.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            findings = sorted((await session.scalars(query)).all(), key=lambda f: f.id)
+            failed: list[int] = []
+            for finding in findings:
+                try:
+                    async with session.begin_nested():
+                        await self._apply(session, finding, now)
+                except DBAPIError:
+                    raise  # the database itself: retry the whole batch later
+                except Exception:
+                    # A finding we cannot apply must not block the ones behind it.
+                    log.exception("finding could not be applied", finding=finding.id)
+                    failed.append(finding.id)
+                    self.metrics.findings_failed.inc()
+                finding.processed_at = now
+        if findings:
+            self.metrics.findings_processed.inc(len(findings) - len(failed))
+            self.ctx.bus.notify(bus.DELIVERIES)
+            self.ctx.bus.notify(bus.ALERTS)
+        return len(findings)
+
+    async def _lock_key(self, session: AsyncSession, key: str) -> None:
+        """Serialise work on one dedup key across daemons (PostgreSQL; SQLite has one
+        writer anyway). Held until the transaction ends."""
+        if self.ctx.db.is_postgres:
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": "alert:" + key}
+            )
+
+    async def _apply(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
+        await self._lock_key(session, finding.dedup_key)
+        alert = (
+            await session.scalars(
+                select(Alert).where(
+                    Alert.dedup_key == finding.dedup_key, Alert.status != "resolved"
+                )
+            )
+        ).first()
+        latest = alert
+        if latest is None:
+            latest = (
+                await session.scalars(
+                    select(Alert)
+                    .where(Alert.dedup_key == finding.dedup_key)
+                    .order_by(Alert.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        stale = bool(latest and latest.last_finding_id and finding.id < latest.last_finding_id)
+        if finding.level is None:
+            if alert is not None and not stale:
+                await self._resolve(
+                    session,
+                    alert,
+                    now,
+                    actor="system",
+                    reason=f"risk cleared (finding {finding.id})",
+                    via="finding",
+                )
+            return
+        if finding.level not in LEVEL_RANK:
+            raise ValueError(f"finding {finding.id} has unknown level {finding.level!r}")
+        if alert is None:
+            if stale:
+                return  # an older finding for a key that has since been resolved
+            await self._open(session, finding, now)
+            return
+        raised = LEVEL_RANK[finding.level] < LEVEL_RANK[alert.level]
+        if stale and not raised:
+            return  # applied out of order by a second daemon: the newer one already counts
+        if not stale:
+            # An older finding may still raise the level, but not replace newer details.
+            self._take_in(alert, finding, now, await self._personal_values(session, finding))
+        if raised:
+            previous = alert.level
+            alert.level = finding.level
+            record_event(
+                session,
+                alert,
+                "AlertLevelRaised",
+                now,
+                reason=f"finding {finding.id}",
+                details={"from": previous, "to": finding.level, "finding_id": finding.id},
+                metrics=self.metrics,
+            )
+            if alert.status == "acknowledged":
+                # Acknowledging a level II does not cover the level I it turned into.
+                alert.status = "triggered"
+                alert.acknowledged_at = None
+                alert.acknowledged_by = None
+            await self.dispatcher.publish(
+                session, alert, "AlertLevelRaised", now, {"from": previous}
+            )
+            await self.escalator.start_round(
+                session, alert, now, purpose="level_raised", also=reached_tiers(alert)
+            )
+        else:
+            record_event(
+                session,
+                alert,
+                "AlertUpdated",
+                now,
+                details={"finding_id": finding.id, "level": finding.level},
+                metrics=self.metrics,
+            )
+
+    async def _personal_values(self, session: AsyncSession, finding: Finding) -> dict[str, str]:
+        """Personal values behind the finding's sources, each with its stand-in: what a
+        careless detector could have copied into a title (CONTRACT §7)."""
+        ids = [str(s) for s in (finding.evidence or {}).get("source_ids") or []][:200]
+        if not ids:
+            return {}
+        known: dict[str, str] = {}
+        petitions = await session.execute(
+            select(Petition.petitioner_name_enc, Petition.petitioner_phone_enc).where(
+                Petition.petition_id.in_(ids)
+            )
+        )
+        for name_enc, phone_enc in petitions:
+            name = self.ctx.privacy.decrypt(name_enc)
+            phone = self.ctx.privacy.decrypt(phone_enc)
+            if name:
+                known[name] = name[0] + "某"
+            if phone:
+                known[phone] = mask_phone(phone) or "***"
+        informants = await session.scalars(
+            select(InformantReport.informant_id).where(InformantReport.report_id.in_(ids))
+        )
+        for informant in informants:
+            known[informant] = "某信息员"
+        return known
+
+    def _take_in(
+        self, alert: Alert, finding: Finding, now: datetime, known: dict[str, str]
+    ) -> None:
+        evidence = finding.evidence or {}
+        alert.title = scrub(redact(finding.title, known), 300)
+        alert.score = finding.score
+        alert.factors = [
+            {**f, "text": scrub(redact(str(f.get("text") or ""), known), 300)}
+            for f in evidence.get("factors") or []
+            if isinstance(f, dict)
+        ]
+        sources = list(alert.source_ids or [])
+        for source in evidence.get("source_ids") or []:
+            if str(source) not in sources:
+                sources.append(str(source))
+        alert.source_ids = sources
+        people = evidence.get("people_involved")
+        if isinstance(people, int):
+            alert.people_involved = people
+        alert.evidence = evidence_for_alert(evidence, known)
+        alert.point_id = finding.point_id or alert.point_id
+        alert.last_finding_id = max(alert.last_finding_id or 0, finding.id)
+        alert.updated_at = now
+
+    async def _open(self, session: AsyncSession, finding: Finding, now: datetime) -> Alert:
+        alert = Alert(
+            dedup_key=finding.dedup_key,
+            kind=finding.kind,
+            level=finding.level,
+            status="triggered",
+            region_code=finding.region_code,
+            created_at=now,
+            tier_reached=NOTHING_REACHED,
+            escalation_step=0,
+            repeats_done=0,
+        )
+        self._take_in(alert, finding, now, await self._personal_values(session, finding))
+        session.add(alert)
+        await session.flush()
+        record_event(
+            session,
+            alert,
+            "AlertTriggered",
+            now,
+            reason=f"finding {finding.id} ({finding.detector})",
+            details={"finding_id": finding.id, "level": finding.level},
+            metrics=self.metrics,
+        )
+        self.metrics.alerts_opened.labels(alert.level, alert.kind).inc()
+        await self.dispatcher.publish(session, alert, "AlertTriggered", now)
+        await self.escalator.start_round(session, alert, now)
+        log.info("alert triggered", alert=alert.id, level=alert.level, kind=alert.kind)
+        return alert
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def get(self, alert_id: int) -> Alert | None:
+        async with self.ctx.db.session() as session:
+            return await session.get(Alert, alert_id)
+
+    async def _locked(self, session: AsyncSession, alert_id: int) -> Alert:
+        alert = await session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
+        if alert is None:
+            raise AlertError(f"no alert {alert_id}", 404)
+        return alert
+
+    async def acknowledge(
+        self,
+        alert_id: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+        via: str = "api",
+        session: AsyncSession | None = None,
+    ) -> Alert:
+        """Stop the escalation; idempotent for an alert already acknowledged."""
+        if session is None:
+            async with self.ctx.db.session() as own:
+                alert = await self.acknowledge(
+                    alert_id, actor=actor, reason=reason, via=via, session=own
+                )
+            self.wake()
+            return alert
+        now = self.ctx.clock.now()
+        alert = await self._locked(session, alert_id)
+        if alert.status == "resolved":
+            raise AlertError(f"alert {alert_id} is already resolved")
+        if alert.status == "acknowledged":
+            return alert
+        alert.status = "acknowledged"
+        alert.acknowledged_at = now
+        alert.acknowledged_by = actor
+        alert.updated_at = now
+        record_event(
+            session,
+            alert,
+            "AlertAcknowledged",
+            now,
+            actor=actor,
+            reason=reason,
+            details={
+                "via": via,
+                "actor_region_name": await self._actor_region_name(session, actor),
+            },
+            metrics=self.metrics,
+        )
+        self.escalator.on_acknowledged(alert, now)
+        await self.dispatcher.publish(session, alert, "AlertAcknowledged", now)
+        # The risk alert groups saw the alert: tell them someone has it in hand.
+        groups = [
+            c
+            for tier in reached_tiers(alert)
+            for c in await self.dispatcher.contacts.for_tier(session, alert, tier)
+            if c.recipient.startswith("group:") and alert.level in c.levels
+        ]
+        if groups:
+            await self.dispatcher.notify_contacts(session, alert, groups, "acknowledged", now)
+        log.info("alert acknowledged", alert=alert.id, via=via)
+        return alert
+
+    async def resolve(
+        self,
+        alert_id: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+        via: str = "api",
+        session: AsyncSession | None = None,
+    ) -> Alert:
+        if session is None:
+            async with self.ctx.db.session() as own:
+                alert = await self.resolve(
+                    alert_id, actor=actor, reason=reason, via=via, session=own
+                )
+            self.wake()
+            return alert
+        alert = await self._locked(session, alert_id)
+        if alert.status == "resolved":
+            return alert
+        await self._resolve(
+            session, alert, self.ctx.clock.now(), actor=actor, reason=reason, via=via
+        )
+        return alert
+
+    async def _resolve(
+        self,
+        session: AsyncSession,
+        alert: Alert,
+        now: datetime,
+        *,
+        actor: str,
+        reason: str | None,
+        via: str,
+    ) -> None:
+        # Tell whoever was messaged; a level IV that only sat in the digest needs no notice.
+        told = [t for t in reached_tiers(alert) if not self._digest_only(alert, t) and t != "point"]
+        alert.status = "resolved"
+        alert.resolved_at = now
+        alert.resolved_by = actor
+        alert.updated_at = now
+        alert.next_escalation_at = None
+        record_event(
+            session,
+            alert,
+            "AlertResolved",
+            now,
+            actor=actor,
+            reason=reason,
+            details={"via": via},
+            metrics=self.metrics,
+        )
+        await self.dispatcher.publish(session, alert, "AlertResolved", now)
+        if told:
+            await self.dispatcher.notify(session, alert, told, "resolved", now)
+        log.info("alert resolved", alert=alert.id, via=via)
+
+    def _digest_only(self, alert: Alert, tier: str) -> bool:
+        policy = self.policies.for_alert(alert)
+        told_by_message = any(tier in s.tiers and not s.digest for s in policy.steps)
+        return not told_by_message
+
+    async def _actor_region_name(self, session: AsyncSession, actor: str) -> str | None:
+        account = await session.get(Account, actor)
+        if account is None:
+            return None
+        region = await session.get(Region, account.region_code)
+        return region.name if region else None
+
+    def wake(self) -> None:
+        self.ctx.bus.notify(bus.DELIVERIES)
+        self.ctx.bus.notify(bus.ALERTS)
+
+    # ------------------------------------------------------------------ silences
+
+    async def silence(
+        self,
+        *,
+        scope: str,
+        target: str,
+        duration: timedelta,
+        reason: str,
+        actor: str,
+    ) -> Silence:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.session() as session:
+            silence = await create_silence(
+                session,
+                scope=scope,
+                target=target,
+                ends_at=now + duration,
+                reason=reason,
+                actor=actor,
+                now=now,
+            )
+        log.info("silence started", silence=silence.id, scope=scope, target=target)
+        self.wake()
+        return silence
+
+    async def end_silence(self, silence_id: int, *, actor: str) -> Silence:
+        async with self.ctx.db.session() as session:
+            silence = await cancel_silence(
+                session, silence_id, actor=actor, now=self.ctx.clock.now()
+            )
+        self.wake()
+        return silence
+
+    # ------------------------------------------------------------------ queries
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        level: str | None = None,
+        region: str | None = None,
+        within: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Alert]:
+        """Alerts, newest first. `region` is exact; `within` keeps a region and all below
+        it (a leader's jurisdiction)."""
+        query = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc())
+        if status:
+            query = query.where(Alert.status == status)
+        if level:
+            query = query.where(Alert.level == level)
+        if region:
+            query = query.where(Alert.region_code == region)
+        async with self.ctx.db.session() as session:
+            if within:
+                codes = await _regions_within(session, within)
+                query = query.where(Alert.region_code.in_(codes))
+            rows = await session.scalars(query.offset(offset).limit(limit))
+            return list(rows.all())
+
+    async def counts(self) -> dict[str, int]:
+        async with self.ctx.db.session() as session:
+            rows = await session.execute(select(Alert.status, func.count()).group_by(Alert.status))
+            found = {status: int(n) for status, n in rows}
+        return {s: found.get(s, 0) for s in STATUSES}
+
+
+async def _regions_within(session: AsyncSession, scope: str) -> list[str]:
+    regions = (await session.execute(select(Region.code, Region.parent_code))).all()
+    children: dict[str | None, list[str]] = {}
+    for code, parent in regions:
+        children.setdefault(parent, []).append(code)
+    found, todo = [scope], [scope]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """The CONTRACT §4 shape of an alert (`labormon alerts list --json`)."""
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "level": alert.level,
+        "status": alert.status,
+        "region_code": alert.region_code,
+        "point_id": alert.point_id,
+        "title": alert.title,
+        "created_at": alert.created_at.isoformat(),
+        "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "source_ids": list(alert.source_ids or []),
+    }
+
+
+class AlertingLoop:
+    """The service: findings -> alerts, woken by the FINDINGS topic, polling as fallback."""
+
+    name = "alerting"
+
+    def __init__(self, ctx: Context, book: AlertBook | None = None) -> None:
+        self.ctx = ctx
+        self.book = book or AlertBook(ctx)
+
+    @classmethod
+    def create(cls, ctx: Context, daemon: Any) -> AlertingLoop | None:
+        return cls(ctx) if ctx.settings.alerting.enabled else None
+
+    def health(self) -> dict[str, Any]:
+        return {}
+
+    async def run_once(self) -> int:
+        total = 0
+        while (n := await self.book.process_findings()) > 0:
+            total += n
+        return total
+
+    async def run(self) -> None:
+        # Findings do not depend on time: clock moves need not wake this loop.
+        waker = Waker(self.ctx.bus, [bus.FINDINGS], None)
+        poll = self.ctx.settings.alerting.poll_interval.total_seconds()
+        while True:
+            try:
+                await self.run_once()
+            except (DBAPIError, OSError) as exc:
+                log.error("alerting: database unavailable, retrying", error=str(exc)[:300])
+            await waker.wait(poll)
+
+
+__all__ = ["AlertBook", "AlertError", "AlertingLoop", "SilenceError", "alert_json"]

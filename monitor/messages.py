@@ -1,0 +1,349 @@
+"""What a notification says, in Chinese: built from an alert when it is queued, rendered
+per channel (email HTML/text, group-chat markdown) when it is sent.
+
+A delivery's body keeps the structured message (`{"kind": "alert", "purpose", "items":
+[...]}`), not the rendered text, so that one message can be rendered for each channel and
+so that level III/IV messages to one contact can take in more alerts (`items`) until
+they are sent. Nothing here reads personal data: items are built from whitelisted alert
+fields, and every free text passes through `scrub()` on the way in.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, tzinfo
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from monitor.models import Alert, AlertEvent, Region
+
+LEVEL_NAMES = {"I": "特别重大", "II": "重大", "III": "较大", "IV": "一般"}
+LEVEL_COLOURS = {
+    "I": ("红色", "#c62828"),
+    "II": ("橙色", "#ef6c00"),
+    "III": ("黄色", "#f9a825"),
+    "IV": ("蓝色", "#1565c0"),
+}
+KIND_NAMES = {
+    "event": "突发事件",
+    "enterprise_risk": "企业风险",
+    "county_risk": "区域风险",
+    "petition_surge": "信访激增",
+    "overdue_report": "监测点报告逾期",
+}
+EVENT_TYPE_NAMES = {
+    "precursor": "苗头隐患",
+    "petition": "上访",
+    "gathering": "聚集",
+    "work_stoppage": "停工",
+    "road_blocking": "堵路",
+    "extreme_act": "极端行为",
+    "online_opinion": "网络舆情",
+    "other": "其他",
+}
+CATEGORY_NAMES = {
+    "wage_arrears": "欠薪",
+    "social_insurance": "社保断缴",
+    "layoff": "裁员",
+    "contract": "劳动合同",
+    "injury": "工伤",
+    "other": "其他",
+}
+TIER_NAMES = {"point": "监测点", "county": "区县级", "city": "市级", "province": "省级"}
+STATUS_NAMES = {"triggered": "待确认", "acknowledged": "已确认", "resolved": "已解除"}
+#: The heading of a message by why it is sent.
+PURPOSE_TITLES = {
+    "alert": "预警",
+    "escalation": "升级通报",
+    "repeat": "再次提醒",
+    "level_raised": "预警升级",
+    "reescalated": "确认超时·重新通报",
+    "reminder": "待处置提醒",
+    "acknowledged": "已确认",
+    "resolved": "预警解除",
+    "silence_ended": "静默结束·补发",
+    "digest": "日报",
+}
+#: Evidence keys a notification may show; anything else in a finding's evidence (free
+#: text, informant ids, ...) never reaches a message.
+EVIDENCE_KEYS = (
+    "enterprise_name",
+    "event_type",
+    "category",
+    "people_involved",
+    "period",
+    "due",
+    "petitions",
+    "window_days",
+)
+
+# Resident ID numbers, mobile and landline numbers, and any other long run of digits
+# (bank cards): a detector's text should never hold them, this is the second line of
+# defence. Dates ("2025-01-15") and amounts stay readable.
+_ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
+_MOBILE = re.compile(r"(?<!\d)1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)0\d{2,3}[- ]?\d{7,8}(?!\d)")
+_LONG_DIGITS = re.compile(r"(?<!\d)\d{9,}(?!\d)")
+
+
+def scrub(value: Any, limit: int = 500) -> str:
+    """Free text made safe to show: personal numbers masked, length capped."""
+    text = str(value or "")
+    text = _ID_NUMBER.sub(lambda m: m.group(0)[:3] + "*" * 15, text)
+    for pattern in (_MOBILE, _LANDLINE, _LONG_DIGITS):
+        text = pattern.sub(_mask_digits, text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def redact(text: str, known: dict[str, str]) -> str:
+    """Replace known personal values (a petitioner's name, an informant's id) that a
+    detector let slip into free text by their stand-ins (王某, 某信息员)."""
+    for value in sorted(known, key=len, reverse=True):
+        if len(value) >= 2 and value in text:
+            text = text.replace(value, known[value])
+    return text
+
+
+def evidence_for_alert(
+    evidence: dict[str, Any] | None, known: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The whitelisted, scrubbed part of a finding's evidence kept on the alert."""
+    evidence = evidence or {}
+    kept: dict[str, Any] = {}
+    for key in EVIDENCE_KEYS:
+        value = evidence.get(key)
+        if value is None:
+            continue
+        if isinstance(value, int | float):
+            kept[key] = value
+        else:
+            kept[key] = scrub(redact(str(value), known or {}), 200)
+    return kept
+
+
+def top_factors(factors: list[dict[str, Any]] | None, n: int = 3) -> list[dict[str, Any]]:
+    ranked = sorted(factors or [], key=lambda f: -float(f.get("weight") or 0))
+    return [
+        {"text": scrub(f.get("text") or f.get("code") or "", 200), "weight": f.get("weight")}
+        for f in ranked[:n]
+    ]
+
+
+def local_text(value: datetime | None, zone: tzinfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _tiers_text(tiers: list[str] | None) -> str:
+    return "、".join(TIER_NAMES.get(t, t) for t in tiers or [])
+
+
+def timeline_text(event: AlertEvent) -> str | None:
+    """One line of "what has happened so far" for an audit event (None: not shown)."""
+    d = event.details or {}
+    match event.event:
+        case "AlertTriggered":
+            return f"发出{LEVEL_NAMES.get(d.get('level', ''), '')}预警"
+        case "AlertNotified":
+            purpose = d.get("purpose")
+            tiers = _tiers_text(d.get("tiers"))
+            if purpose == "escalation":
+                return f"未获确认，升级通报{tiers}"
+            if purpose == "repeat":
+                return f"仍未确认，再次通报{tiers}"
+            if purpose == "reescalated":
+                return f"确认后超时未处置，重新通报{tiers}"
+            if purpose == "level_raised":
+                return f"级别升高，通报{tiers}"
+            if purpose == "silence_ended":
+                return f"静默期结束，补发通报{tiers}"
+            return f"通报{tiers}"
+        case "AlertQueuedForDigest":
+            return "列入区县级每日汇总"
+        case "IncludedInDigest":
+            return "已列入区县级每日汇总"
+        case "SilenceEnded":
+            return "静默期结束"
+        case "AlertLevelRaised":
+            return (
+                f"级别由{LEVEL_NAMES.get(d.get('from', ''), '')}"
+                f"升至{LEVEL_NAMES.get(d.get('to', ''), '')}"
+            )
+        case "AlertUpdated":
+            return "收到新的情况报告"
+        case "AlertAcknowledged":
+            return f"{d.get('actor_region_name') or ''}确认收到".lstrip()
+        case "AcknowledgementReminded":
+            return "已确认但尚未处置，提醒确认人"
+        case "AcknowledgementExpired":
+            return "确认后超时未处置"
+        case "NotificationsSuppressed":
+            return "处于静默期，暂缓通知"
+        case "AlertResolved":
+            return "已解除" if d.get("via") != "finding" else "风险消除，自动解除"
+    return None
+
+
+@cache
+def templates() -> Environment:
+    return Environment(
+        loader=PackageLoader("monitor", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+class MessageBuilder:
+    """Builds the structured message items for alerts (read-only on the session)."""
+
+    def __init__(self, zone: tzinfo, base_url: str) -> None:
+        self.zone = zone
+        self.base_url = base_url.rstrip("/")
+        self._region_names: dict[str, str] = {}
+
+    async def region_name(self, session: AsyncSession, code: str | None) -> str:
+        if not code:
+            return ""
+        if code not in self._region_names:
+            region = await session.get(Region, code)
+            self._region_names[code] = region.name if region else code
+        return self._region_names[code]
+
+    async def region_chain(self, session: AsyncSession, code: str) -> list[Region]:
+        """The region and those above it, bottom up, following the registry's parents."""
+        chain: list[Region] = []
+        current: str | None = code
+        while current and len(chain) < 4:
+            region = await session.get(Region, current)
+            if region is None:
+                break
+            chain.append(region)
+            current = region.parent_code
+        return chain
+
+    async def item(
+        self, session: AsyncSession, alert: Alert, purpose: str, now: datetime
+    ) -> dict[str, Any]:
+        chain = await self.region_chain(session, alert.region_code)
+        evidence = alert.evidence or {}
+        colour_name, colour = LEVEL_COLOURS.get(alert.level, ("", "#555555"))
+        events = (
+            await session.scalars(
+                select(AlertEvent)
+                .where(AlertEvent.alert_id == alert.id)
+                .order_by(AlertEvent.at, AlertEvent.id)
+            )
+        ).all()
+        timeline = [
+            {"at": local_text(e.at, self.zone), "text": text}
+            for e in events
+            if (text := timeline_text(e)) is not None
+        ][-8:]
+        return {
+            "alert_id": alert.id,
+            "purpose": purpose,
+            "purpose_title": PURPOSE_TITLES.get(purpose, "通知"),
+            "level": alert.level,
+            "level_name": LEVEL_NAMES.get(alert.level, alert.level),
+            "colour_name": colour_name,
+            "colour": colour,
+            "kind": alert.kind,
+            "kind_name": KIND_NAMES.get(alert.kind, alert.kind),
+            "title": scrub(alert.title, 200),
+            "status": alert.status,
+            "status_name": STATUS_NAMES.get(alert.status, alert.status),
+            "region_code": alert.region_code,
+            "place": " ".join(r.name for r in reversed(chain[:2])) or alert.region_code,
+            "enterprise": evidence.get("enterprise_name") or "",
+            "point_id": alert.point_id or "",
+            "people": alert.people_involved,
+            "event_type": EVENT_TYPE_NAMES.get(str(evidence.get("event_type")), ""),
+            "category": CATEGORY_NAMES.get(str(evidence.get("category")), ""),
+            "period": evidence.get("period") or "",
+            "due": evidence.get("due") or "",
+            "score": round(alert.score, 1) if alert.score is not None else None,
+            "factors": top_factors(alert.factors),
+            "timeline": timeline,
+            "created_at": local_text(alert.created_at, self.zone),
+            "sent_for": local_text(now, self.zone),
+            "ack_url": None,
+        }
+
+
+def subject_for(body: dict[str, Any]) -> str:
+    """The email subject / chat heading of a message."""
+    kind = body.get("kind")
+    items: list[dict[str, Any]] = body.get("items") or []
+    if kind == "digest":
+        return (
+            f"【一般预警日报】{body.get('region_name', '')} {body.get('date', '')} 共{len(items)}条"
+        )
+    if not items:
+        return str(body.get("subject") or "劳动关系风险监测通知")
+    first = items[0]
+    if len(items) == 1:
+        if first["kind"] == "overdue_report" and first["purpose"] == "alert":
+            return f"【报告逾期提醒】{first['title']}"
+        return (
+            f"【{first['level_name']}·{first['colour_name']}{first['purpose_title']}】"
+            f"{first['place']} {first['title']}"
+        )
+    levels = sorted({i["level"] for i in items}, key=lambda lv: ("I", "II", "III", "IV").index(lv))
+    names = "/".join(LEVEL_NAMES[lv] for lv in levels)
+    return f"【{names}预警汇总】共{len(items)}条：{first['place']} {first['title']}等"
+
+
+def _render(
+    template: str, body: dict[str, Any], delivery_id: str | None, flavour: str = "plain"
+) -> str:
+    return (
+        templates()
+        .get_template(template)
+        .render(body=body, subject=subject_for(body), delivery_id=delivery_id, flavour=flavour)
+    )
+
+
+def render_text(
+    body: dict[str, Any], delivery_id: str | None = None, *, max_bytes: int | None = None
+) -> str:
+    text = _render("message.txt.j2", body, delivery_id)
+    return truncate_utf8(text, max_bytes) if max_bytes else text
+
+
+def render_html(body: dict[str, Any], delivery_id: str | None = None) -> str:
+    return _render("message.html.j2", body, delivery_id)
+
+
+def render_markdown(
+    body: dict[str, Any], *, flavour: str = "plain", max_bytes: int | None = None
+) -> str:
+    """Markdown for group robots (`flavour`: wecom, dingtalk, feishu or plain), cut at
+    `max_bytes` (UTF-8) on a line boundary."""
+    text = _render("message.md.j2", body, None, flavour).strip()
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return truncate_utf8(text, max_bytes) if max_bytes else text
+
+
+TRUNCATED = "\n……（内容过长已截断，完整内容见邮件）"
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    data = text.encode()
+    if len(data) <= max_bytes:
+        return text
+    room = max_bytes - len(TRUNCATED.encode())
+    cut = data[:room].decode("utf-8", errors="ignore")
+    if "\n" in cut:
+        cut = cut[: cut.rfind("\n")]
+    return cut + TRUNCATED

@@ -1,0 +1,114 @@
+"""Personal data (CONTRACT §7) never reaches a notification, a link page or a log line:
+petitioners' names and phones, informants' identities, leaders' names and phones."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from monitor.api import create_app
+from monitor.config import GroupConfig
+from monitor.records import parse_row
+from monitor.store import Submission
+from tests.alerting.conftest import COUNTY, Leader, Pipeline
+from tests.alerting.fakes import ChatServer
+from tests.support.mail import MailSink
+
+PERSONAL = ("王五", "13900001111", "inf-wangwu", "李四", "13712345678", "张书记", "13800138000")
+#: Whatever a detector writes in free-text fields the notifications never show.
+HIDDEN = ("李四说老板跑路了",)
+
+
+@pytest.fixture
+def chat(pipeline: Pipeline) -> Iterator[ChatServer]:
+    server = ChatServer(now=pipeline.ctx.clock.now).start()
+    yield server
+    server.stop()
+
+
+async def test_no_personal_data_in_notifications_pages_or_logs(
+    pipeline: Pipeline, leaders: dict[str, Leader], mail: MailSink, chat: ChatServer
+) -> None:
+    ctx = pipeline.ctx
+    chat.wecom_keys.add("k")
+    for group in (
+        {"id": "zy-wecom", "kind": "wecom", "url": f"{chat.base}/cgi-bin/webhook/send?key=k"},
+        {"id": "zy-hook", "kind": "webhook", "url": f"{chat.base}/hook/zy"},
+    ):
+        ctx.settings.alerting.groups.append(GroupConfig.model_validate({"region": COUNTY} | group))
+    petition = {
+        "petition_id": "Q1",
+        "received_at": "2025-01-15T08:30:00+08:00",
+        "channel": "visit",
+        "region_code": COUNTY,
+        "people_involved": 120,
+        "summary": "资阳建工拖欠120名农民工工资，联系人王五13900001111",
+        "petitioner_name": "王五",
+        "petitioner_phone": "13900001111",
+    }
+    await ctx.store.store("petition", [Submission(parse_row("petition", petition), "http")])
+    report = {
+        "report_id": "R7",
+        "informant_id": "inf-wangwu",
+        "occurred_at": "2025-01-15T08:40:00+08:00",
+        "region_code": COUNTY,
+        "enterprise_name": "资阳建工",
+        "event_type": "gathering",
+        "category": "wage_arrears",
+        "people_involved": 120,
+        "description": "李四说老板跑路了，工人聚集在项目部",
+    }
+    stored = await ctx.store.store(
+        "report", [Submission(parse_row("report", report), "mqtt", "inf-wangwu")]
+    )
+    assert stored.stored == ["R7"]
+    with capture_logs() as logs:
+        # A careless detector: free text, an informant id and a phone in the evidence.
+        await pipeline.finding(
+            "I",
+            # Known values behind the sources (Q1's petitioner, R7's informant) are
+            # replaced; numbers are masked whatever they are.
+            title="资阳建工120人集体上访（王五反映，信息员inf-wangwu核实，电话13712345678）",
+            sources=["Q1", "R7"],
+            evidence={
+                "informant_id": "inf-wangwu",
+                "description": "李四说老板跑路了",
+                "petitioner_name": "王五",
+                "summary": petition["summary"],
+            },
+        )
+        await pipeline.run()
+        (alert,) = await pipeline.alerts()
+        app = create_app(ctx)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            link = re.search(r"/ack/[\w\-.]+", mail.to(leaders["county"].email)[0].text())
+            assert link is not None
+            page = (await client.get(link.group(0))).text
+            done = (await client.post(link.group(0))).text
+        await pipeline.book.resolve(alert.id, actor=leaders["city"].id, reason="已处置")
+        await pipeline.run()
+    seen = {
+        "email": "\n".join(m.subject + m.text() + m.html() for m in mail.inbox),
+        "robots": "\n".join(r.body.decode() for r in chat.requests),
+        "pages": page + done,
+        "logs": json.dumps(logs, ensure_ascii=False, default=str),
+        "outbox": json.dumps(
+            [d.body for d in await pipeline.deliveries()], ensure_ascii=False, default=str
+        ),
+    }
+    assert len(mail.inbox) >= 3
+    assert len(chat.requests) >= 4
+    assert "资阳建工" in seen["email"]  # the message itself is there
+    assert "王某反映" in seen["email"]  # the petitioner's name, replaced
+    assert "某信息员核实" in seen["email"]
+    assert "137****5678" in seen["email"]  # the phone, masked
+    for where, text in seen.items():
+        for value in PERSONAL + HIDDEN:
+            assert value not in text, f"{value} in {where}"
