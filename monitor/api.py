@@ -55,8 +55,15 @@ def create_app(ctx: Context, daemon: Daemon | None = None) -> FastAPI:
     return app
 
 
+def _console(app: FastAPI, ctx: Context) -> None:
+    from monitor.console.views import include
+
+    include(app, ctx)
+
+
 #: Functions that add routers to the app (intake, alerts, console). Each takes (app, ctx).
-ROUTERS: list[Any] = [include_intake, include_alerts]
+#: The console comes last: its "/" pages must not shadow the API's paths.
+ROUTERS: list[Any] = [include_intake, include_alerts, _console]
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -664,6 +664,18 @@ class AlertingConfig(Section):
         return self
 
 
+class ConsoleConfig(Section):
+    """The web console served by the daemon."""
+
+    #: Let visitors who have not logged in see alerts and risks (read-only). Off by default:
+    #: the demo turns it on; a real installation shows nothing without a token.
+    anonymous_read: bool = False
+    #: How long a log-in lasts.
+    session_ttl: Duration = timedelta(hours=12)
+    #: Directory of the demo's local mail sink (.eml files); empty when there is none.
+    mail_dir: str = ""
+
+
 class _AliasEnvSource(PydanticBaseSettingsSource):
     """The contract's flat variables (`LABORMON_DB`, ...), which nested parsing cannot see."""
 
@@ -702,6 +714,7 @@ class Settings(BaseSettings):
     grafana: GrafanaConfig = GrafanaConfig()
     report: ReportConfig = ReportConfig()
     alerting: AlertingConfig = AlertingConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages for leaders, informants and analysts."""

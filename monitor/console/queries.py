@@ -1,0 +1,393 @@
+"""What the console pages show, read from the store (the console never writes but
+through the core: the record store for reports, alerting for acknowledge/resolve)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+
+from monitor.clock import add_months, local_date
+from monitor.context import Context
+from monitor.models import (
+    Account,
+    Alert,
+    AlertEvent,
+    Delivery,
+    DeliveryAttempt,
+    Document,
+    InformantReport,
+    MonitoringPoint,
+    Petition,
+    Region,
+    RiskScore,
+    WageReport,
+)
+
+LEVEL_ORDER = {"I": 0, "II": 1, "III": 2, "IV": 3}
+STATUS_ORDER = {"triggered": 0, "acknowledged": 1, "resolved": 2}
+
+
+@dataclass
+class TimelineEntry:
+    at: datetime
+    what: str
+    who: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class RiskRow:
+    entity_id: str
+    name: str
+    region_code: str
+    county: str
+    industry: str | None
+    score: float
+    level: str | None
+    factors: list[dict[str, Any]]
+    scored_at: datetime
+
+
+@dataclass
+class CountyTile:
+    code: str
+    name: str
+    score: float | None
+    level: str | None
+    open_alerts: int
+    factors: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def region_names(ctx: Context) -> dict[str, str]:
+    async with ctx.db.session() as session:
+        return dict((await session.execute(select(Region.code, Region.name))).tuples().all())
+
+
+async def alerts_for(
+    ctx: Context,
+    regions: Iterable[str],
+    *,
+    status: str | None = None,
+    level: str | None = None,
+    source_ids: Iterable[str] | None = None,
+    limit: int = 200,
+) -> list[Alert]:
+    """Alerts in the given regions, open ones first, then by level and recency."""
+    codes = list(regions)
+    if not codes:
+        return []
+    query = select(Alert).where(Alert.region_code.in_(codes))
+    if status:
+        query = query.where(Alert.status == status)
+    if level:
+        query = query.where(Alert.level == level)
+    async with ctx.db.session() as session:
+        rows = list(
+            (await session.scalars(query.order_by(Alert.created_at.desc()).limit(2000))).all()
+        )
+    if source_ids is not None:
+        wanted = set(source_ids)
+        rows = [a for a in rows if wanted & set(a.source_ids or [])]
+    rows.sort(
+        key=lambda a: (
+            STATUS_ORDER.get(a.status, 9),
+            LEVEL_ORDER.get(a.level, 9),
+            -a.created_at.timestamp(),
+        )
+    )
+    return rows[:limit]
+
+
+async def alert_counts(ctx: Context, regions: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Open alerts by level and status, for the header badges."""
+    codes = list(regions)
+    out: dict[str, dict[str, int]] = {}
+    if not codes:
+        return out
+    async with ctx.db.session() as session:
+        rows = await session.execute(
+            select(Alert.status, Alert.level, func.count())
+            .where(Alert.region_code.in_(codes))
+            .group_by(Alert.status, Alert.level)
+        )
+        for status, level, n in rows:
+            out.setdefault(status, {})[level] = int(n)
+    return out
+
+
+async def alert_detail(ctx: Context, alert_id: int) -> tuple[Alert | None, list[TimelineEntry]]:
+    """The alert and its escalation timeline: every audit event and every notification,
+    with each send attempt, in time order."""
+    async with ctx.db.session() as session:
+        alert = await session.get(Alert, alert_id)
+        if alert is None:
+            return None, []
+        events = (
+            await session.scalars(
+                select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)
+            )
+        ).all()
+        deliveries = (
+            await session.scalars(
+                select(Delivery).where(Delivery.alert_id == alert_id).order_by(Delivery.created_at)
+            )
+        ).all()
+        attempts = (
+            await session.scalars(
+                select(DeliveryAttempt)
+                .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+                .where(Delivery.alert_id == alert_id)
+                .order_by(DeliveryAttempt.at)
+            )
+        ).all()
+    timeline = [TimelineEntry(at=e.at, what=e.event, who=e.actor, detail=e.reason) for e in events]
+    by_delivery: dict[str, list[DeliveryAttempt]] = {}
+    for attempt in attempts:
+        by_delivery.setdefault(attempt.delivery_id, []).append(attempt)
+    for d in deliveries:
+        tries = by_delivery.get(d.id, [])
+        timeline.append(
+            TimelineEntry(
+                at=d.sent_at or d.created_at,
+                what=f"notification:{d.purpose}",
+                who=d.recipient,
+                channel=d.channel,
+                status=d.status,
+                detail=(d.last_error if d.status != "sent" else None)
+                or (f"{len(tries)} 次尝试" if len(tries) > 1 else None),
+            )
+        )
+    timeline.sort(key=lambda t: t.at)
+    return alert, timeline
+
+
+async def latest_risk(ctx: Context, entity_type: str, regions: Iterable[str]) -> list[RiskRow]:
+    """The latest score of every point (or county) in the regions, riskiest first."""
+    codes = list(regions)
+    if not codes:
+        return []
+    latest = (
+        select(RiskScore.entity_id, func.max(RiskScore.scored_at).label("at"))
+        .where(RiskScore.entity_type == entity_type, RiskScore.region_code.in_(codes))
+        .group_by(RiskScore.entity_id)
+        .subquery()
+    )
+    query = (
+        select(RiskScore)
+        .join(
+            latest,
+            and_(RiskScore.entity_id == latest.c.entity_id, RiskScore.scored_at == latest.c.at),
+        )
+        .where(RiskScore.entity_type == entity_type)
+    )
+    names = await region_names(ctx)
+    async with ctx.db.session() as session:
+        scores = (await session.scalars(query)).all()
+        points: dict[str, MonitoringPoint] = {}
+        if entity_type == "point":
+            ids = [s.entity_id for s in scores]
+            for start in range(0, len(ids), 500):
+                found = await session.scalars(
+                    select(MonitoringPoint).where(
+                        MonitoringPoint.point_id.in_(ids[start : start + 500])
+                    )
+                )
+                points.update({p.point_id: p for p in found})
+    rows = []
+    seen: set[str] = set()
+    for s in sorted(scores, key=lambda r: -r.score):
+        if s.entity_id in seen:
+            continue
+        seen.add(s.entity_id)
+        point = points.get(s.entity_id)
+        rows.append(
+            RiskRow(
+                entity_id=s.entity_id,
+                name=point.name if point else names.get(s.entity_id, s.entity_id),
+                region_code=s.region_code,
+                county=names.get(s.region_code, s.region_code),
+                industry=point.industry if point else None,
+                score=float(s.score),
+                level=s.level,
+                factors=list(s.factors or []),
+                scored_at=s.scored_at,
+            )
+        )
+    return rows
+
+
+async def county_tiles(ctx: Context, regions: Iterable[str]) -> list[CountyTile]:
+    codes = set(regions)
+    names = await region_names(ctx)
+    risk = {r.entity_id: r for r in await latest_risk(ctx, "county", codes)}
+    async with ctx.db.session() as session:
+        counties = (
+            await session.scalars(
+                select(Region).where(Region.tier == 3, Region.code.in_(codes)).order_by(Region.code)
+            )
+        ).all()
+        open_rows = await session.execute(
+            select(Alert.region_code, func.count())
+            .where(Alert.status != "resolved", Alert.region_code.in_(codes))
+            .group_by(Alert.region_code)
+        )
+        open_alerts = dict(open_rows.tuples().all())
+    tiles = []
+    for county in counties:
+        r = risk.get(county.code)
+        tiles.append(
+            CountyTile(
+                code=county.code,
+                name=names.get(county.code, county.code),
+                score=r.score if r else None,
+                level=r.level if r else None,
+                open_alerts=int(open_alerts.get(county.code, 0)),
+                factors=r.factors[:3] if r else [],
+            )
+        )
+    return tiles
+
+
+@dataclass
+class PointHistory:
+    point: MonitoringPoint
+    county: str
+    months: list[date]
+    wages: list[float | None]
+    arrears_workers: list[int | None]
+    petitions: list[int]
+    people: list[int]
+    risk: list[tuple[datetime, float]]
+    reports: list[InformantReport]
+
+
+async def point_history(
+    ctx: Context, point_id: str, today: date, months: int = 24
+) -> PointHistory | None:
+    first = add_months(today.replace(day=1), -(months - 1))
+    month_list = [add_months(first, i) for i in range(months)]
+    async with ctx.db.session() as session:
+        point = await session.get(MonitoringPoint, point_id)
+        if point is None:
+            return None
+        region = await session.get(Region, point.region_code)
+        wages = {
+            w.period: w
+            for w in (
+                await session.scalars(
+                    select(WageReport).where(
+                        WageReport.point_id == point_id, WageReport.period >= first
+                    )
+                )
+            ).all()
+        }
+        petitions = (
+            await session.execute(
+                select(Petition.received_date, Petition.people_involved).where(
+                    Petition.point_id == point_id, Petition.received_date >= first
+                )
+            )
+        ).all()
+        risk = (
+            await session.execute(
+                select(RiskScore.scored_at, RiskScore.score)
+                .where(RiskScore.entity_type == "point", RiskScore.entity_id == point_id)
+                .order_by(RiskScore.scored_at.desc())
+                .limit(60)
+            )
+        ).all()
+        reports = (
+            await session.scalars(
+                select(InformantReport)
+                .where(InformantReport.point_id == point_id)
+                .order_by(InformantReport.occurred_at.desc())
+                .limit(10)
+            )
+        ).all()
+    counts = {m: 0 for m in month_list}
+    people = {m: 0 for m in month_list}
+    for day, n in petitions:
+        key = day.replace(day=1)
+        if key in counts:
+            counts[key] += 1
+            people[key] += int(n)
+    return PointHistory(
+        point=point,
+        county=region.name if region else point.region_code,
+        months=month_list,
+        wages=[wages[m].avg_frontline_wage if m in wages else None for m in month_list],
+        arrears_workers=[wages[m].arrears_workers if m in wages else None for m in month_list],
+        petitions=[counts[m] for m in month_list],
+        people=[people[m] for m in month_list],
+        risk=[(at, float(score)) for at, score in reversed(risk)],
+        reports=list(reports),
+    )
+
+
+async def my_reports(ctx: Context, account_id: str, limit: int = 20) -> list[InformantReport]:
+    async with ctx.db.session() as session:
+        return list(
+            (
+                await session.scalars(
+                    select(InformantReport)
+                    .where(InformantReport.account_id == account_id)
+                    .order_by(InformantReport.ingested_at.desc())
+                    .limit(limit)
+                )
+            ).all()
+        )
+
+
+async def latest_documents(
+    ctx: Context, kind: str = "monthly_report", limit: int = 6
+) -> list[Document]:
+    async with ctx.db.session() as session:
+        rows = await session.execute(
+            select(Document.id, Document.kind, Document.key, Document.filename, Document.created_at)
+            .where(Document.kind == kind)
+            .order_by(Document.key.desc(), Document.id.desc())
+            .limit(limit)
+        )
+        return [
+            Document(id=r.id, kind=r.kind, key=r.key, filename=r.filename, created_at=r.created_at)
+            for r in rows
+        ]
+
+
+async def document(ctx: Context, document_id: int) -> Document | None:
+    async with ctx.db.session() as session:
+        return await session.get(Document, document_id)
+
+
+async def account_label(ctx: Context, ids: Iterable[str]) -> dict[str, str]:
+    """Tier and role of accounts named in a timeline (never their names: personal data)."""
+    wanted = {i for i in ids if i and not i.startswith(("group:", "contact:", "system"))}
+    if not wanted:
+        return {}
+    async with ctx.db.session() as session:
+        rows = (await session.scalars(select(Account).where(Account.id.in_(wanted)))).all()
+    tier_names = {1: "省级", 2: "市级", 3: "区县级", 4: "基层"}
+    role_names = {
+        "leader": "领导",
+        "duty_officer": "值班员",
+        "analyst": "分析员",
+        "informant": "信息员",
+    }
+    return {
+        a.id: f"{tier_names.get(a.tier, '')}{role_names.get(a.role, a.role)} {a.id}" for a in rows
+    }
+
+
+def local_day(ctx: Context, value: datetime) -> date:
+    return local_date(value, ctx.settings.organisation.zone)
+
+
+def point_filter(query: Any, text: str) -> Any:
+    like = f"%{text}%"
+    return query.where(or_(MonitoringPoint.point_id.like(like), MonitoringPoint.name.like(like)))

@@ -1,0 +1,541 @@
+"""The web console (server-rendered, Chinese, no build step).
+
+Pages: 预警 (alerts with their escalation timeline, acknowledge/resolve), 风险 (points and
+counties ranked, a county grid coloured by level, each point's history), 上报 (an
+informant's incident report form), 邮件 (the demo's mail sink), 报表 (monthly reports and
+the Grafana boards). A leader sees their region and the regions below it; an informant
+sees the report form and what became of their own reports.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from monitor import bus
+from monitor.clock import local_date
+from monitor.console import queries
+from monitor.console.auth import (
+    COOKIE,
+    Viewer,
+    check_csrf,
+    csrf_token,
+    make_cookie,
+    viewer_for,
+)
+from monitor.console.charts import sparkline
+from monitor.context import Context
+from monitor.mailsink import bodies, list_mail, read_mail
+from monitor.records import CATEGORIES, EVENT_TYPES, field_errors, parse_obj
+from monitor.store import Submission
+
+HERE = Path(__file__).resolve().parent.parent
+LEVEL_NAMES = {"I": "特别重大", "II": "重大", "III": "较大", "IV": "一般"}
+LEVEL_COLOURS = {"I": "red", "II": "orange", "III": "yellow", "IV": "blue"}
+STATUS_NAMES = {"triggered": "待确认", "acknowledged": "已确认", "resolved": "已处置"}
+KIND_NAMES = {
+    "event": "事件报告",
+    "enterprise_risk": "企业风险",
+    "county_risk": "区县风险",
+    "petition_surge": "信访激增",
+    "overdue_report": "监测报告逾期",
+}
+EVENT_NAMES = {
+    "precursor": "苗头隐患",
+    "petition": "信访",
+    "gathering": "聚集",
+    "work_stoppage": "停工",
+    "road_blocking": "堵路",
+    "extreme_act": "极端行为(含扬言自伤、冲击机关)",
+    "online_opinion": "网络舆情",
+    "other": "其他",
+}
+CATEGORY_NAMES = {
+    "wage_arrears": "欠薪",
+    "social_insurance": "社保",
+    "layoff": "裁员",
+    "contract": "劳动合同",
+    "injury": "工伤",
+    "other": "其他",
+}
+INDUSTRY_NAMES = {
+    "construction": "建筑",
+    "manufacturing": "制造",
+    "services": "服务",
+    "logistics": "物流",
+    "mining": "采矿",
+    "other": "其他",
+}
+CHANNEL_NAMES = {
+    "email": "邮件",
+    "wecom": "企业微信",
+    "dingtalk": "钉钉",
+    "feishu": "飞书",
+    "webhook": "Webhook",
+    "mqtt": "MQTT",
+}
+EVENT_LOG_NAMES = {
+    "AlertTriggered": "触发预警",
+    "AlertUpdated": "预警更新",
+    "AlertEscalated": "逐级上报",
+    "AlertReescalated": "升级重报",
+    "AlertRenotified": "重复提醒",
+    "AlertAcknowledged": "确认收到",
+    "AlertReminded": "处置提醒",
+    "AlertResolved": "处置完毕",
+    "AlertAutoResolved": "风险解除,自动关闭",
+    "AlertSilenced": "静默",
+    "AlertUnsilenced": "静默结束",
+    "AlertReopened": "重新打开",
+    "AlertLevelRaised": "等级上调",
+}
+DELIVERY_STATUS = {"pending": "待发送", "sent": "已送达", "failed": "发送失败"}
+PURPOSE_NAMES = {
+    "alert": "预警通知",
+    "escalation": "上报通知",
+    "repeat": "重复提醒",
+    "reminder": "处置提醒",
+    "resolved": "处置通知",
+    "digest": "每日汇总",
+    "overdue": "逾期提醒",
+    "report": "月报",
+}
+
+
+def _fmt_time(ctx: Context, value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(ctx.settings.organisation.zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def build_templates(ctx: Context) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(HERE / "templates" / "console"))
+    env = templates.env
+    env.globals.update(
+        LEVEL_NAMES=LEVEL_NAMES,
+        LEVEL_COLOURS=LEVEL_COLOURS,
+        STATUS_NAMES=STATUS_NAMES,
+        KIND_NAMES=KIND_NAMES,
+        EVENT_NAMES=EVENT_NAMES,
+        CATEGORY_NAMES=CATEGORY_NAMES,
+        INDUSTRY_NAMES=INDUSTRY_NAMES,
+        CHANNEL_NAMES=CHANNEL_NAMES,
+        EVENT_LOG_NAMES=EVENT_LOG_NAMES,
+        DELIVERY_STATUS=DELIVERY_STATUS,
+        PURPOSE_NAMES=PURPOSE_NAMES,
+        sparkline=sparkline,
+    )
+    env.filters["t"] = lambda v: _fmt_time(ctx, v)
+    env.filters["score"] = lambda v: "" if v is None else f"{v:.0f}"
+    return templates
+
+
+def include(app: FastAPI, ctx: Context) -> None:
+    """Add the console to the daemon's HTTP app."""
+    console = ctx.settings.console
+    templates = build_templates(ctx)
+    router = APIRouter(include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    async def viewer(request: Request) -> Viewer:
+        return await viewer_for(ctx, request, console.anonymous_read)
+
+    def page(
+        request: Request, name: str, v: Viewer, status_code: int = 200, **data: Any
+    ) -> Response:
+        data.update(
+            viewer=v,
+            csrf=csrf_token(ctx, request.cookies.get(COOKIE)),
+            grafana_url=ctx.settings.grafana.url,
+            has_mail=bool(console.mail_dir),
+            path=request.url.path,
+        )
+        return templates.TemplateResponse(request, name, data, status_code=status_code)
+
+    def to_login(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
+
+    @router.get("/", response_class=HTMLResponse)
+    async def home(request: Request) -> Response:
+        v = await viewer(request)
+        if v.is_informant:
+            return RedirectResponse("/report", status_code=303)
+        return RedirectResponse("/alerts", status_code=303)
+
+    # ------------------------------------------------------------------ log-in
+
+    @router.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request, next: str = "/") -> Response:
+        return page(request, "login.html", await viewer(request), next=next, error=None)
+
+    @router.post("/login")
+    async def login(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
+        account = await ctx.accounts.by_token(token.strip())
+        if account is None or account.kind not in {"leader", "informant"}:
+            return page(
+                request,
+                "login.html",
+                await viewer(request),
+                status_code=401,
+                next=next,
+                error="令牌无效或已停用:请使用领导或信息员账号的令牌登录。",
+            )
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        if account.kind == "informant" and target in {"/", "/alerts"}:
+            target = "/report"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE,
+            make_cookie(ctx, account.id, ctx.clock.now(), console.session_ttl),
+            max_age=int(console.session_ttl.total_seconds()),
+            httponly=True,
+            samesite="lax",
+            secure=ctx.settings.http.base_url.startswith("https://"),
+        )
+        return response
+
+    @router.post("/logout")
+    async def logout() -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    # ------------------------------------------------------------------ alerts
+
+    @router.get("/alerts", response_class=HTMLResponse)
+    async def alerts_page(
+        request: Request, status: str = "", level: str = "", fragment: int = 0
+    ) -> Response:
+        v = await viewer(request)
+        if not v.regions or v.is_informant:
+            return to_login(request) if not v.logged_in else RedirectResponse("/report", 303)
+        rows = await queries.alerts_for(ctx, v.regions, status=status or None, level=level or None)
+        names = await queries.region_names(ctx)
+        counts = await queries.alert_counts(ctx, v.regions)
+        name = "_alerts_table.html" if fragment else "alerts.html"
+        return page(
+            request, name, v, alerts=rows, names=names, counts=counts, status=status, level=level
+        )
+
+    @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+    async def alert_page(request: Request, alert_id: int, fragment: int = 0) -> Response:
+        v = await viewer(request)
+        alert, timeline = await queries.alert_detail(ctx, alert_id)
+        if alert is None:
+            return page(request, "error.html", v, status_code=404, message="没有这条预警。")
+        if not v.sees_region(alert.region_code) and not await _own_alert(v, alert):
+            if not v.logged_in:
+                return to_login(request)
+            return page(
+                request, "error.html", v, status_code=403, message="这条预警不在您的管辖范围内。"
+            )
+        labels = await queries.account_label(
+            ctx, [t.who for t in timeline if t.who] + [alert.acknowledged_by or ""]
+        )
+        names = await queries.region_names(ctx)
+        name = "_timeline.html" if fragment else "alert.html"
+        return page(
+            request,
+            name,
+            v,
+            alert=alert,
+            timeline=timeline,
+            labels=labels,
+            names=names,
+            message=request.query_params.get("msg"),
+        )
+
+    async def _own_alert(v: Viewer, alert: Any) -> bool:
+        """An informant may follow the alert raised from their own report."""
+        if not v.is_informant or v.account is None:
+            return False
+        mine = {r.report_id for r in await queries.my_reports(ctx, v.account.id, limit=200)}
+        return bool(mine & set(alert.source_ids or []))
+
+    @router.post("/alerts/{alert_id}/{action}")
+    async def alert_action(
+        request: Request, alert_id: int, action: str, csrf: str = Form(""), note: str = Form("")
+    ) -> Response:
+        v = await viewer(request)
+        if not v.logged_in or v.account is None:
+            return to_login(request)
+        if not check_csrf(ctx, request, csrf):
+            return page(
+                request, "error.html", v, status_code=400, message="表单已过期,请刷新页面后重试。"
+            )
+        if action not in {"ack", "resolve"}:
+            return page(request, "error.html", v, status_code=404, message="未知操作。")
+        if not v.can_act:
+            return page(
+                request,
+                "error.html",
+                v,
+                status_code=403,
+                message="只有领导或值班员可以确认、处置预警。",
+            )
+        message = await act_on_alert(ctx, v, alert_id, action, note.strip() or None)
+        return RedirectResponse(f"/alerts/{alert_id}?msg={quote(message)}", status_code=303)
+
+    # ------------------------------------------------------------------ risk
+
+    @router.get("/risk", response_class=HTMLResponse)
+    async def risk_page(request: Request) -> Response:
+        v = await viewer(request)
+        if not v.regions or v.is_informant:
+            return to_login(request) if not v.logged_in else RedirectResponse("/report", 303)
+        points = await queries.latest_risk(ctx, "point", v.regions)
+        tiles = await queries.county_tiles(ctx, v.regions)
+        return page(request, "risk.html", v, points=points[:100], total=len(points), tiles=tiles)
+
+    @router.get("/risk/points/{point_id}", response_class=HTMLResponse)
+    async def point_page(request: Request, point_id: str) -> Response:
+        v = await viewer(request)
+        today = local_date(ctx.clock.now(), ctx.settings.organisation.zone)
+        history = await queries.point_history(ctx, point_id, today)
+        if history is None:
+            return page(request, "error.html", v, status_code=404, message="没有这个监测点。")
+        if not v.sees_region(history.point.region_code) or v.is_informant:
+            if not v.logged_in:
+                return to_login(request)
+            return page(
+                request, "error.html", v, status_code=403, message="这个监测点不在您的管辖范围内。"
+            )
+        risk = await queries.latest_risk(ctx, "point", [history.point.region_code])
+        current = next((r for r in risk if r.entity_id == point_id), None)
+        return page(request, "point.html", v, h=history, current=current)
+
+    # ------------------------------------------------------------------ informant report
+
+    @router.get("/report", response_class=HTMLResponse)
+    async def report_form(request: Request) -> Response:
+        v = await viewer(request)
+        if not v.logged_in or v.account is None:
+            return to_login(request)
+        return page(request, "report.html", v, **await _report_context(v, {}, {}))
+
+    @router.post("/report", response_class=HTMLResponse)
+    async def report_submit(request: Request) -> Response:
+        v = await viewer(request)
+        if not v.logged_in or v.account is None:
+            return to_login(request)
+        form = dict(await request.form())
+        if not check_csrf(ctx, request, str(form.pop("csrf", ""))):
+            return page(
+                request, "error.html", v, status_code=400, message="表单已过期,请刷新页面后重试。"
+            )
+        values = {k: str(val).strip() for k, val in form.items()}
+        data, errors = _report_payload(v, values)
+        record = None
+        try:
+            # Validated even when the form already found a problem, so that every bad
+            # field is shown at once (placeholders stand in for what the form refused).
+            record = parse_obj("report", data)
+        except ValidationError as exc:
+            for err in field_errors(exc):
+                errors.setdefault(err.field or "form", _zh_reason(err.reason))
+        if errors:
+            record = None
+        if record is not None:
+            result = await ctx.store.store("report", [Submission(record, "web", v.account.id)])
+            rejected = result.rejected.get(record.record_id)
+            if rejected is None:
+                ctx.bus.notify(bus.RECORDS)
+                return RedirectResponse(f"/report/{record.record_id}", status_code=303)
+            errors[rejected.field or "form"] = _zh_reason(rejected.reason)
+        return page(
+            request, "report.html", v, status_code=422, **await _report_context(v, values, errors)
+        )
+
+    @router.get("/report/{report_id}", response_class=HTMLResponse)
+    async def report_receipt(request: Request, report_id: str, fragment: int = 0) -> Response:
+        v = await viewer(request)
+        if not v.logged_in or v.account is None:
+            return to_login(request)
+        mine = [
+            r
+            for r in await queries.my_reports(ctx, v.account.id, limit=200)
+            if r.report_id == report_id
+        ]
+        if not mine:
+            return page(
+                request, "error.html", v, status_code=404, message="没有找到这份报告的回执。"
+            )
+        alerts = await queries.alerts_for(ctx, [mine[0].region_code], source_ids=[report_id])
+        name = "_receipt_alerts.html" if fragment else "receipt.html"
+        return page(request, name, v, report=mine[0], alerts=alerts)
+
+    async def _report_context(
+        v: Viewer, values: dict[str, str], errors: dict[str, str]
+    ) -> dict[str, Any]:
+        names = await queries.region_names(ctx)
+        regions = (
+            sorted(
+                (code, names.get(code, code))
+                for code in v.regions
+                if code and len(code) == 6 and not code.endswith("00")
+            )
+            or [(v.account.region_code, names.get(v.account.region_code, ""))]
+            if v.account
+            else []
+        )
+        recent = await queries.my_reports(ctx, v.account.id) if v.account else []
+        now_local = ctx.clock.now().astimezone(ctx.settings.organisation.zone)
+        return {
+            "values": values,
+            "errors": errors,
+            "regions": regions,
+            "event_types": EVENT_TYPES,
+            "categories": CATEGORIES,
+            "recent": recent,
+            "now_local": now_local.strftime("%Y-%m-%dT%H:%M"),
+        }
+
+    def _report_payload(v: Viewer, values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The form's text as a record payload; form-level problems named by field."""
+        assert v.account is not None
+        errors: dict[str, str] = {}
+        when = values.get("occurred_at", "")
+        occurred = None
+        if not when:
+            errors["occurred_at"] = "请填写发生时间。"
+        else:
+            try:
+                occurred = datetime.fromisoformat(when).replace(
+                    tzinfo=ctx.settings.organisation.zone
+                )
+            except ValueError:
+                errors["occurred_at"] = "时间格式应为 2025-01-15T09:30。"
+        people_text = values.get("people_involved", "")
+        people = 0
+        if people_text.isdigit():
+            people = int(people_text)
+        elif people_text == "":
+            errors["people_involved"] = "请填写涉及人数(不清楚可填 0)。"
+        else:
+            errors["people_involved"] = "涉及人数应为不小于 0 的整数。"
+        report_id = "web-" + ctx.clock.now().strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+        data: dict[str, Any] = {
+            "report_id": report_id,
+            "informant_id": v.account.id,
+            "occurred_at": (occurred or ctx.clock.now()).isoformat(),
+            "region_code": values.get("region_code", ""),
+            "event_type": values.get("event_type", ""),
+            "people_involved": people,
+            "description": values.get("description", ""),
+        }
+        for optional in ("point_id", "enterprise_name", "category"):
+            if values.get(optional):
+                data[optional] = values[optional]
+        return data, errors
+
+    # ------------------------------------------------------------------ mail (demo sink)
+
+    @router.get("/mail", response_class=HTMLResponse)
+    async def mail_list(request: Request) -> Response:
+        v = await viewer(request)
+        if not console.mail_dir:
+            return page(
+                request,
+                "error.html",
+                v,
+                status_code=404,
+                message="本系统未启用本地邮件箱(仅演示模式提供)。",
+            )
+        if not v.is_leader and not console.anonymous_read:
+            return to_login(request)
+        return page(request, "mail.html", v, mails=list_mail(Path(console.mail_dir)))
+
+    @router.get("/mail/{name}", response_class=HTMLResponse)
+    async def mail_view(request: Request, name: str) -> Response:
+        v = await viewer(request)
+        directory = Path(console.mail_dir) if console.mail_dir else None
+        path = (directory / name) if directory else None
+        if path is None or "/" in name or not path.is_file():
+            return page(request, "error.html", v, status_code=404, message="没有这封邮件。")
+        if not v.is_leader and not console.anonymous_read:
+            return to_login(request)
+        message = read_mail(path)
+        text, html = bodies(message)
+        return page(request, "mail_view.html", v, message=message, text=text, html=html, mail=name)
+
+    # ------------------------------------------------------------------ reports and boards
+
+    @router.get("/reports", response_class=HTMLResponse)
+    async def reports_page(request: Request) -> Response:
+        v = await viewer(request)
+        if not v.is_leader and not (console.anonymous_read and not v.logged_in):
+            return to_login(request) if not v.logged_in else RedirectResponse("/report", 303)
+        docs = await queries.latest_documents(ctx)
+        return page(request, "reports.html", v, documents=docs)
+
+    @router.get("/documents/{document_id}")
+    async def download(request: Request, document_id: int) -> Response:
+        v = await viewer(request)
+        if not v.is_leader and not (console.anonymous_read and not v.logged_in):
+            return to_login(request)
+        doc = await queries.document(ctx, document_id)
+        if doc is None:
+            return page(request, "error.html", v, status_code=404, message="没有这份文件。")
+        return Response(
+            doc.data,
+            media_type=doc.content_type,
+            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename)}"},
+        )
+
+    app.include_router(router)
+
+
+_REASONS = {
+    "required field is missing": "必填项。",
+    "needs a UTC offset": "时间需带时区。",
+    "must be one of": "请从列表中选择。",
+    "unknown region code": "未知的区县代码。",
+    "is in the future": "发生时间不能晚于现在。",
+    "Input should be greater than or equal to 0": "不能为负数。",
+    "String should match pattern": "格式不正确(只能包含字母、数字和 _ . : -)。",
+    "String should have at most": "内容过长。",
+}
+
+
+def _zh_reason(reason: str) -> str:
+    """The validation reason in Chinese for the form, the English one kept after it."""
+    for english, chinese in _REASONS.items():
+        if english in reason:
+            return f"{chinese}({reason})"
+    return reason
+
+
+async def act_on_alert(
+    ctx: Context, v: Viewer, alert_id: int, action: str, note: str | None
+) -> str:
+    """Acknowledge or resolve through the alerting core, with the same jurisdiction rule
+    as the API: a leader of the alert's region or of a region above it."""
+    from monitor.alerting import AlertBook, AlertError
+    from monitor.contacts import may_act_on
+    from monitor.models import Alert
+
+    assert v.account is not None
+    async with ctx.db.session() as session:
+        alert = await session.get(Alert, alert_id)
+        if alert is None:
+            return "没有这条预警。"
+        if not await may_act_on(session, v.account, alert.region_code):
+            return "只有本区域或上级区域的领导、值班员可以确认或处置这条预警。"
+    book = AlertBook(ctx)
+    try:
+        if action == "ack":
+            await book.acknowledge(alert_id, actor=v.account.id, reason=note, via="console")
+            return "已确认收到,逐级上报已停止。"
+        await book.resolve(alert_id, actor=v.account.id, reason=note, via="console")
+        return "已标记为处置完毕。"
+    except AlertError as exc:
+        return f"操作未完成:{exc}"
