@@ -66,7 +66,9 @@ class CountyTile:
 
 async def region_names(ctx: Context) -> dict[str, str]:
     async with ctx.db.session() as session:
-        return dict((await session.execute(select(Region.code, Region.name))).tuples().all())
+        return {
+            code: name for code, name in await session.execute(select(Region.code, Region.name))
+        }
 
 
 async def alerts_for(
@@ -237,7 +239,7 @@ async def county_tiles(ctx: Context, regions: Iterable[str]) -> list[CountyTile]
             .where(Alert.status != "resolved", Alert.region_code.in_(codes))
             .group_by(Alert.region_code)
         )
-        open_alerts = dict(open_rows.tuples().all())
+        open_alerts = {code: n for code, n in open_rows}
     tiles = []
     for county in counties:
         r = risk.get(county.code)

@@ -1,0 +1,255 @@
+"""The web console, server side: log-in, jurisdiction, the report form, acknowledge and
+resolve through the alerting core, the mail sink and documents (both databases).
+
+The browser walk-through is in tests/test_console_browser.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.accounts import NewAccount
+from monitor.alerting import AlertBook
+from monitor.api import create_app
+from monitor.context import Context
+from monitor.models import Document, Finding, MonitoringPoint
+
+
+async def finding(ctx: Context, region: str, level: str, title: str, source: str) -> None:
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        session.add(
+            Finding(
+                detector="severity",
+                kind="event",
+                entity_type="event",
+                entity_id=source,
+                dedup_key=f"event:{source}",
+                region_code=region,
+                point_id=None,
+                score=80.0,
+                level=level,
+                title=title,
+                evidence={
+                    "factors": [{"code": "people", "text": "涉及40人(重大)", "weight": 1.0}],
+                    "source_ids": [source],
+                    "people_involved": 40,
+                },
+                as_of=now,
+                created_at=now,
+            )
+        )
+    await AlertBook(ctx).process_findings()
+
+
+class Console:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def login(self, account: NewAccount) -> httpx.Response:
+        self.client.cookies.clear()
+        return await self.client.post("/login", data={"token": account.token})
+
+    async def csrf(self, path: str) -> str:
+        page = (await self.client.get(path)).text
+        match = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert match, page[:500]
+        return match.group(1)
+
+
+@pytest.fixture
+async def console(ctx: Context, tmp_path: Path) -> AsyncIterator[Console]:
+    ctx.settings.console.mail_dir = str(tmp_path / "mail")
+    app = create_app(ctx)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+        yield Console(client)
+
+
+@pytest.fixture
+async def people(ctx: Context) -> dict[str, NewAccount]:
+    add = ctx.accounts.add
+    return {
+        "ziyang": await add(
+            kind="leader", account_id="lead-430902", region_code="430902", email="zy@x.cn"
+        ),
+        "heshan": await add(
+            kind="leader", account_id="lead-430903", region_code="430903", email="hs@x.cn"
+        ),
+        "city": await add(
+            kind="leader", account_id="lead-430900", region_code="430900", email="yy@x.cn"
+        ),
+        "analyst": await add(
+            kind="leader", account_id="ana-430900", region_code="430900", role="analyst"
+        ),
+        "informant": await add(kind="informant", account_id="inf-430902-1", region_code="430902"),
+        "point": await add(kind="source", account_id="hotline", region_code="430900"),
+    }
+
+
+async def test_log_in_and_jurisdiction(
+    ctx: Context, console: Console, people: dict[str, NewAccount]
+) -> None:
+    await finding(ctx, "430902", "II", "资阳某厂40人聚集讨薪", "R-zy")
+    await finding(ctx, "430903", "II", "赫山某工地40人聚集讨薪", "R-hs")
+    anonymous = await console.client.get("/alerts")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"].startswith("/login")
+    refused = await console.client.post("/login", data={"token": "lm_wrong"})
+    assert refused.status_code == 401
+    assert "令牌无效" in refused.text
+    assert (
+        await console.client.post("/login", data={"token": people["point"].token})
+    ).status_code == 401
+
+    await console.login(people["ziyang"])
+    page = (await console.client.get("/alerts")).text
+    assert "资阳某厂40人聚集讨薪" in page
+    assert "赫山某工地" not in page
+    other = next(a for a in await AlertBook(ctx).list(within="430903") if a.region_code == "430903")
+    assert (await console.client.get(f"/alerts/{other.id}")).status_code == 403
+
+    await console.login(people["city"])
+    page = (await console.client.get("/alerts")).text
+    assert "资阳某厂" in page
+    assert "赫山某工地" in page
+
+
+async def test_acknowledge_and_resolve_through_the_core(
+    ctx: Context, console: Console, people: dict[str, NewAccount]
+) -> None:
+    await finding(ctx, "430902", "II", "资阳某厂40人聚集讨薪", "R-1")
+    [alert] = await AlertBook(ctx).list(within="430900")
+    await console.login(people["ziyang"])
+    path = f"/alerts/{alert.id}"
+    token = await console.csrf(path)
+    assert (await console.client.post(f"{path}/ack", data={"csrf": "forged"})).status_code == 400
+    done = await console.client.post(f"{path}/ack", data={"csrf": token}, follow_redirects=True)
+    assert "已确认收到" in done.text
+    assert "确认收到" in (await console.client.get(f"{path}?fragment=1")).text
+    [alert] = await AlertBook(ctx).list(within="430900")
+    assert alert.status == "acknowledged"
+    assert alert.acknowledged_by == "lead-430902"
+
+    # An analyst reads but does not act; a leader of another county cannot act.
+    await console.login(people["analyst"])
+    token = await console.csrf("/report")  # an analyst's alert page has no action forms
+    assert (await console.client.post(f"{path}/resolve", data={"csrf": token})).status_code == 403
+    await console.login(people["heshan"])
+    assert (await console.client.get(path)).status_code == 403
+
+    await console.login(people["city"])
+    token = await console.csrf(path)
+    await console.client.post(f"{path}/resolve", data={"csrf": token, "note": "已调解"})
+    [alert] = await AlertBook(ctx).list(within="430900")
+    assert alert.status == "resolved"
+
+
+async def test_report_form_errors_then_receipt(
+    ctx: Context, console: Console, people: dict[str, NewAccount]
+) -> None:
+    await console.login(people["informant"])
+    token = await console.csrf("/report")
+    bad = await console.client.post(
+        "/report",
+        data={
+            "csrf": token,
+            "occurred_at": "2025-01-15T08:00",
+            "region_code": "430902",
+            "event_type": "",
+            "people_involved": "很多",
+            "description": "工人聚集",
+        },
+    )
+    assert bad.status_code == 422
+    errors = dict(re.findall(r'id="([a-z_]+)-error" role="alert">([^<]+)<', bad.text))
+    assert set(errors) == {"event_type", "people_involved"}
+    assert "整数" in errors["people_involved"]
+    assert 'value="很多"' in bad.text  # what was typed is kept
+    good = await console.client.post(
+        "/report",
+        data={
+            "csrf": token,
+            "occurred_at": "2025-01-15T08:00",
+            "region_code": "430902",
+            "event_type": "road_blocking",
+            "people_involved": "12",
+            "description": "工人堵路讨薪",
+            "enterprise_name": "资阳某建筑公司",
+        },
+    )
+    assert good.status_code == 303
+    receipt = await console.client.get(good.headers["location"])
+    report_id = re.search(r'id="receipt-id">([^<]+)<', receipt.text)
+    assert report_id
+    assert report_id.group(1).startswith("web-")
+    # An informant cannot read alerts in general, nor another informant's receipt.
+    assert (await console.client.get("/alerts", follow_redirects=False)).headers[
+        "location"
+    ] == "/report"
+    other = await ctx.accounts.add(
+        kind="informant", account_id="inf-430902-2", region_code="430902"
+    )
+    await console.login(other)
+    assert (await console.client.get(good.headers["location"])).status_code == 404
+
+
+async def test_risk_pages_mail_and_documents(
+    ctx: Context, console: Console, people: dict[str, NewAccount], tmp_path: Path
+) -> None:
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        session.add(
+            MonitoringPoint(
+                point_id="P1",
+                name="资阳建工",
+                region_code="430902",
+                industry="construction",
+                headcount=300,
+                payload_hash="x",
+                source="file",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        session.add(
+            Document(
+                kind="monthly_report",
+                key="2024-12",
+                filename="月报.pdf",
+                content_type="application/pdf",
+                data=b"%PDF-1.7 test",
+                created_at=now,
+            )
+        )
+    mail_dir = tmp_path / "mail"
+    mail_dir.mkdir()
+    message = EmailMessage()
+    message["Subject"] = "【II级 重大】资阳某厂"
+    message["From"] = "labormon@localhost"
+    message["Message-ID"] = "<d-1@labormon>"
+    message.set_content("正文")
+    (mail_dir / "20250115T010000000000-d-1.eml").write_bytes(
+        b"X-Labormon-Envelope-To: zy@x.cn\r\n" + message.as_bytes()
+    )
+    await console.login(people["ziyang"])
+    assert "区县风险" in (await console.client.get("/risk")).text
+    point = (await console.client.get("/risk/points/P1")).text
+    assert "资阳建工" in point
+    assert "<svg" in point
+    listing = (await console.client.get("/mail")).text
+    assert "【II级 重大】资阳某厂" in listing
+    assert "正文" in (await console.client.get("/mail/20250115T010000000000-d-1.eml")).text
+    assert (await console.client.get("/mail/..%2Fsecret")).status_code == 404
+    docs = (await console.client.get("/reports")).text
+    doc_id = re.search(r'href="/documents/(\d+)"', docs)
+    assert doc_id
+    download = await console.client.get(f"/documents/{doc_id.group(1)}")
+    assert download.content == b"%PDF-1.7 test"
+    await console.login(people["informant"])
+    assert (await console.client.get("/risk/points/P1")).status_code == 403
