@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from monitor import labels as glossary
+
 #: Alert levels on China's emergency scale (CONTRACT §5), most severe first.
-LEVEL_LABELS: dict[str, str] = {
-    "I": "I级 特别重大",
-    "II": "II级 重大",
-    "III": "III级 较大",
-    "IV": "IV级 一般",
-}
+LEVEL_LABELS: dict[str, str] = {lv: f"{lv}级 {name}" for lv, name in glossary.LEVEL_NAMES.items()}
 #: The published colours of the levels: IV blue, III yellow, II orange, I red.
 LEVEL_COLORS: dict[str, str] = {"I": "red", "II": "orange", "III": "yellow", "IV": "blue"}
 
@@ -33,47 +30,18 @@ SCORE_STEPS: list[tuple[float | None, str]] = [
     (85, LEVEL_COLORS["I"]),
 ]
 
-CATEGORY_LABELS: dict[str, str] = {
-    "wage_arrears": "拖欠工资",
-    "social_insurance": "社会保险",
-    "layoff": "裁员",
-    "contract": "劳动合同",
-    "injury": "工伤",
-    "other": "其他",
-}
+CATEGORY_LABELS: dict[str, str] = glossary.CATEGORIES
 
-CHANNEL_LABELS: dict[str, str] = {
-    "visit": "来访",
-    "letter": "来信",
-    "hotline_12351": "12351热线",
-    "online": "网上信访",
-}
+CHANNEL_LABELS: dict[str, str] = glossary.CHANNELS
 
-INDUSTRY_LABELS: dict[str, str] = {
-    "construction": "建筑业",
-    "manufacturing": "制造业",
-    "services": "服务业",
-    "logistics": "物流运输",
-    "mining": "采矿业",
-    "other": "其他",
-}
+INDUSTRY_LABELS: dict[str, str] = glossary.INDUSTRIES
 
-STATUS_LABELS: dict[str, str] = {
-    "triggered": "待确认",
-    "acknowledged": "已确认",
-    "resolved": "已解除",
-}
+STATUS_LABELS: dict[str, str] = glossary.ALERT_STATUS
 
-KIND_LABELS: dict[str, str] = {
-    "event": "突发事件",
-    "enterprise_risk": "企业风险",
-    "county_risk": "区县风险",
-    "petition_surge": "信访激增",
-    "overdue_report": "月报逾期",
-}
+KIND_LABELS: dict[str, str] = glossary.ALERT_KINDS
 
 #: Highest tier an alert reached: 3 county, 2 city, 1 province (CONTRACT §1).
-TIER_LABELS: dict[int, str] = {3: "县级", 2: "市级", 1: "省级"}
+TIER_LABELS: dict[int, str] = {t: glossary.TIERS[t] for t in (3, 2, 1)}
 
 
 def _literal(value: str) -> str:

@@ -19,42 +19,16 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from monitor import labels as glossary
 from monitor.models import Alert, AlertEvent, Region
 
-LEVEL_NAMES = {"I": "特别重大", "II": "重大", "III": "较大", "IV": "一般"}
-LEVEL_COLOURS = {
-    "I": ("红色", "#c62828"),
-    "II": ("橙色", "#ef6c00"),
-    "III": ("黄色", "#f9a825"),
-    "IV": ("蓝色", "#1565c0"),
-}
-KIND_NAMES = {
-    "event": "突发事件",
-    "enterprise_risk": "企业风险",
-    "county_risk": "区域风险",
-    "petition_surge": "信访激增",
-    "overdue_report": "监测点报告逾期",
-}
-EVENT_TYPE_NAMES = {
-    "precursor": "苗头隐患",
-    "petition": "上访",
-    "gathering": "聚集",
-    "work_stoppage": "停工",
-    "road_blocking": "堵路",
-    "extreme_act": "极端行为",
-    "online_opinion": "网络舆情",
-    "other": "其他",
-}
-CATEGORY_NAMES = {
-    "wage_arrears": "欠薪",
-    "social_insurance": "社保断缴",
-    "layoff": "裁员",
-    "contract": "劳动合同",
-    "injury": "工伤",
-    "other": "其他",
-}
+LEVEL_NAMES = glossary.LEVEL_NAMES
+LEVEL_COLOURS = glossary.LEVEL_COLOURS
+KIND_NAMES = glossary.ALERT_KINDS
+EVENT_TYPE_NAMES = glossary.EVENT_TYPES
+CATEGORY_NAMES = glossary.CATEGORIES
 TIER_NAMES = {"point": "监测点", "county": "区县级", "city": "市级", "province": "省级"}
-STATUS_NAMES = {"triggered": "待确认", "acknowledged": "已确认", "resolved": "已解除"}
+STATUS_NAMES = glossary.ALERT_STATUS
 #: The heading of a message by why it is sent.
 PURPOSE_TITLES = {
     "alert": "预警",

@@ -9,6 +9,7 @@ sees the report form and what became of their own reports.
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from monitor import bus
+from monitor import labels as glossary
 from monitor.clock import local_date
 from monitor.console import queries
 from monitor.console.auth import (
@@ -39,42 +41,14 @@ from monitor.records import CATEGORIES, EVENT_TYPES, field_errors, parse_obj
 from monitor.store import Submission
 
 HERE = Path(__file__).resolve().parent.parent
-LEVEL_NAMES = {"I": "特别重大", "II": "重大", "III": "较大", "IV": "一般"}
+LEVEL_NAMES = glossary.LEVEL_NAMES
 LEVEL_COLOURS = {"I": "red", "II": "orange", "III": "yellow", "IV": "blue"}
-STATUS_NAMES = {"triggered": "待确认", "acknowledged": "已确认", "resolved": "已处置"}
-KIND_NAMES = {
-    "event": "事件报告",
-    "enterprise_risk": "企业风险",
-    "county_risk": "区县风险",
-    "petition_surge": "信访激增",
-    "overdue_report": "监测报告逾期",
-}
-EVENT_NAMES = {
-    "precursor": "苗头隐患",
-    "petition": "信访",
-    "gathering": "聚集",
-    "work_stoppage": "停工",
-    "road_blocking": "堵路",
-    "extreme_act": "极端行为(含扬言自伤、冲击机关)",
-    "online_opinion": "网络舆情",
-    "other": "其他",
-}
-CATEGORY_NAMES = {
-    "wage_arrears": "欠薪",
-    "social_insurance": "社保",
-    "layoff": "裁员",
-    "contract": "劳动合同",
-    "injury": "工伤",
-    "other": "其他",
-}
-INDUSTRY_NAMES = {
-    "construction": "建筑",
-    "manufacturing": "制造",
-    "services": "服务",
-    "logistics": "物流",
-    "mining": "采矿",
-    "other": "其他",
-}
+STATUS_NAMES = glossary.ALERT_STATUS
+KIND_NAMES = glossary.ALERT_KINDS
+#: The form explains what "extreme act" covers, since it decides level I by itself.
+EVENT_NAMES = glossary.EVENT_TYPES | {"extreme_act": "极端行为(含扬言自伤、冲击机关)"}
+CATEGORY_NAMES = glossary.CATEGORIES
+INDUSTRY_NAMES = glossary.INDUSTRIES
 CHANNEL_NAMES = {
     "email": "邮件",
     "wecom": "企业微信",
@@ -133,6 +107,8 @@ def build_templates(ctx: Context) -> Jinja2Templates:
         DELIVERY_STATUS=DELIVERY_STATUS,
         PURPOSE_NAMES=PURPOSE_NAMES,
         sparkline=sparkline,
+        TIERS=glossary.TIERS,
+        ROLES=glossary.ROLES,
     )
     env.filters["t"] = lambda v: _fmt_time(ctx, v)
     env.filters["score"] = lambda v: "" if v is None else f"{v:.0f}"
@@ -173,9 +149,22 @@ def include(app: FastAPI, ctx: Context) -> None:
 
     # ------------------------------------------------------------------ log-in
 
+    def demo_logins() -> list[dict[str, str]]:
+        if not console.demo_accounts_file:
+            return []
+        path = Path(console.demo_accounts_file)
+        return list(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else []
+
     @router.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request, next: str = "/") -> Response:
-        return page(request, "login.html", await viewer(request), next=next, error=None)
+        return page(
+            request,
+            "login.html",
+            await viewer(request),
+            next=next,
+            error=None,
+            demo_logins=demo_logins(),
+        )
 
     @router.post("/login")
     async def login(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
@@ -188,6 +177,7 @@ def include(app: FastAPI, ctx: Context) -> None:
                 status_code=401,
                 next=next,
                 error="令牌无效或已停用:请使用领导或信息员账号的令牌登录。",
+                demo_logins=demo_logins(),
             )
         target = next if next.startswith("/") and not next.startswith("//") else "/"
         if account.kind == "informant" and target in {"/", "/alerts"}:

@@ -10,21 +10,11 @@ from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
-CHANNELS: dict[str, str] = {
-    "visit": "来访",
-    "letter": "来信",
-    "hotline_12351": "12351热线",
-    "online": "网上信访",
-}
+from monitor import labels as glossary
 
-CATEGORIES: dict[str, str] = {
-    "wage_arrears": "拖欠工资",
-    "social_insurance": "社会保险",
-    "layoff": "裁员安置",
-    "contract": "劳动合同",
-    "injury": "工伤待遇",
-    "other": "其他",
-}
+CHANNELS: dict[str, str] = glossary.CHANNELS
+
+CATEGORIES: dict[str, str] = glossary.CATEGORIES
 
 OVER_LEVELS: dict[str, str] = {
     "city": "到市",
@@ -32,14 +22,7 @@ OVER_LEVELS: dict[str, str] = {
     "national": "进京",
 }
 
-INDUSTRIES: dict[str, str] = {
-    "construction": "建筑业",
-    "manufacturing": "制造业",
-    "services": "服务业",
-    "logistics": "交通物流",
-    "mining": "采矿业",
-    "other": "其他行业",
-}
+INDUSTRIES: dict[str, str] = glossary.INDUSTRIES
 
 #: Alert levels on China's emergency scale (CONTRACT §5), most serious first.
 ALERT_LEVELS: dict[str, str] = {
