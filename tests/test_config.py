@@ -118,3 +118,10 @@ def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
 )
 def test_durations(text: object, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_the_shipped_example_configuration_is_valid() -> None:
+    example = Path(__file__).resolve().parent.parent / "deploy" / "labormon.toml.example"
+    settings = load_settings(example)
+    assert settings.database.url.startswith("postgresql://")
+    assert settings.alerting.groups[0].kind == "wecom"
