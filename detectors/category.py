@@ -111,7 +111,7 @@ class CategoryModel:
             coef=np.asarray(linear.coef_, dtype=float),
             intercept=np.asarray(linear.intercept_, dtype=float),
             classes=[str(c) for c in linear.classes_],
-            ngram_range=tuple(vectorizer.ngram_range),  # type: ignore[arg-type]
+            ngram_range=(int(vectorizer.ngram_range[0]), int(vectorizer.ngram_range[1])),
             lowercase=bool(vectorizer.lowercase),
         )
 

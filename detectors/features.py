@@ -12,6 +12,7 @@ two in step and the benchmark compares their speed.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,6 +159,13 @@ class Features:
         return self.X[:, COL[name]]
 
 
+def _nanmedian(values: np.ndarray, axis: int = 1) -> np.ndarray:
+    """Median ignoring NaN; NaN (without a warning) where a row has no value at all."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmedian(values, axis=axis))
+
+
 def _last_true(mask: np.ndarray) -> np.ndarray:
     """Index of the last True per row, -1 where none."""
     width = mask.shape[1]
@@ -268,8 +276,7 @@ def compute(view: PanelView) -> Features:
         delays = np.where(paid_cells, paid_day - ends, np.nan)
         cols = np.arange(width)[None, :]
         back = (cols <= (last[:, None] - 3)) & (cols >= (last[:, None] - 12))
-        with np.errstate(all="ignore"):
-            base_delay = np.nanmedian(np.where(back, delays, np.nan), axis=1)
+        base_delay = _nanmedian(np.where(back, delays, np.nan))
     else:
         base_delay = np.full(n, np.nan)
     if width:
@@ -310,7 +317,7 @@ def compute(view: PanelView) -> Features:
     )
     status_last = np.where(has, _take(status.astype(float), last, 0), 0)
     X[:, COL["status"]] = np.maximum(status_last, 0)
-    abnormal = 0
+    abnormal = np.zeros(n)
     for k in range(3):
         col = shifted(k)
         abnormal = abnormal + (_take(status.astype(float), col, 0) > 0)
@@ -349,9 +356,8 @@ def compute(view: PanelView) -> Features:
         cols = np.arange(width)[None, :]
         prior = (cols < last[:, None]) & (cols >= last[:, None] - 12)
         hist = np.where(prior, logw, np.nan)
-        with np.errstate(all="ignore"):
-            med = np.nanmedian(hist, axis=1)
-            mad = np.nanmedian(np.abs(hist - med[:, None]), axis=1)
+        med = _nanmedian(hist)
+        mad = _nanmedian(np.abs(hist - med[:, None]))
         count = np.sum(~np.isnan(hist), axis=1)
         lw_last = _take(logw, last)
         change = lw_last - med
@@ -373,8 +379,7 @@ def compute(view: PanelView) -> Features:
             0.0,
         )
         ot = np.where(cells, w["overtime"], np.nan)
-        with np.errstate(all="ignore"):
-            ot_med = np.nanmedian(np.where(prior, ot, np.nan), axis=1)
+        ot_med = _nanmedian(np.where(prior, ot, np.nan))
         ot_last = _take(ot, last)
         X[:, COL["overtime_change"]] = np.where(
             ~np.isnan(ot_last) & ~np.isnan(ot_med), np.clip(ot_last - ot_med, -200, 200), 0.0

@@ -218,7 +218,7 @@ def train(
     data = training_set(panel, until, policy, cache)
     positives = int(data.y.sum())
     if positives < policy.min_incidents or len(np.unique(data.groups)) < 6:
-        log.info("too little history for the forecaster", incidents=positives)
+        log.debug("too little history for the forecaster", incidents=positives)
         return None
     booster = HistGradientBoostingClassifier(
         max_iter=150,
@@ -246,5 +246,5 @@ def train(
         "base_rate": round(base_rate, 5),
         "fit_seconds": round(time.perf_counter() - started, 2),
     }
-    log.info("forecaster trained", **metrics)
+    log.debug("forecaster trained", **metrics)
     return Forecaster(model, list(NAMES), base_rate, until, metrics, sklearn_version)

@@ -180,6 +180,8 @@ class Panel:
     #: Ground-truth incidents (evaluation only): point index and day.
     truth_point: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     truth_day: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: Derived arrays computed once (incident mask, report deadlines).
+    cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -197,11 +199,9 @@ class Panel:
 
     def incident_mask(self) -> np.ndarray:
         """Events that are incidents in the system's own history."""
-        cached: np.ndarray | None = getattr(self, "_incident_cache", None)
-        if cached is None:
-            cached = self._incidents()
-            object.__setattr__(self, "_incident_cache", cached)
-        return cached
+        if "incidents" not in self.cache:
+            self.cache["incidents"] = self._incidents()
+        return self.cache["incidents"]
 
     def _incidents(self) -> np.ndarray:
         informant = (self.ev_source == SOURCE_REPORT) & np.isin(self.ev_type, list(INCIDENT_EVENTS))
@@ -229,13 +229,12 @@ class PanelView:
 
     def _due_days(self) -> np.ndarray:
         p = self.panel
-        if not hasattr(p, "_due_cache"):
-            deadlines = np.array(
+        if "deadlines" not in p.cache:
+            p.cache["deadlines"] = np.array(
                 [period_end_day(p.month0 + m) + DEADLINE_DAYS for m in range(p.months)],
                 dtype=np.int64,
             )
-            object.__setattr__(p, "_due_cache", deadlines)
-        return p._due_cache  # type: ignore[attr-defined, no-any-return]
+        return p.cache["deadlines"]
 
     def paid(self) -> np.ndarray:
         """Cells whose wages were paid by the as-of day."""

@@ -5,11 +5,13 @@ Per monitoring point:
 1. the probability of an incident within 90 days -- from the forecaster when there is
    one, otherwise from an expert formula over the same features (the rules' and
    anomalies' weights, set by judgement from DOMAIN.md);
-2. the score: `100 * log(1 + p/p0) / log(1 + 1/p0)` with p0 = 2 %, which spreads the
-   low probabilities that make up most of a region (p = 2 % -> 18, 6 % -> 35,
-   14 % -> 53, 27 % -> 68, 52 % -> 83);
-3. the level from the score thresholds (I >= 85, II >= 70, III >= 55, IV >= 40), raised
-   to the rules' floor where a published threshold demands it (`rules.py`);
+2. the score: `100 * log(1 + p/p0) / log(1 + 1/p0)` with p0 = 5 %, which spreads the
+   low probabilities that make up most of a region (p = 2 % -> 11, 5 % -> 23,
+   12 % -> 40, 21 % -> 55, 37 % -> 70, 62 % -> 85);
+3. the level from the score thresholds (I >= 85, II >= 70, III >= 55, IV >= 40: a
+   level IV point has at least a one-in-eight chance of an incident within 90 days,
+   a level I point more than three in five), raised to the rules' floor where a
+   published threshold demands it (`rules.py`);
 4. the top factors in words: each group of features (arrears, petitions, informants,
    reporting, ...) is set to a quiet enterprise's values and the score recomputed;
    the drop is that group's weight, in score points, and its text says what was seen.
@@ -59,7 +61,7 @@ class ScoringPolicy:
         ("III", 55.0),
         ("IV", 40.0),
     )
-    p0: float = 0.02
+    p0: float = 0.05
     default_base_rate: float = 0.02
     explain_min_score: float = 20.0
     max_factors: int = 5
@@ -71,7 +73,7 @@ class ScoringPolicy:
         return dict(self.thresholds)[level]
 
 
-def probability_to_score(p: np.ndarray, p0: float = 0.02) -> np.ndarray:
+def probability_to_score(p: np.ndarray, p0: float = 0.05) -> np.ndarray:
     p = np.clip(np.nan_to_num(np.asarray(p, dtype=float), nan=0.0), 0.0, 1.0)
     return 100.0 * np.log1p(p / p0) / np.log1p(1.0 / p0)
 
@@ -96,7 +98,7 @@ def expert_probability(X: np.ndarray) -> np.ndarray:
     settler = X[:, c["settler_pattern"]] > 0
     arrears = np.where(settler, 0.0, np.minimum(X[:, c["arrears_months"]], 6))
     z = (
-        -4.6
+        -5.0
         + 0.55 * arrears
         + 0.3 * settler * (X[:, c["days_to_festival"]] <= 40)
         + 0.9 * X[:, c["unpaid"]]

@@ -51,9 +51,10 @@ ServiceFactory = Callable[[Context, "Daemon"], Service | None]
 
 
 def default_factories() -> list[ServiceFactory]:
+    from detectors.service import DetectorService
     from monitor.api import HttpService
 
-    return [HttpService.create]
+    return [HttpService.create, DetectorService.create]
 
 
 class Daemon:

@@ -19,6 +19,7 @@ COMMANDS = (
     "monitor.cli.data",
     "monitor.cli.accounts",
     "monitor.cli.daemon",
+    "monitor.cli.detect",
 )
 
 for _module in COMMANDS:
