@@ -330,7 +330,11 @@ def compute(view: PanelView) -> Features:
     # --- reporting discipline
     due = view.due_index
     never = ~has
-    silent = np.where(has, np.maximum(due - last_abs, 0), np.minimum(due + 1, 12))
+    # Months due since the data begin (the first month anyone reported): a point that
+    # never reported is silent since then, not since some earlier empty month.
+    reported = view.cells.any(axis=0)
+    data_start = int(np.argmax(reported)) if reported.any() else due + 1
+    silent = np.where(has, np.maximum(due - last_abs, 0), np.clip(due + 1 - data_start, 0, 12))
     registered_recently = p.registered_day > day - 45
     silent = np.where(never & registered_recently, 0, silent)
     X[:, COL["silent_months"]] = np.clip(silent, 0, 12)
@@ -340,7 +344,7 @@ def compute(view: PanelView) -> Features:
         window_slice = window[lo : hi + 1]
         visible_any = view.cells
         first = np.argmax(visible_any, axis=1)
-        started = np.where(visible_any.any(axis=1), first, 0)
+        started = np.where(visible_any.any(axis=1), first, data_start)
         cols_abs = np.arange(lo, hi + 1)[None, :]
         expected = window_slice[None, :] & (cols_abs >= started[:, None])
         missing = (expected & ~cells).sum(axis=1)

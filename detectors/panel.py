@@ -52,7 +52,8 @@ STORMING = re.compile(
     re.IGNORECASE,
 )
 SELF_HARM = re.compile(
-    r"跳楼|自杀|自焚|爬上塔吊|轻生|以死相逼|jump(?:s|ed|ing)?\s+(?:off|from)|suicid|self-immolat",
+    r"跳楼|自杀|自焚|塔吊|轻生|以死相逼|(?:jump|leap)(?:s|ed|ing|t)?\s+(?:off|from)|suicid"
+    r"|self-immolat",
     re.IGNORECASE,
 )
 
@@ -112,9 +113,15 @@ def period_end_day(index: int) -> int:
     return day_number(add_months(month_of_index(index), 1)) - 1
 
 
+ROAD_BLOCK = re.compile(
+    r"堵路|堵塞交通|拦路|封路|堵马路|block(?:ed|s|ing)?\s+(?:the\s+|a\s+)?(?:road|street|highway|traffic)",
+    re.IGNORECASE,
+)
+
+
 def text_flags(text: str) -> int:
     """Bit flags of what a free text says: 1 owner gone, 2 collective talk, 4 storming,
-    8 self-harm."""
+    8 self-harm, 16 road blocking."""
     flags = 0
     if OWNER_GONE.search(text):
         flags |= 1
@@ -124,10 +131,13 @@ def text_flags(text: str) -> int:
         flags |= 4
     if SELF_HARM.search(text):
         flags |= 8
+    if ROAD_BLOCK.search(text):
+        flags |= 16
     return flags
 
 
 FLAG_OWNER_GONE, FLAG_COLLECTIVE_TALK, FLAG_STORMING, FLAG_SELF_HARM = 1, 2, 4, 8
+FLAG_ROAD_BLOCK = 16
 
 WAGE_COLUMNS = (
     "headcount",

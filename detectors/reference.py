@@ -52,6 +52,14 @@ def compute_naive(view: PanelView) -> Features:
     hi = min(current, p.months - 1)
     lo = max(0, hi - 24)
     due = view.due_index
+    starts = [
+        c
+        for c in range(p.months)
+        if any(
+            p.visible_day[i, c] <= day and not math.isnan(p.wage["wage"][i, c]) for i in range(n)
+        )
+    ]
+    data_start = starts[0] if starts else due + 1
     last_cols = np.full(n, -1)
     # Events in the last year, visible at the as-of day, grouped by point.
     incident_mask = p.incident_mask()
@@ -154,7 +162,7 @@ def compute_naive(view: PanelView) -> Features:
         if has:
             silent = max(due - last, 0)
         else:
-            silent = 0 if registered_recently else min(due + 1, 12)
+            silent = 0 if registered_recently else _clip(due + 1 - data_start, 0, 12)
         row[COL["silent_months"]] = _clip(silent, 0, 12)
         if hi - lo + 1 > 0 and due >= 0 and not (not has and registered_recently):
             all_visible = [
@@ -162,7 +170,7 @@ def compute_naive(view: PanelView) -> Features:
                 for c in range(p.months)
                 if p.visible_day[i, c] <= day and not math.isnan(p.wage["wage"][i, c])
             ]
-            started = all_visible[0] if all_visible else 0
+            started = all_visible[0] if all_visible else data_start
             row[COL["missing_6"]] = sum(
                 1
                 for c in range(max(0, due - 5), due + 1)

@@ -2,14 +2,15 @@
 
 CONTRACT §5 defaults: I for 100 or more people, or for road blocking, a threat of
 self-harm (`extreme_act`) or storming an office whatever the number; II for 30-99;
-III for 10-29; IV below 10. Storming and self-harm are also recognised in the free
-text ("冲击政府", "扬言跳楼"), because informants often file them as a gathering or
-a petition. A death in a dispute is I. An owner who absconds (老板跑路) calls for an
+III for 10-29; IV below 10. Road blocking, storming and self-harm are also recognised in
+the free text ("堵路", "冲击政府", "扬言跳楼"), because informants often file them as a
+gathering or a petition. A death in a dispute is I. An owner who absconds (老板跑路) calls for an
 immediate on-site response (DOMAIN) and is II by default.
 
 Not every record warrants an event finding: a single worker's hotline call feeds the
 surge and risk scores but is no event. An event is an incident (gathering, stoppage,
-road blocking, extreme act, a collective petition of 5 or more), a report whose text
+road blocking, extreme act, a collective petition or another collective action of 5 or
+more people), a report whose text
 says storming or self-harm, an owner gone, or talk of going to the government
 together by 10 or more people.
 """
@@ -25,6 +26,7 @@ from detectors.panel import (
     COLLECTIVE,
     FLAG_COLLECTIVE_TALK,
     FLAG_OWNER_GONE,
+    FLAG_ROAD_BLOCK,
     FLAG_SELF_HARM,
     FLAG_STORMING,
     text_flags,
@@ -94,7 +96,8 @@ def assess(
     reasons: list[Factor] = []
     level: str | None = None
     kind = "petition" if is_petition else (event_type or "other")
-    incident = kind in INCIDENT_TYPES or (kind == "petition" and people >= COLLECTIVE)
+    # A collective petition, or an informant's report of an unnamed collective action.
+    incident = kind in INCIDENT_TYPES or (kind in ("petition", "other") and people >= COLLECTIVE)
     if incident:
         level = policy.by_people(people)
         reasons.append(Factor(f"event_{kind}", f"{EVENT_NAMES[kind]}，涉及{people}人", 60.0))
@@ -103,6 +106,9 @@ def assess(
         reasons.append(
             Factor(f"always_i_{kind}", f"{EVENT_NAMES[kind]}，不论人数定为特别重大", 100.0)
         )
+    if flags & FLAG_ROAD_BLOCK and kind != "road_blocking":
+        level = "I"
+        reasons.append(Factor("road_blocking_text", "堵塞道路，不论人数定为特别重大", 100.0))
     if flags & FLAG_STORMING:
         level = "I"
         reasons.append(Factor("storming", "冲击、围堵机关或企业办公场所", 100.0))

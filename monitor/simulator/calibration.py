@@ -46,7 +46,7 @@ BANDS: dict[str, tuple[int, int]] = {
 
 #: Words (English and Chinese, lower case) that mark an action as an extreme act
 #: (threat of self-harm), a petition to the government, or storming an office.
-EXTREME_WORDS = ("jump", "suicide", "self-immolat", "跳楼", "自杀", "焚烧", "塔吊")
+EXTREME_WORDS = ("jump", "leap", "suicide", "self-immolat", "跳楼", "自杀", "塔吊")
 PETITION_WORDS = ("上访", "petitio", "请愿", "gather in front of local government", "上訪")
 STORMING_WORDS = ("打砸", "storm", "smash", "ransack", "围堵", "圍堵", "house arrest", "trapped")
 
@@ -291,6 +291,6 @@ CALIBRATION: dict[str, Any] = {
         "petition": 0.004,
         "gathering": 0.367,
         "work_stoppage": 0.477,
-        "other": 0.017,
+        "other": 0.018,
     },
 }

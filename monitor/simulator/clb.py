@@ -4,7 +4,8 @@ Each record of the 2011-2014 map becomes an informant report (CONTRACT §2): the
 type from its actions (road blocking, threats to jump, strikes, protests, petitions),
 the people involved from its participants band (a number the description gives when
 it lies inside the band, otherwise the band's lower bound -- the map's bands are
-"at least" figures), its category from the workers' demands, and as description the
+"at least" figures -- and 5 when the map gives neither: it records collective
+actions only), its category from the workers' demands, and as description the
 title and actions (English, as published). The region is the province's code.
 
 Used by the replay test (every record gets a level consistent with its band and
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor.simulator.calibration import BANDS, category_of, event_type_of, read_records
+
+COLLECTIVE = 5
 
 NUMBER = re.compile(
     r"(?:over|about|around|nearly|more than|some)?\s*(\d[\d,]*)\s+"
@@ -71,8 +74,9 @@ DEFAULT_REGION = "430000"
 def people_of(band: str, text: str) -> int:
     """People involved: a number from the text inside the band, else the band's floor."""
     if band not in BANDS:
+        # The map records collective actions only: without a figure, at least a handful.
         match = NUMBER.search(text)
-        return int(match.group(1).replace(",", "")) if match else 0
+        return int(match.group(1).replace(",", "")) if match else COLLECTIVE
     lo, hi = BANDS[band]
     lo = max(lo, 5)  # a collective action of "1-100 persons" is at least a handful
     for match in NUMBER.finditer(text):
@@ -99,7 +103,8 @@ def replay_records(path: Path) -> Iterator[dict[str, Any]]:
             "occurred_at": f"{r['Date']}T12:00:00+08:00",
             "region_code": region if region in PROVINCE_NAMES else DEFAULT_REGION,
             "enterprise_name": (r["Employer"] or "").strip()[:200] or None,
-            "event_type": event_type_of(actions),
+            # An action the map does not name is still a collective action: a gathering.
+            "event_type": event_type_of(actions).replace("other", "gathering"),
             "category": category_of(r["Employee Demands Involve"] or ""),
             "people_involved": people_of(
                 r["Participants"] or "", f"{title} {r['Description'] or ''}"

@@ -294,7 +294,10 @@ class Simulator:
         pre, lull = phase_arrays(first_day, first_day + days - 1)
         arrears_season = CALIBRATION["festival_wage_arrears"]
         all_season = CALIBRATION["festival_all"]
-        daily_arrears = np.where(pre, arrears_season["pre"], 1.0) * np.where(
+        # Owed wages weigh most before the festival (workers must take money home: the
+        # map's 1.25 nationwide, "can double" in DOMAIN; judgement 1.6) and least in the
+        # holiday lull (the map's factor).
+        daily_arrears = np.where(pre, HAZARD["pre_festival"], 1.0) * np.where(
             lull, arrears_season["lull"], 1.0
         )
         daily_all = np.where(pre, all_season["pre"], 1.0) * np.where(lull, all_season["lull"], 1.0)
@@ -361,14 +364,13 @@ class Simulator:
         # 4. Incidents (the ground truth).
         recent_fail = (t - self.settle_failed) <= 1
         owed = np.minimum(self.arrears, len(HAZARD_BY_ARREARS) - 1)
-        hazard = HAZARD_BY_ARREARS[owed] * (1 + (HAZARD["pre_festival"] - 1) * pre_share)
         hazard = (
-            hazard
+            HAZARD_BY_ARREARS[owed]
             + HAZARD["settlement_failed"] * recent_fail
             + HAZARD["social_insurance"] * (self.si > 2)
             + HAZARD["halted"] * ((status == HALTED) & (self.arrears > 0))
             + HAZARD["layoffs"] * ((layoffs > 0) & sinking)
-        )
+        ) * daily_arrears.mean()
         size = (np.maximum(self.headcount, 5) / 100.0) ** 0.3
         hazard = hazard * INDUSTRY_HAZARD[p.industry] * size
         hazard = np.where(gone, np.where(fresh_gone, HAZARD["absconded"], 0.05 * hazard), hazard)
