@@ -64,7 +64,8 @@ async def test_same_record_twice_is_stored_once(ctx: Context) -> None:
     first = await ctx.store.store("wage", [wage()])
     again = await ctx.store.store("wage", [wage(), wage()])
     assert first.stored == ["W1"]
-    assert again.stored == [] and again.duplicates == ["W1", "W1"]
+    assert again.stored == []
+    assert again.duplicates == ["W1", "W1"]
     async with ctx.db.session() as s:
         assert await s.scalar(select(func.count()).select_from(WageReport)) == 1
 
@@ -103,8 +104,10 @@ async def test_petition_local_day_encryption_and_inferred_category(ctx: Context)
     # 00:30 in China on Jan 1st is Dec 31st in UTC: the local day is what counts.
     assert row.received_at == datetime(2024, 12, 31, 16, 30, tzinfo=UTC)
     assert row.received_date == date(2025, 1, 1)
-    assert row.category == "wage_arrears" and row.category_inferred
-    assert row.petitioner_name_enc is not None and b"\xe7\x8e\x8b" not in row.petitioner_name_enc
+    assert row.category == "wage_arrears"
+    assert row.category_inferred
+    assert row.petitioner_name_enc is not None
+    assert b"\xe7\x8e\x8b" not in row.petitioner_name_enc
     assert ctx.privacy.decrypt(row.petitioner_name_enc) == "王五"
     assert ctx.privacy.decrypt(row.petitioner_phone_enc) == "13900001111"
 
@@ -113,7 +116,8 @@ async def test_json_and_csv_forms_of_one_record_are_duplicates(ctx: Context) -> 
     payload = (
         '{"petition_id": "Q1", "received_at": "2025-01-01T00:30:00+08:00", "channel": '
         '"hotline_12351", "region_code": "430903", "people_involved": 6, "summary": '
-        '"公司拖欠工资两个月", "petitioner_name": "王五", "petitioner_phone": "13900001111", "x": 1}'
+        '"公司拖欠工资两个月", "petitioner_name": "王五", '
+        '"petitioner_phone": "13900001111", "x": 1}'
     )
     await ctx.store.store("petition", [Submission(parse_json("petition", payload), "mqtt")])
     result = await ctx.store.store("petition", [petition(people_involved="6")])
@@ -131,7 +135,9 @@ async def test_registry_update_and_regions(ctx: Context) -> None:
     assert result.stored == ["430100"]
     async with ctx.db.session() as s:
         region = await s.get(Region, "430100")
-    assert region is not None and region.tier == 2 and region.parent_code == "430000"
+    assert region is not None
+    assert region.tier == 2
+    assert region.parent_code == "430000"
 
 
 async def test_timestamps_round_trip_in_utc(ctx: Context) -> None:
@@ -139,7 +145,8 @@ async def test_timestamps_round_trip_in_utc(ctx: Context) -> None:
     await ctx.store.store("petition", [petition(received_at=when.isoformat())])
     async with ctx.db.session() as s:
         row = (await s.scalars(select(Petition))).one()
-    assert row.received_at == when and row.received_at.tzinfo is not None
+    assert row.received_at == when
+    assert row.received_at.tzinfo is not None
     assert row.ingested_at == ctx.clock.now()
 
 

@@ -44,7 +44,7 @@ class _Handler:
     #: When set, the server answers every DATA with this (e.g. "451 try later").
     fail_with: str | None = None
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.fail_with:
             return self.fail_with
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
