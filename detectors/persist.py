@@ -81,27 +81,30 @@ async def claim_events(
     return [dict(row) for row in rows.mappings()]
 
 
-async def claim_wage_reports(
-    conn: AsyncConnection, now: datetime, limit: int
-) -> list[dict[str, Any]]:
-    stmt = _skip_locked(
-        conn,
+async def unchecked_wage_reports(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    """The oldest wage reports not yet checked (a peek: nothing is claimed)."""
+    stmt = (
         select(WageReport.report_id, WageReport.point_id)
         .where(WageReport.checked_at.is_(None))
         .order_by(WageReport.ingested_at)
-        .limit(limit),
+        .limit(limit)
     )
-    rows = [dict(row) for row in (await conn.execute(stmt)).mappings()]
-    if rows:
-        await conn.execute(
-            update(WageReport)
-            .where(
-                WageReport.report_id.in_([r["report_id"] for r in rows]),
-                WageReport.checked_at.is_(None),
-            )
-            .values(checked_at=now)
-        )
-    return rows
+    return [dict(row) for row in (await conn.execute(stmt)).mappings()]
+
+
+async def claim_wage_reports(
+    conn: AsyncConnection, report_ids: Sequence[str], now: datetime
+) -> list[str]:
+    """Claim those of `report_ids` no other daemon has claimed meanwhile."""
+    if not report_ids:
+        return []
+    result = await conn.execute(
+        update(WageReport)
+        .where(WageReport.report_id.in_(list(report_ids)), WageReport.checked_at.is_(None))
+        .values(checked_at=now)
+        .returning(WageReport.report_id)
+    )
+    return [row[0] for row in result]
 
 
 # --------------------------------------------------------------------------- findings
@@ -278,12 +281,19 @@ async def latest_model(
         return None
     if head.id == known_id:
         return StoredModel(head.id, head.created_at, None)
-    row = (
-        (await conn.execute(select(DetectorModel).where(DetectorModel.id == head.id)))
-        .mappings()
-        .one()
-    )
-    record = row[DetectorModel]
+    record = (
+        await conn.execute(
+            select(
+                DetectorModel.id,
+                DetectorModel.created_at,
+                DetectorModel.data,
+                DetectorModel.feature_names,
+                DetectorModel.metrics,
+                DetectorModel.trained_until,
+                DetectorModel.sklearn_version,
+            ).where(DetectorModel.id == head.id)
+        )
+    ).one()
     try:
         forecaster = Forecaster.from_bytes(
             record.data,

@@ -87,7 +87,7 @@ def compute_naive(view: PanelView) -> Features:
 
         def back(k: int, last: int = last, visible: set[int] = visible) -> int:
             c = last - k
-            return c if has and c >= lo and c in visible else -1
+            return c if last >= 0 and c >= lo and c in visible else -1
 
         headcount_r = get("headcount", last) if has else 0.0
         frontline_r = get("frontline", last) if has else 0.0
@@ -159,6 +159,7 @@ def compute_naive(view: PanelView) -> Features:
         c12 = back(12)
         row[COL["status_seasonal"]] = float(c12 >= 0 and p.status[i, c12] > 0 and status_last > 0)
         registered_recently = p.registered_day[i] > day - 45
+        silent: float
         if has:
             silent = max(due - last, 0)
         else:

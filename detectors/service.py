@@ -48,6 +48,7 @@ from detectors.persist import (
     latest_findings,
     latest_model,
     save_model,
+    unchecked_wage_reports,
     write_findings,
     write_scores,
 )
@@ -246,18 +247,24 @@ class DetectorService:
     async def _check_wages(self) -> tuple[int, int]:
         now = self.ctx.clock.now()
         today = local_date(now, self.zone)
+        # Read first (the points' history), then claim and write in one transaction: a
+        # read inside SQLite's write transaction from a second connection would wait
+        # for the lock this transaction holds.
+        async with self.ctx.db.engine.connect() as conn:
+            peeked = await unchecked_wage_reports(conn, self.cfg.batch_size)
+        if not peeked:
+            return 0, 0
+        points = sorted({r["point_id"] for r in peeked})
+        panel = await load_panel(self.ctx.db, as_of=today, point_ids=points, zone=self.zone)
+        hits = rules.evaluate(compute(PanelView(panel, day_number(today))))
         async with self.ctx.db.connect() as conn:
-            rows = await claim_wage_reports(conn, now, self.cfg.batch_size)
-            if not rows:
-                return 0, 0
-            points = sorted({r["point_id"] for r in rows})
-            panel = await load_panel(self.ctx.db, as_of=today, point_ids=points, zone=self.zone)
-            view = PanelView(panel, day_number(today))
-            hits = rules.evaluate(compute(view))
+            claimed = set(await claim_wage_reports(conn, [r["report_id"] for r in peeked], now))
+            rows = [r for r in peeked if r["report_id"] in claimed]
+            mine = {r["point_id"] for r in rows}
             drafts = []
             for i, point_id in enumerate(panel.point_ids):
                 level = hits.floor(i)
-                if level is None:
+                if level is None or point_id not in mine:
                     continue
                 drafts.append(
                     FindingDraft(
@@ -289,7 +296,8 @@ class DetectorService:
             self.ctx.metrics.detector_findings.labels(
                 "enterprise_risk", draft.level or "none"
             ).inc()
-        return len(rows), len(rising)
+        # Reports another daemon claimed meanwhile still count as work seen.
+        return len(peeked), len(rising)
 
     # ------------------------------------------------------------------ periodic jobs
 
@@ -353,6 +361,9 @@ class DetectorService:
         self.ctx.metrics.detector_job_seconds.labels(job).observe(elapsed)
         self.ctx.metrics.detector_last_success.labels(job).set(time.time())
         self._state[job] = {"key": key, "seconds": round(elapsed, 2)} | details
+        if details.get("written"):
+            # After the job is recorded, so that whoever wakes sees it finished.
+            self.ctx.bus.notify(bus.FINDINGS)
         return True
 
     async def _refresh_model(self, trained_by: date | None = None) -> None:
@@ -395,8 +406,6 @@ class DetectorService:
             await write_findings(conn, chosen, now, now)
         for draft in chosen:
             self.ctx.metrics.detector_findings.labels(draft.kind, draft.level or "none").inc()
-        if chosen:
-            self.ctx.bus.notify(bus.FINDINGS)
         details = {"method": table.method, "scores": scores} | summary.as_dict()
         log.info("risk re-scored", **details)
         return details

@@ -49,7 +49,8 @@ def test_backtest_beats_the_status_quo(backtests: dict[int, BacktestResult], see
     result = backtests[seed]
     ours, base = result.labormon, result.baseline
     print(f"seed {seed}: " + json.dumps(result.as_dict(), ensure_ascii=False))
-    assert len(result.as_of) >= 24 and result.positives > 500
+    assert len(result.as_of) >= 24
+    assert result.positives > 500
     assert ours.auc >= 0.88
     assert ours.auc >= base.auc + 0.05
     assert ours.precision_top5 >= 1.5 * base.precision_top5
@@ -84,7 +85,8 @@ def test_evaluate_command(sim_dir: Path, tmp_path: Path) -> None:
         [sys.executable, "-m", "monitor", "evaluate", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert missing.returncode == 2 and "incidents.csv" in missing.stderr
+    assert missing.returncode == 2
+    assert "incidents.csv" in missing.stderr
 
 
 def _features(panel: Panel, day: date) -> np.ndarray:
@@ -183,7 +185,8 @@ def test_score_command_writes_the_contract_csv(sim_dir: Path, tmp_path: Path) ->
     bad = subprocess.run(
         [sys.executable, "-m", "monitor", "score", "--as-of", "2023-13-01", "--db", db], **env_run
     )  # type: ignore[call-overload]
-    assert bad.returncode == 2 and "--as-of" in bad.stderr
+    assert bad.returncode == 2
+    assert "--as-of" in bad.stderr
 
 
 def test_every_feature_has_a_neutral_value() -> None:

@@ -81,7 +81,8 @@ async def test_every_replayed_record_gets_a_consistent_level(
     result = await ctx.store.store(
         "report", [Submission(parse_obj("report", r), "file") for r in records]
     )
-    assert not result.rejected and len(result.stored) == len(records) == 2569
+    assert not result.rejected
+    assert len(result.stored) == len(records) == 2569
     service = DetectorService(ctx)
     while await service.check_new_records():
         pass
@@ -102,7 +103,8 @@ async def test_every_replayed_record_gets_a_consistent_level(
     small_blocks = [
         r for r in records if r["event_type"] == "road_blocking" and r["people_involved"] < 100
     ]
-    assert small_blocks and all(by_record[r["report_id"]].level == "I" for r in small_blocks)
+    assert small_blocks
+    assert all(by_record[r["report_id"]].level == "I" for r in small_blocks)
 
 
 def test_surge_detector_flags_the_pre_festival_peaks(records: list[dict]) -> None:

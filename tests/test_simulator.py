@@ -84,7 +84,9 @@ def test_the_stream_gives_contract_records_in_time_order() -> None:
         for _, kind, record in items:
             parse_obj(kind, json.loads(json.dumps(record)))  # valid as an MQTT/HTTP payload
             kinds[kind] += 1
-    assert kinds["wage"] > 100 and kinds["petition"] > 5 and kinds["report"] > 5
+    assert kinds["wage"] > 100
+    assert kinds["petition"] > 5
+    assert kinds["report"] > 5
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -160,7 +162,8 @@ def test_the_behaviours_the_detectors_must_cope_with(sim_dir: Path) -> None:
     assert sum(1 for q in petitions if not q["category"]) > 0
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in q["summary"]) for q in petitions)
     event_types = Counter(r["event_type"] for r in reports)
-    assert event_types["precursor"] > 0 and event_types["other"] > 0
+    assert event_types["precursor"] > 0
+    assert event_types["other"] > 0
     assert {"gathering", "work_stoppage"} & set(event_types)
     # Incidents are in the ground truth, and most reached the system through informants.
     incidents = _incidents(sim_dir)
