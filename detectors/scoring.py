@@ -7,7 +7,7 @@ Per monitoring point:
    anomalies' weights, set by judgement from DOMAIN.md);
 2. the score: `100 * log(1 + p/p0) / log(1 + 1/p0)` with p0 = 5 %, which spreads the
    low probabilities that make up most of a region (p = 2 % -> 11, 5 % -> 23,
-   12 % -> 40, 21 % -> 55, 37 % -> 70, 62 % -> 85);
+   12 % -> 40, 22 % -> 55, 37 % -> 70, 62 % -> 85);
 3. the level from the score thresholds (I >= 85, II >= 70, III >= 55, IV >= 40: a
    level IV point has at least a one-in-eight chance of an incident within 90 days,
    a level I point more than three in five), raised to the rules' floor where a

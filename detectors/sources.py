@@ -62,3 +62,122 @@ def attach_truth(panel: Panel, incidents: list[tuple[str, datetime]]) -> None:
     known = [(index[pid], day_number(local_date(at))) for pid, at in incidents if pid in index]
     panel.truth_point = np.array([k for k, _ in known], dtype=np.int64)
     panel.truth_day = np.array([d for _, d in known], dtype=np.int64)
+
+
+def panel_from_simulation(sim: Any, months: int) -> Panel:
+    """A panel straight from the simulator's arrays, without writing or parsing files
+    and without text (categories as simulated, text flags from what the informant saw).
+    For benchmarks of 100,000 points; accuracy figures use the files (`labormon
+    evaluate`), whose text goes through the classifier and the text rules."""
+    from detectors.panel import (
+        COLLECTIVE,
+        DEADLINE_DAYS,
+        FLAG_COLLECTIVE_TALK,
+        FLAG_OWNER_GONE,
+        SOURCE_PETITION,
+        SOURCE_REPORT,
+        month_index,
+        period_end_day,
+    )
+    from monitor.simulator.world import PRECURSOR_KINDS, REPORT_INCIDENT, REPORT_OPINION
+
+    p = sim.points
+    n = sim.n
+    shape = (n, months)
+    wage = {k: np.full(shape, np.nan) for k in (
+        "headcount", "frontline", "wage", "arrears_amount", "arrears_workers",
+        "arrears_months", "si_months", "layoffs", "overtime",
+    )}  # fmt: skip
+    status = np.full(shape, -1, dtype=np.int8)
+    paid_day = np.full(shape, -1, dtype=np.int64)
+    visible = np.full(shape, np.iinfo(np.int64).max, dtype=np.int64)
+    ev: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "day", "point", "county", "source", "type", "category", "people", "flags", "months",
+    )}  # fmt: skip
+    truth_point, truth_day = [], []
+    first = None
+    owner = PRECURSOR_KINDS.index("owner_missing")
+    talk = PRECURSOR_KINDS.index("collective_talk")
+    event_codes = {"gathering": 2, "work_stoppage": 3, "road_blocking": 4, "extreme_act": 5}
+    incident_code = np.array([event_codes["gathering"], event_codes["work_stoppage"],
+                              event_codes["road_blocking"], event_codes["extreme_act"], 1])  # fmt: skip
+    for batch in sim.months(months):
+        m = batch.index
+        first = first or batch.period
+        w = batch.wages
+        rows = w["point"]
+        for key, column in (("headcount", "headcount"), ("frontline", "frontline"),
+                            ("wage", "wage"), ("arrears_amount", "arrears_amount"),
+                            ("arrears_workers", "arrears_workers"),
+                            ("arrears_months", "arrears_months"), ("si_months", "si_months"),
+                            ("layoffs", "layoffs"), ("overtime", "overtime")):  # fmt: skip
+            wage[key][rows, m] = w[column]
+        status[rows, m] = w["status"]
+        paid_day[rows, m] = w["paid_day"]
+        visible[rows, m] = period_end_day(month_index(batch.period)) + DEADLINE_DAYS
+        q = batch.petitions
+        linked = np.where(np.isin(q["link"], (0, 1)), q["point"], -1)
+        ev["day"].append(q["day"])
+        ev["point"].append(linked)
+        ev["county"].append(q["county"])
+        ev["source"].append(np.full(len(linked), SOURCE_PETITION))
+        ev["type"].append(q["channel"])
+        ev["category"].append(q["category"])
+        ev["people"].append(q["people"])
+        ev["flags"].append(np.where(q["escalating"], FLAG_COLLECTIVE_TALK, 0))
+        ev["months"].append(np.where(q["category"] == 0, q["months_owed"], 0))
+        r = batch.reports
+        kind = r["kind"]
+        etype = np.where(
+            kind == REPORT_INCIDENT,
+            incident_code[np.maximum(r["incident_type"], 0)],
+            np.where(kind == REPORT_OPINION, 6, np.where(kind == len(PRECURSOR_KINDS) - 1, 7, 0)),
+        )
+        ev["day"].append(r["day"])
+        ev["point"].append(r["point"])
+        ev["county"].append(r["county"])
+        ev["source"].append(np.full(len(kind), SOURCE_REPORT))
+        ev["type"].append(etype)
+        ev["category"].append(np.where(kind == REPORT_INCIDENT, r["cause"], 0))
+        ev["people"].append(r["people"])
+        ev["flags"].append(
+            np.where(kind == owner, FLAG_OWNER_GONE, 0)
+            | np.where(kind == talk, FLAG_COLLECTIVE_TALK, 0)
+        )
+        ev["months"].append(
+            np.where(kind == PRECURSOR_KINDS.index("wage_delay"), r["months_owed"], 0)
+        )
+        truth_point.append(batch.incidents["point"])
+        truth_day.append(batch.incidents["day"])
+    cat = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in ev.items()}
+    order = np.argsort(cat["day"], kind="stable")
+    assert COLLECTIVE > 0 and first is not None
+    return Panel(
+        point_ids=list(p.ids),
+        names=list(p.names),
+        county=p.county.astype(np.int64),
+        counties=[c for c, _ in sim.counties],
+        industry=p.industry.astype(np.int64),
+        headcount=p.headcount.astype(float),
+        registered_day=np.zeros(n, dtype=np.int64),
+        month0=month_index(first),
+        months=months,
+        wage=wage,
+        status=status,
+        paid_day=paid_day,
+        visible_day=visible,
+        report_ids=np.full(shape, None, dtype=object),
+        ev_day=cat["day"][order].astype(np.int64),
+        ev_visible=cat["day"][order].astype(np.int64),
+        ev_point=cat["point"][order].astype(np.int64),
+        ev_county=cat["county"][order].astype(np.int64),
+        ev_source=cat["source"][order].astype(np.int8),
+        ev_type=cat["type"][order].astype(np.int8),
+        ev_category=cat["category"][order].astype(np.int8),
+        ev_people=cat["people"][order].astype(np.int64),
+        ev_flags=cat["flags"][order].astype(np.int8),
+        ev_months=cat["months"][order].astype(np.int8),
+        ev_ids=np.array([f"E{k}" for k in range(len(order))], dtype=object),
+        truth_point=np.concatenate(truth_point).astype(np.int64),
+        truth_day=np.concatenate(truth_day).astype(np.int64),
+    )
