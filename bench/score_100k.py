@@ -73,16 +73,20 @@ def main() -> None:
 
     t = time.perf_counter()
     panel = panel_from_simulation(Simulator(args.points, args.seed, start), args.months)
-    print(f"simulated {panel.n:,} points x {args.months} months, {len(panel.ev_day):,} "
-          f"petitions and informant reports in {time.perf_counter() - t:.1f}s")  # fmt: skip
+    print(
+        f"simulated {panel.n:,} points x {args.months} months, {len(panel.ev_day):,} "
+        f"petitions and informant reports in {time.perf_counter() - t:.1f}s"
+    )
     day = day_number(date(2024, 12, 16))
 
     t = time.perf_counter()
     history = panel_from_simulation(Simulator(5000, args.seed + 1, start), args.months)
     model = forecast.train(history, day)
     assert model is not None
-    print(f"forecaster trained on 5,000 points x {args.months} months in "
-          f"{time.perf_counter() - t:.1f}s ({model.metrics['incidents']} incidents)")  # fmt: skip
+    print(
+        f"forecaster trained on 5,000 points x {args.months} months in "
+        f"{time.perf_counter() - t:.1f}s ({model.metrics['incidents']} incidents)"
+    )
 
     # --- vectorised: the nightly job's computation for every point
     t = time.perf_counter()
@@ -90,8 +94,10 @@ def main() -> None:
     fast = time.perf_counter() - t
     levels = int((table.level_rank > 0).sum())
     assert np.isfinite(table.score).all()
-    print(f"vectorised: {panel.n:,} points scored in {fast:.1f}s = {panel.n / fast:,.0f} points/s "
-          f"({levels:,} at a level, {len(table.surges)} surges)")  # fmt: skip
+    print(
+        f"vectorised: {panel.n:,} points scored in {fast:.1f}s = {panel.n / fast:,.0f} points/s "
+        f"({levels:,} at a level, {len(table.surges)} surges)"
+    )
 
     # --- naive: one point at a time, the same computation
     rng = np.random.default_rng(0)
@@ -116,11 +122,15 @@ def main() -> None:
                 rules.group_text(group, x[0])
     naive = time.perf_counter() - t
     naive_rate = sample.n / naive
-    print(f"naive loop: {sample.n:,} points in {naive:.1f}s = {naive_rate:,.0f} points/s "
-          f"(extrapolated to {panel.n:,} points: {panel.n / naive_rate:,.0f}s)")  # fmt: skip
-    print(f"ratio: vectorised is {panel.n / fast / naive_rate:,.0f}x the naive loop; "
-          f"target under 60 s for {panel.n:,} points: {'met' if fast < 60 else 'MISSED'} "
-          f"({fast:.1f}s)")  # fmt: skip
+    print(
+        f"naive loop: {sample.n:,} points in {naive:.1f}s = {naive_rate:,.0f} points/s "
+        f"(extrapolated to {panel.n:,} points: {panel.n / naive_rate:,.0f}s)"
+    )
+    print(
+        f"ratio: vectorised is {panel.n / fast / naive_rate:,.0f}x the naive loop; "
+        f"target under 60 s for {panel.n:,} points: {'met' if fast < 60 else 'MISSED'} "
+        f"({fast:.1f}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,10 @@ def part_one(counties: int) -> None:
         for season, label in ((False, "outside the season"), (True, "pre-festival season")):
             ours = 1000 * flags[season][0] / max(flags[season][1], 1)
             theirs = 1000 * naive[season][0] / max(naive[season][1], 1)
-            print(f"null, {rate} petitions/day, {label}: labormon {ours:.1f} false alarms per "
-                  f"1,000 county-months; naive mean+3sd {theirs:.1f}")  # fmt: skip
+            print(
+                f"null, {rate} petitions/day, {label}: labormon {ours:.1f} false alarms per "
+                f"1,000 county-months; naive mean+3sd {theirs:.1f}"
+            )
 
 
 def part_two(points: int) -> None:
@@ -93,10 +95,14 @@ def part_two(points: int) -> None:
                 after = (panel.truth_point == i) & (panel.truth_day > day)
                 true += bool((after & (panel.truth_day <= day + 90)).any())
             checks += panel.n
-        print(f"seed {seed}: enterprise surges {1000 * flagged / checks * 4.35:.2f} per 1,000 "
-              f"enterprise-months, {flagged} flags, {1 - true / max(flagged, 1):.0%} without an "
-              f"incident within 90 days; county surges {1000 * county_flags / county_checks * 4.35:.1f} "
-              f"per 1,000 county-months")  # fmt: skip
+        per_point = 1000 * flagged / checks * 4.35
+        per_county = 1000 * county_flags / county_checks * 4.35
+        unfollowed = 1 - true / max(flagged, 1)
+        print(
+            f"seed {seed}: enterprise surges {per_point:.2f} per 1,000 enterprise-months, "
+            f"{flagged} flags, {unfollowed:.0%} without an incident within 90 days; "
+            f"county surges {per_county:.1f} per 1,000 county-months"
+        )
 
 
 def main() -> None:

@@ -206,9 +206,24 @@ FLOOR_TEXT = {
 }
 
 
-def floor_factors(hits: RuleHits, i: int) -> list[Factor]:
+#: The feature group whose words already say what a rule says.
+RULE_GROUP = {
+    "owner_gone": "informants",
+    "halted_unpaid": "production",
+    "group_arrears_red": "arrears",
+    "collective_talk": "informants",
+    "layoff_notifiable": "layoffs",
+    "social_insurance": "social_insurance",
+}
+
+
+def floor_factors(hits: RuleHits, i: int, said: set[str] | None = None) -> list[Factor]:
+    """The rules that fired for point `i`: always the floors (they explain a level the
+    score alone would not give), the other thresholds unless the group in `said`
+    already put them in words."""
+    said = said or set()
     return [
         Factor(f"rule_{code}", FLOOR_TEXT[code], 0.0)
         for code, mask in hits.fired.items()
-        if bool(mask[i])
+        if bool(mask[i]) and (code in FLOORS or RULE_GROUP[code] not in said)
     ]

@@ -310,7 +310,7 @@ def _explain(
             text = rules.group_text(EXPLAINED_GROUPS[g], rows[k])
             if text:
                 found.append(Factor(EXPLAINED_GROUPS[g], text, weight))
-        for rule_factor in rules.floor_factors(hits, i):
+        for rule_factor in rules.floor_factors(hits, i, {f.code for f in found}):
             if rule_factor.text not in {x.text for x in found}:
                 found.append(Factor(rule_factor.code, rule_factor.text, max(1.0, raw[i] * 0.1)))
         found.sort(key=lambda x: -x.weight)

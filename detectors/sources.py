@@ -70,8 +70,8 @@ def panel_from_simulation(sim: Any, months: int) -> Panel:
     For benchmarks of 100,000 points; accuracy figures use the files (`labormon
     evaluate`), whose text goes through the classifier and the text rules."""
     from detectors.panel import (
-        COLLECTIVE,
         DEADLINE_DAYS,
+        EVENT_CODES,
         FLAG_COLLECTIVE_TALK,
         FLAG_OWNER_GONE,
         SOURCE_PETITION,
@@ -84,33 +84,63 @@ def panel_from_simulation(sim: Any, months: int) -> Panel:
     p = sim.points
     n = sim.n
     shape = (n, months)
-    wage = {k: np.full(shape, np.nan) for k in (
-        "headcount", "frontline", "wage", "arrears_amount", "arrears_workers",
-        "arrears_months", "si_months", "layoffs", "overtime",
-    )}  # fmt: skip
+    wage = {
+        k: np.full(shape, np.nan)
+        for k in (
+            "headcount",
+            "frontline",
+            "wage",
+            "arrears_amount",
+            "arrears_workers",
+            "arrears_months",
+            "si_months",
+            "layoffs",
+            "overtime",
+        )
+    }
     status = np.full(shape, -1, dtype=np.int8)
     paid_day = np.full(shape, -1, dtype=np.int64)
     visible = np.full(shape, np.iinfo(np.int64).max, dtype=np.int64)
-    ev: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "day", "point", "county", "source", "type", "category", "people", "flags", "months",
-    )}  # fmt: skip
+    ev: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in (
+            "day",
+            "point",
+            "county",
+            "source",
+            "type",
+            "category",
+            "people",
+            "flags",
+            "months",
+        )
+    }
     truth_point, truth_day = [], []
     first = None
     owner = PRECURSOR_KINDS.index("owner_missing")
     talk = PRECURSOR_KINDS.index("collective_talk")
-    event_codes = {"gathering": 2, "work_stoppage": 3, "road_blocking": 4, "extreme_act": 5}
-    incident_code = np.array([event_codes["gathering"], event_codes["work_stoppage"],
-                              event_codes["road_blocking"], event_codes["extreme_act"], 1])  # fmt: skip
+    # The simulator's incident types (gathering, stoppage, road blocking, extreme act,
+    # collective petition) as informant-report event codes.
+    incident_code = np.array(
+        [EVENT_CODES[t] for t in ("gathering", "work_stoppage", "road_blocking", "extreme_act")]
+        + [EVENT_CODES["petition"]]
+    )
     for batch in sim.months(months):
         m = batch.index
         first = first or batch.period
         w = batch.wages
         rows = w["point"]
-        for key, column in (("headcount", "headcount"), ("frontline", "frontline"),
-                            ("wage", "wage"), ("arrears_amount", "arrears_amount"),
-                            ("arrears_workers", "arrears_workers"),
-                            ("arrears_months", "arrears_months"), ("si_months", "si_months"),
-                            ("layoffs", "layoffs"), ("overtime", "overtime")):  # fmt: skip
+        for key, column in (
+            ("headcount", "headcount"),
+            ("frontline", "frontline"),
+            ("wage", "wage"),
+            ("arrears_amount", "arrears_amount"),
+            ("arrears_workers", "arrears_workers"),
+            ("arrears_months", "arrears_months"),
+            ("si_months", "si_months"),
+            ("layoffs", "layoffs"),
+            ("overtime", "overtime"),
+        ):
             wage[key][rows, m] = w[column]
         status[rows, m] = w["status"]
         paid_day[rows, m] = w["paid_day"]
@@ -151,7 +181,8 @@ def panel_from_simulation(sim: Any, months: int) -> Panel:
         truth_day.append(batch.incidents["day"])
     cat = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in ev.items()}
     order = np.argsort(cat["day"], kind="stable")
-    assert COLLECTIVE > 0 and first is not None
+    if first is None:
+        raise ValueError("months must be at least 1")
     return Panel(
         point_ids=list(p.ids),
         names=list(p.names),

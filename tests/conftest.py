@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from detectors.panel import Panel
 from monitor.clock import FrozenClock
 from monitor.config import Settings, load_settings
 from monitor.context import Context
@@ -136,7 +137,7 @@ def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sim_panel(sim_dir: Path):  # type: ignore[no-untyped-def]
+def sim_panel(sim_dir: Path) -> Panel:
     """The small simulated region as a detectors panel (read from its files)."""
     from detectors.sources import panel_from_directory
 

@@ -66,8 +66,11 @@ def test_evaluate_command(sim_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     done = subprocess.run(
         [sys.executable, "-m", "monitor", "evaluate", str(sim_dir), "--json", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)
     assert figures == json.loads(out.read_text(encoding="utf-8"))
@@ -83,8 +86,11 @@ def test_evaluate_command(sim_dir: Path, tmp_path: Path) -> None:
     assert figures["classifier_on_dataset"]["macro_f1"] >= 0.9
     missing = subprocess.run(
         [sys.executable, "-m", "monitor", "evaluate", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert missing.returncode == 2
     assert "incidents.csv" in missing.stderr
 
@@ -161,14 +167,24 @@ def test_score_command_writes_the_contract_csv(sim_dir: Path, tmp_path: Path) ->
     env_run = dict(cwd=ROOT, capture_output=True, text=True, timeout=300)
     done = subprocess.run(
         [sys.executable, "-m", "monitor", "import", str(sim_dir), "--db", db], **env_run
-    )  # type: ignore[call-overload]
+    )
     assert done.returncode == 0, done.stderr
     out = tmp_path / "scores.csv"
     done = subprocess.run(
-        [sys.executable, "-m", "monitor", "score", "--as-of", "2023-11-20", "--out", str(out),
-         "--db", db],
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "score",
+            "--as-of",
+            "2023-11-20",
+            "--out",
+            str(out),
+            "--db",
+            db,
+        ],
         **env_run,
-    )  # type: ignore[call-overload]  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "point_id,score,level,factors"
@@ -184,7 +200,7 @@ def test_score_command_writes_the_contract_csv(sim_dir: Path, tmp_path: Path) ->
     assert any("\u4e00" <= ch <= "\u9fff" for ch in top["factors"])
     bad = subprocess.run(
         [sys.executable, "-m", "monitor", "score", "--as-of", "2023-13-01", "--db", db], **env_run
-    )  # type: ignore[call-overload]
+    )
     assert bad.returncode == 2
     assert "--as-of" in bad.stderr
 

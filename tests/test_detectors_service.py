@@ -85,13 +85,23 @@ async def test_event_severity_at_once(ctx: Context) -> None:
         "report",
         [
             report("R1", event_type="road_blocking", people_involved=3),
-            report("R2", event_type="precursor", people_involved=0,
-                   description="听说老板跑路了，工人找不到人"),
+            report(
+                "R2",
+                event_type="precursor",
+                people_involved=0,
+                description="听说老板跑路了，工人找不到人",
+            ),
             report("R3", event_type="other", people_involved=0, description="食堂饭菜一般"),
-            report("R4", point_id=None, enterprise_name="某物流公司", event_type="work_stoppage",
-                   people_involved=45, region_code="430921"),
+            report(
+                "R4",
+                point_id=None,
+                enterprise_name="某物流公司",
+                event_type="work_stoppage",
+                people_involved=45,
+                region_code="430921",
+            ),
         ],
-    )  # fmt: skip
+    )
     await ctx.store.store(
         "petition", [petition("Q1"), petition("Q2", people_involved=12, channel="visit")]
     )
@@ -227,10 +237,13 @@ async def _quiet_point(ctx: Context) -> str:
         latest = await s.scalar(select(func.max(RiskScore.scored_at)))
         row = await s.scalar(
             select(RiskScore.entity_id)
-            .where(RiskScore.entity_type == "point", RiskScore.level.is_(None),
-                   RiskScore.scored_at == latest)
+            .where(
+                RiskScore.entity_type == "point",
+                RiskScore.level.is_(None),
+                RiskScore.scored_at == latest,
+            )
             .limit(1)
-        )  # fmt: skip
+        )
     assert row is not None
     return str(row)
 
@@ -282,9 +295,16 @@ async def test_the_daemon_loop_is_woken_by_the_bus_and_the_clock(
         await asyncio.wait_for(daemon.ready.wait(), 30)
         await ctx.store.store("point", [Submission(parse_obj("point", POINT), "file")])
         await ctx.store.store(
-            "report", [report("LIVE", event_type="extreme_act", people_involved=1,
-                              occurred_at="2024-02-01T00:50:00+08:00")]
-        )  # fmt: skip
+            "report",
+            [
+                report(
+                    "LIVE",
+                    event_type="extreme_act",
+                    people_involved=1,
+                    occurred_at="2024-02-01T00:50:00+08:00",
+                )
+            ],
+        )
         ctx.bus.notify(bus.RECORDS)
         assert await ctx.bus.wait(bus.FINDINGS, 30)
         [event] = await _findings(ctx, "event")

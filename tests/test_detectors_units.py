@@ -88,9 +88,11 @@ def _messy_panel() -> Panel:
     builder = PanelBuilder()
     base = {"region_code": "430903", "industry": "manufacturing", "name": "x"}
     builder.add_points(
-        [base | {"point_id": f"P{k}", "name": f"厂{k}", "headcount": h} for k, h in
-         enumerate([100, 0, 50, 3000, 20, 1])]
-    )  # fmt: skip
+        [
+            base | {"point_id": f"P{k}", "name": f"厂{k}", "headcount": h}
+            for k, h in enumerate([100, 0, 50, 3000, 20, 1])
+        ]
+    )
 
     def wage(point: str, period: str, **kw: object) -> dict[str, object]:
         return {
@@ -140,7 +142,10 @@ def _messy_panel() -> Panel:
 def test_bad_or_missing_data_never_crashes_nor_yields_nan(
     sim_panel: Panel, with_model: bool
 ) -> None:
-    model = forecast.train(sim_panel, day_number(date(2023, 12, 31)), forecast.TrainingPolicy(min_incidents=10)) if with_model else None  # fmt: skip
+    policy = forecast.TrainingPolicy(min_incidents=10)
+    model = (
+        forecast.train(sim_panel, day_number(date(2023, 12, 31)), policy) if with_model else None
+    )
     if with_model:
         assert model is not None
     panel = _messy_panel()
@@ -192,9 +197,13 @@ def test_event_levels_follow_contract_section_5(
     event_type: str, people: int, text: str, level: str | None
 ) -> None:
     result = assess(
-        event_type=event_type, people=people, category="wage_arrears", text=text,
-        is_petition=False, policy=SeverityPolicy(),
-    )  # fmt: skip
+        event_type=event_type,
+        people=people,
+        category="wage_arrears",
+        text=text,
+        is_petition=False,
+        policy=SeverityPolicy(),
+    )
     assert result.level == level
     if level:
         assert result.reasons
@@ -205,9 +214,13 @@ def test_petition_levels() -> None:
 
     def level(people: int, text: str = "拖欠工资") -> str | None:
         return assess(
-            event_type=None, people=people, category="wage_arrears", text=text,
-            is_petition=True, policy=policy,
-        ).level  # fmt: skip
+            event_type=None,
+            people=people,
+            category="wage_arrears",
+            text=text,
+            is_petition=True,
+            policy=policy,
+        ).level
 
     assert level(1) is None
     assert level(4) is None

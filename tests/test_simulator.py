@@ -35,10 +35,27 @@ def test_calibration_constants_still_match_the_strike_map() -> None:
 def test_simulate_writes_the_import_files_deterministically(tmp_path: Path) -> None:
     def simulate(out: Path, seed: int) -> dict[str, str]:
         subprocess.run(
-            [sys.executable, "-m", "monitor", "simulate", "--points", "40", "--months", "6",
-             "--seed", str(seed), "--start", "2023-01", "--out", str(out)],
-            cwd=ROOT, check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "monitor",
+                "simulate",
+                "--points",
+                "40",
+                "--months",
+                "6",
+                "--seed",
+                str(seed),
+                "--start",
+                "2023-01",
+                "--out",
+                str(out),
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(out.iterdir())}
 
     first = simulate(tmp_path / "a", 5)
