@@ -101,6 +101,8 @@ def test_the_stream_gives_contract_records_in_time_order() -> None:
         for _, kind, record in items:
             parse_obj(kind, json.loads(json.dumps(record)))  # valid as an MQTT/HTTP payload
             kinds[kind] += 1
+    days = [day for day, _ in exporter.days(next(sim.months(1)))]
+    assert days == sorted(set(days))
     assert kinds["wage"] > 100
     assert kinds["petition"] > 5
     assert kinds["report"] > 5

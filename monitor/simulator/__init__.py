@@ -2,9 +2,11 @@
 with ground-truth incidents (`labormon simulate`, `labormon evaluate`, the demo's stream).
 
     sim = Simulator(points=500, seed=1, start=date(2022, 1, 1))
+    exporter = Exporter(sim)
     for batch in sim.months(36):          # month by month, vectorised over points
-        for when, kind, record in Exporter(sim).stream(batch):
-            ...                            # CONTRACT §2 records in time order
+        for day, records in exporter.days(batch):      # or .stream(batch): one list
+            for when, kind, record in records:         # CONTRACT §2 records in time order
+                ...                                    # (kind: wage, petition, report)
 
 `write_dataset()` writes the import files plus `incidents.csv`.
 """

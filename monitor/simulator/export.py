@@ -243,6 +243,22 @@ class Exporter:
         items.sort(key=lambda item: item[0])
         return items
 
+    def days(
+        self, batch: MonthBatch
+    ) -> Iterator[tuple[date, list[tuple[datetime, str, dict[str, Any]]]]]:
+        """The month's records grouped by the local day they become known, in order."""
+        day: date | None = None
+        bucket: list[tuple[datetime, str, dict[str, Any]]] = []
+        for item in self.stream(batch):
+            when = item[0].astimezone(CST).date()
+            if day is not None and when != day:
+                yield day, bucket
+                bucket = []
+            day = when
+            bucket.append(item)
+        if day is not None:
+            yield day, bucket
+
 
 @dataclass
 class DatasetSummary:
