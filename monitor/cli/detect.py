@@ -254,7 +254,8 @@ async def _evaluate(settings: Any, directory: Path, retrain_every: int) -> Any:
         classifier = await _classifier_on_dataset(ctx)
 
     def progress(when: date, method: str) -> None:
-        err.print(f"  as of {when}: {method}", highlight=False) if err.is_terminal else None
+        if err.is_terminal:
+            err.print(f"  as of {when}: {method}")
 
     result = backtest(panel, retrain_every=retrain_every, progress=progress)
     return result, imported, classifier
