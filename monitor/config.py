@@ -676,6 +676,59 @@ class ConsoleConfig(Section):
     mail_dir: str = ""
 
 
+class DetectorsConfig(Section):
+    """`[detectors]`: when and how risk is scored (docs/detectors.md)."""
+
+    enabled: bool = True
+    #: Poll for unchecked records this often when no wake-up arrives.
+    poll_interval: Duration = timedelta(seconds=30)
+    #: Records claimed per transaction by the event-severity check.
+    batch_size: int = Field(default=500, ge=1, le=50_000)
+    #: Local time of the nightly full re-score (HH:MM).
+    rescore_at: str = "02:30"
+    #: Local time and interval of the forecaster's retraining.
+    retrain_at: str = "03:30"
+    retrain_every: Duration = timedelta(days=7)
+    #: A job whose daemon died is taken over after this long.
+    job_stale_after: Duration = timedelta(hours=2)
+    #: Risk findings are written at or above this level ("I".."IV").
+    finding_min_level: Literal["I", "II", "III", "IV"] = "IV"
+    #: Score thresholds of the levels (0-100).
+    level_i: float = Field(default=85.0, ge=0, le=100)
+    level_ii: float = Field(default=70.0, ge=0, le=100)
+    level_iii: float = Field(default=55.0, ge=0, le=100)
+    level_iv: float = Field(default=40.0, ge=0, le=100)
+    #: CONTRACT §5 people thresholds of a reported event.
+    event_level_i_people: int = Field(default=100, ge=1)
+    event_level_ii_people: int = Field(default=30, ge=1)
+    event_level_iii_people: int = Field(default=10, ge=1)
+    owner_absconded_level: Literal["I", "II", "III", "IV"] = "II"
+    #: The forecaster is trained only with at least this many incidents in history.
+    min_history_incidents: int = Field(default=30, ge=5)
+    #: Petition surges: window, baseline, significance (normal / pre-festival season).
+    surge_window_days: int = Field(default=28, ge=7, le=120)
+    surge_baseline_days: int = Field(default=91, ge=28, le=730)
+    surge_alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    surge_alpha_festival: float = Field(default=0.05, gt=0, lt=0.5)
+
+    @field_validator("rescore_at", "retrain_at")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("must be a local time HH:MM, for example 02:30")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DetectorsConfig:
+        if not self.level_i >= self.level_ii >= self.level_iii >= self.level_iv:
+            raise ValueError("level thresholds must satisfy level_i >= level_ii >= ... >= level_iv")
+        if not (
+            self.event_level_i_people > self.event_level_ii_people > self.event_level_iii_people
+        ):
+            raise ValueError("event people thresholds must decrease from level I to III")
+        return self
+
+
 class _AliasEnvSource(PydanticBaseSettingsSource):
     """The contract's flat variables (`LABORMON_DB`, ...), which nested parsing cannot see."""
 
@@ -715,6 +768,7 @@ class Settings(BaseSettings):
     report: ReportConfig = ReportConfig()
     alerting: AlertingConfig = AlertingConfig()
     console: ConsoleConfig = ConsoleConfig()
+    detectors: DetectorsConfig = DetectorsConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -51,6 +51,7 @@ ServiceFactory = Callable[[Context, "Daemon"], Service | None]
 
 
 def default_factories() -> list[ServiceFactory]:
+    from detectors.service import DetectorService
     from ingest.mqtt import MqttIngest
     from ingest.pipeline import IngestPipeline
     from monitor.alerting import AlertingLoop
@@ -67,6 +68,7 @@ def default_factories() -> list[ServiceFactory]:
         IngestPipeline.create,
         MqttIngest.create,
         HttpService.create,
+        DetectorService.create,
         AlertingLoop.create,
         EscalationLoop.create,
         OutboxSender.create,

@@ -330,6 +330,30 @@ class RiskScore(Base):
     scored_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class DetectorModel(Base):
+    """A fitted model of the detectors (the incident forecaster), shared by every daemon.
+
+    Stored as skops bytes (never pickle) with the scikit-learn version it was fitted
+    with: a daemon on another version does not load it and retrains instead.
+    """
+
+    __tablename__ = "detector_models"
+    __table_args__ = (Index("ix_detector_models_name_created", "name", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(32))
+    #: "skops"
+    format: Mapped[str] = mapped_column(String(8))
+    sklearn_version: Mapped[str] = mapped_column(String(16))
+    feature_names: Mapped[list[str]] = mapped_column(Json)
+    #: The last day of history the model was trained on (local date).
+    trained_until: Mapped[date] = mapped_column(Date)
+    #: Training figures: rows, incidents, base rate, fit time.
+    metrics: Mapped[dict[str, Any]] = mapped_column(Json)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # --------------------------------------------------------------------------- alerting
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from detectors.panel import Panel
 from monitor.clock import FrozenClock
 from monitor.config import Settings, load_settings
 from monitor.context import Context
@@ -118,3 +119,28 @@ def mail(mail_sink: MailSink) -> MailSink:
     mail_sink.clear()
     mail_sink.handler.fail_with = None
     return mail_sink
+
+
+# --------------------------------------------------------------------------- detectors
+# Simulated data sets are shared by the session: generating and reading them is the
+# expensive part of the detector tests.
+
+
+@pytest.fixture(scope="session")
+def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated region (import files + incidents.csv), seed 11, 2022-01..2023-12."""
+    from datetime import date
+
+    from monitor.simulator import write_dataset
+
+    out = tmp_path_factory.mktemp("sim-small")
+    write_dataset(out, points=150, months=24, seed=11, start=date(2022, 1, 1))
+    return out
+
+
+@pytest.fixture(scope="session")
+def sim_panel(sim_dir: Path) -> Panel:
+    """The small simulated region as a detectors panel (read from its files)."""
+    from detectors.sources import panel_from_directory
+
+    return panel_from_directory(sim_dir)

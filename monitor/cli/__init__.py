@@ -23,6 +23,7 @@ COMMANDS = (
     "monitor.cli.report",
     "monitor.cli.mqtt",
     "monitor.cli.alerts",
+    "monitor.cli.detect",
 )
 
 for _module in COMMANDS:

@@ -1,0 +1,126 @@
+"""Reading the stored rows into a `Panel` (the detectors read storage, never the faces).
+
+`load_panel(db, as_of=...)` reads only what can matter on that day: reports from the
+last 26 months up to the as-of month, petitions and informant reports from the last
+400 days up to the as-of day (by their own dates). Which of them were *known* on the
+day is then decided by `PanelView` from the ingest times (see `panel.py`), so the SQL
+filter is an optimisation and never the only guard against leakage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from detectors.panel import Panel, PanelBuilder
+from monitor.clock import SHANGHAI, add_months
+from monitor.db import Database
+from monitor.models import InformantReport, MonitoringPoint, Petition, WageReport
+
+#: History the features need: 25 months of reports (a year back from a year back).
+REPORT_MONTHS = 26
+EVENT_DAYS = 400
+
+POINT_COLUMNS = (
+    MonitoringPoint.point_id,
+    MonitoringPoint.name,
+    MonitoringPoint.region_code,
+    MonitoringPoint.industry,
+    MonitoringPoint.headcount,
+    MonitoringPoint.source,
+    MonitoringPoint.created_at,
+)
+WAGE_COLUMNS = (
+    WageReport.report_id,
+    WageReport.point_id,
+    WageReport.period,
+    WageReport.headcount,
+    WageReport.frontline_headcount,
+    WageReport.avg_frontline_wage,
+    WageReport.wages_paid_on,
+    WageReport.arrears_amount,
+    WageReport.arrears_workers,
+    WageReport.arrears_months,
+    WageReport.social_insurance_arrears_months,
+    WageReport.layoffs_planned,
+    WageReport.production_status,
+    WageReport.overtime_hours_avg,
+    WageReport.source,
+    WageReport.ingested_at,
+)
+PETITION_COLUMNS = (
+    Petition.petition_id,
+    Petition.received_date,
+    Petition.channel,
+    Petition.region_code,
+    Petition.point_id,
+    Petition.enterprise_name,
+    Petition.category,
+    Petition.people_involved,
+    Petition.summary,
+    Petition.source,
+    Petition.ingested_at,
+)
+REPORT_COLUMNS = (
+    InformantReport.report_id,
+    InformantReport.occurred_date,
+    InformantReport.region_code,
+    InformantReport.point_id,
+    InformantReport.enterprise_name,
+    InformantReport.event_type,
+    InformantReport.category,
+    InformantReport.people_involved,
+    InformantReport.description,
+    InformantReport.source,
+    InformantReport.ingested_at,
+)
+
+
+async def _rows(conn: AsyncConnection, stmt: Any) -> list[dict[str, Any]]:
+    result = await conn.execute(stmt)
+    return [dict(row) for row in result.mappings()]
+
+
+async def load_panel(
+    db: Database,
+    *,
+    as_of: date | None = None,
+    point_ids: Sequence[str] | None = None,
+    zone: tzinfo = SHANGHAI,
+) -> Panel:
+    """The panel of every point (or of `point_ids`), with the history scoring needs at
+    `as_of` (None: everything stored, for backtests)."""
+    builder = PanelBuilder(zone)
+    async with db.engine.connect() as conn:
+        points = select(*POINT_COLUMNS).order_by(MonitoringPoint.point_id)
+        if point_ids is not None:
+            points = points.where(MonitoringPoint.point_id.in_(list(point_ids)))
+        builder.add_points(await _rows(conn, points))
+        wages = select(*WAGE_COLUMNS)
+        petitions = select(*PETITION_COLUMNS)
+        reports = select(*REPORT_COLUMNS)
+        first_month = last_month = None
+        if as_of is not None:
+            last_month = as_of.replace(day=1)
+            first_month = add_months(last_month, -REPORT_MONTHS)
+            since = as_of - timedelta(days=EVENT_DAYS)
+            wages = wages.where(WageReport.period >= first_month, WageReport.period <= last_month)
+            petitions = petitions.where(
+                Petition.received_date >= since, Petition.received_date <= as_of
+            )
+            reports = reports.where(
+                InformantReport.occurred_date >= since, InformantReport.occurred_date <= as_of
+            )
+        if point_ids is not None:
+            ids = list(point_ids)
+            wages = wages.where(WageReport.point_id.in_(ids))
+            petitions = petitions.where(Petition.point_id.in_(ids))
+            reports = reports.where(InformantReport.point_id.in_(ids))
+        builder.add_wages(await _rows(conn, wages.order_by(WageReport.point_id, WageReport.period)))
+        builder.add_petitions(await _rows(conn, petitions.order_by(Petition.petition_id)))
+        builder.add_reports(await _rows(conn, reports.order_by(InformantReport.report_id)))
+    return builder.build(first_month=first_month, last_month=last_month)

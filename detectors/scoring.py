@@ -1,0 +1,505 @@
+"""The combiner: one risk score 0-100 and a level per point and per county, with reasons.
+
+Per monitoring point:
+
+1. the probability of an incident within 90 days -- from the forecaster when there is
+   one, otherwise from an expert formula over the same features (the rules' and
+   anomalies' weights, set by judgement from DOMAIN.md);
+2. the score: `100 * log(1 + p/p0) / log(1 + 1/p0)` with p0 = 5 %, which spreads the
+   low probabilities that make up most of a region (p = 2 % -> 11, 5 % -> 23,
+   12 % -> 40, 22 % -> 55, 37 % -> 70, 62 % -> 85);
+3. the level from the score thresholds (I >= 85, II >= 70, III >= 55, IV >= 40: a
+   level IV point has at least a one-in-eight chance of an incident within 90 days,
+   a level I point more than three in five), raised to the rules' floor where a
+   published threshold demands it (`rules.py`);
+4. the top factors in words: each group of features (arrears, petitions, informants,
+   reporting, ...) is set to a quiet enterprise's values and the score recomputed;
+   the drop is that group's weight, in score points, and its text says what was seen.
+
+Per county: the mean probability of its points against the region's normal rate (the
+forecaster's base rate), a petition surge, and the points that drive it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detectors import rules, surge
+from detectors.base import LEVEL_NAMES, RANK, Factor, FindingDraft
+from detectors.features import COL, GROUPS, NAMES, NEUTRAL, Features, compute
+from detectors.forecast import Forecaster
+from detectors.panel import SOURCE_PETITION, PanelView
+from monitor.season import from_day_number
+
+EXPLAINED_GROUPS = (
+    "arrears",
+    "social_insurance",
+    "layoffs",
+    "production",
+    "reporting",
+    "wage_anomaly",
+    "petitions",
+    "informants",
+    "history",
+    "gap",
+    "season",
+    "county",
+)
+GROUP_COLUMNS = {
+    g: np.array([i for i, name in enumerate(NAMES) if GROUPS[i] == g]) for g in EXPLAINED_GROUPS
+}
+NEUTRAL_ROW = np.array([NEUTRAL.get(name, 0.0) for name in NAMES])
+
+
+@dataclass(frozen=True)
+class ScoringPolicy:
+    thresholds: tuple[tuple[str, float], ...] = (
+        ("I", 85.0),
+        ("II", 70.0),
+        ("III", 55.0),
+        ("IV", 40.0),
+    )
+    p0: float = 0.05
+    default_base_rate: float = 0.02
+    explain_min_score: float = 20.0
+    max_factors: int = 5
+    surge: surge.SurgePolicy = field(default_factory=surge.SurgePolicy)
+    #: An enterprise surge needs at least this many petitions in the window.
+    enterprise_surge_min: int = 3
+
+    def threshold(self, level: str) -> float:
+        return dict(self.thresholds)[level]
+
+
+def probability_to_score(p: np.ndarray, p0: float = 0.05) -> np.ndarray:
+    p = np.clip(np.nan_to_num(np.asarray(p, dtype=float), nan=0.0), 0.0, 1.0)
+    return 100.0 * np.log1p(p / p0) / np.log1p(1.0 / p0)
+
+
+def levels_of(score: np.ndarray, policy: ScoringPolicy) -> np.ndarray:
+    """Level rank per score (0 none .. 4 = I)."""
+    rank = np.zeros(len(score), dtype=np.int64)
+    for level, threshold in sorted(policy.thresholds, key=lambda t: t[1]):
+        rank = np.where(score >= threshold, RANK[level], rank)
+    return rank
+
+
+RANK_LEVEL = {0: None, 1: "IV", 2: "III", 3: "II", 4: "I"}
+
+# --------------------------------------------------------------------------- expert
+
+
+def expert_probability(X: np.ndarray) -> np.ndarray:
+    """The fallback without a trained model: a logistic formula over the features with
+    weights set by judgement (what DOMAIN.md names as precursors, how strongly)."""
+    c = COL
+    settler = X[:, c["settler_pattern"]] > 0
+    arrears = np.where(settler, 0.0, np.minimum(X[:, c["arrears_months"]], 6))
+    z = (
+        -5.0
+        + 0.55 * arrears
+        + 0.3 * settler * (X[:, c["days_to_festival"]] <= 40)
+        + 0.9 * X[:, c["unpaid"]]
+        + 0.02 * np.clip(X[:, c["pay_delay_trend"]], 0, 40)
+        + 0.3 * np.minimum(X[:, c["si_months"]], 3)
+        + 0.6 * X[:, c["layoff_notifiable"]]
+        + 0.8 * (X[:, c["status"]] == 2) * (X[:, c["status_seasonal"]] == 0)
+        + 0.35 * (X[:, c["status"]] == 1) * (X[:, c["status_seasonal"]] == 0)
+        + 0.45 * np.minimum(X[:, c["silent_months"]], 4)
+        + 0.4 * np.minimum(X[:, c["petitions_arrears_90"]], 4)
+        + 0.15 * np.minimum(X[:, c["petitions_90"]], 6)
+        + 0.5 * np.minimum(X[:, c["precursors_90"]], 3)
+        + 0.9 * np.minimum(X[:, c["collective_talk_90"]], 2)
+        + 2.0 * np.minimum(X[:, c["owner_gone_90"]], 1)
+        + 0.3 * np.minimum(X[:, c["opinion_90"]], 2)
+        + 0.7 * np.minimum(X[:, c["incidents_365"]], 2)
+        + 0.35 * np.minimum(X[:, c["self_report_gap"]], 3)
+        + 0.4 * (X[:, c["wage_z_own"]] <= rules.WAGE_DROP_Z)
+        + 0.4 * (X[:, c["wage_z_peer"]] <= rules.WAGE_PEER_Z)
+        + 0.5 * (X[:, c["days_to_festival"]] <= 100) * (arrears > 0)
+    )
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class ScoreTable:
+    """Scores of every point and county of a panel as of a day."""
+
+    day: int
+    method: str
+    point_ids: list[str]
+    point_names: list[str]
+    point_region: list[str]
+    probability: np.ndarray
+    score: np.ndarray
+    level_rank: np.ndarray
+    factors: list[list[Factor]]
+    source_ids: list[list[str]]
+    counties: list[str]
+    county_score: np.ndarray
+    county_rank: np.ndarray
+    county_factors: list[list[Factor]]
+    county_probability: np.ndarray
+    surges: list[FindingDraft]
+    features: Features
+
+    def level(self, i: int) -> str | None:
+        return RANK_LEVEL[int(self.level_rank[i])]
+
+    def county_level(self, j: int) -> str | None:
+        return RANK_LEVEL[int(self.county_rank[j])]
+
+    def point_findings(self) -> list[FindingDraft]:
+        """An `enterprise_risk` draft for every point (level None where no level)."""
+        out = []
+        as_of = from_day_number(self.day).isoformat()
+        for i, point_id in enumerate(self.point_ids):
+            level = self.level(i)
+            name = self.point_names[i]
+            title = (
+                f"【{LEVEL_NAMES[level]}】{name}劳资冲突风险{self.score[i]:.0f}分"
+                if level
+                else f"{name}劳资冲突风险已回落（{self.score[i]:.0f}分）"
+            )
+            out.append(
+                FindingDraft(
+                    detector="combiner",
+                    kind="enterprise_risk",
+                    entity_type="point",
+                    entity_id=point_id,
+                    region_code=self.point_region[i],
+                    score=round(float(self.score[i]), 1),
+                    level=level,
+                    title=title,
+                    factors=self.factors[i],
+                    source_ids=self.source_ids[i],
+                    point_id=point_id,
+                    extra={
+                        "enterprise_name": name,
+                        "probability_90d": round(float(self.probability[i]), 4),
+                        "method": self.method,
+                        "as_of": as_of,
+                    },
+                )
+            )
+        return out
+
+    def county_findings(self) -> list[FindingDraft]:
+        out = []
+        for j, code in enumerate(self.counties):
+            level = self.county_level(j)
+            title = (
+                f"【{LEVEL_NAMES[level]}】区县劳资冲突风险{self.county_score[j]:.0f}分"
+                if level
+                else f"区县劳资冲突风险已回落（{self.county_score[j]:.0f}分）"
+            )
+            out.append(
+                FindingDraft(
+                    detector="combiner",
+                    kind="county_risk",
+                    entity_type="county",
+                    entity_id=code,
+                    region_code=code,
+                    score=round(float(self.county_score[j]), 1),
+                    level=level,
+                    title=title,
+                    factors=self.county_factors[j],
+                    source_ids=[],
+                    extra={"mean_probability_90d": round(float(self.county_probability[j]), 4)},
+                )
+            )
+        return out
+
+    def factor_text(self, i: int, limit: int = 3) -> str:
+        return "；".join(f.text for f in self.factors[i][:limit])
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _probability(X: np.ndarray, forecaster: Forecaster | None) -> np.ndarray:
+    return forecaster.predict(X) if forecaster is not None else expert_probability(X)
+
+
+def score(
+    view: PanelView,
+    forecaster: Forecaster | None = None,
+    policy: ScoringPolicy | None = None,
+    *,
+    features: Features | None = None,
+    explain: bool = True,
+) -> ScoreTable:
+    """Score every point and county of `view`'s panel as of its day."""
+    policy = policy or ScoringPolicy()
+    panel = view.panel
+    f = features if features is not None else compute(view)
+    X = f.X
+    p = _probability(X, forecaster)
+    raw = probability_to_score(p, policy.p0)
+    hits = rules.evaluate(f)
+    rank = levels_of(raw, policy)
+    floor_scores = np.zeros(len(raw))
+    for level in ("IV", "III", "II", "I"):
+        floor_scores = np.where(
+            hits.floor_rank == RANK[level], policy.threshold(level), floor_scores
+        )
+    final = np.maximum(raw, floor_scores)
+    rank = np.maximum(rank, hits.floor_rank)
+    factors: list[list[Factor]] = [[] for _ in range(panel.n)]
+    sources: list[list[str]] = [[] for _ in range(panel.n)]
+    if explain and panel.n:
+        chosen = np.nonzero((final >= policy.explain_min_score) | (hits.floor_rank > 0))[0]
+        if len(chosen):
+            _explain(chosen, X, raw, forecaster, hits, policy, factors)
+            _sources(view, f, chosen, sources)
+    county_codes = panel.counties
+    base = forecaster.base_rate if forecaster is not None else policy.default_base_rate
+    county_p, county_score, county_rank, county_factors, surges = _counties(
+        view, p, final, rank, base, policy
+    )
+    return ScoreTable(
+        day=view.day,
+        method="forecaster" if forecaster is not None else "rules",
+        point_ids=panel.point_ids,
+        point_names=panel.names,
+        point_region=[panel.counties[c] for c in panel.county],
+        probability=p,
+        score=np.round(final, 1),
+        level_rank=rank,
+        factors=factors,
+        source_ids=sources,
+        counties=county_codes,
+        county_score=county_score,
+        county_rank=county_rank,
+        county_factors=county_factors,
+        county_probability=county_p,
+        surges=surges,
+        features=f,
+    )
+
+
+def _explain(
+    chosen: np.ndarray,
+    X: np.ndarray,
+    raw: np.ndarray,
+    forecaster: Forecaster | None,
+    hits: rules.RuleHits,
+    policy: ScoringPolicy,
+    factors: list[list[Factor]],
+) -> None:
+    """Occlusion by feature group: how many score points each group adds."""
+    rows = X[chosen]
+    base = raw[chosen]
+    weights = np.zeros((len(chosen), len(EXPLAINED_GROUPS)))
+    for g, group in enumerate(EXPLAINED_GROUPS):
+        cols = GROUP_COLUMNS[group]
+        quiet = rows.copy()
+        quiet[:, cols] = NEUTRAL_ROW[cols]
+        weights[:, g] = base - probability_to_score(_probability(quiet, forecaster), policy.p0)
+    for k, i in enumerate(chosen.tolist()):
+        found: list[Factor] = []
+        for g in np.argsort(-weights[k]):
+            weight = float(weights[k, g])
+            if weight < 1.0:
+                break
+            text = rules.group_text(EXPLAINED_GROUPS[g], rows[k])
+            if text:
+                found.append(Factor(EXPLAINED_GROUPS[g], text, weight))
+        for rule_factor in rules.floor_factors(hits, i, {f.code for f in found}):
+            if rule_factor.text not in {x.text for x in found}:
+                found.append(Factor(rule_factor.code, rule_factor.text, max(1.0, raw[i] * 0.1)))
+        found.sort(key=lambda x: -x.weight)
+        factors[i] = found[: policy.max_factors]
+
+
+def _sources(view: PanelView, f: Features, chosen: np.ndarray, sources: list[list[str]]) -> None:
+    """The ids of the records behind each chosen point's score: its latest report and
+    the petitions and informant reports about it in the last 90 days."""
+    panel = view.panel
+    lo = np.searchsorted(panel.ev_day, view.day - 89, side="left")
+    hi = np.searchsorted(panel.ev_day, view.day, side="right")
+    visible = view.events[lo:hi]
+    points = panel.ev_point[lo:hi][visible]
+    ids = panel.ev_ids[lo:hi][visible]
+    wanted = np.zeros(panel.n, dtype=bool)
+    wanted[chosen] = True
+    by_point: dict[int, list[str]] = {}
+    for point, record_id in zip(points.tolist(), ids.tolist(), strict=True):
+        if point >= 0 and wanted[point]:
+            by_point.setdefault(point, []).append(str(record_id))
+    for i in chosen.tolist():
+        ids_i: list[str] = []
+        col = int(f.last_col[i]) - panel.month0 if f.last_col[i] >= 0 else -1
+        if 0 <= col < panel.months and panel.report_ids[i, col]:
+            ids_i.append(str(panel.report_ids[i, col]))
+        ids_i.extend(reversed(by_point.get(i, [])[-19:]))
+        sources[i] = ids_i
+
+
+def _counties(
+    view: PanelView,
+    p: np.ndarray,
+    score_: np.ndarray,
+    rank: np.ndarray,
+    base_rate: float,
+    policy: ScoringPolicy,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[Factor]], list[FindingDraft]]:
+    panel = view.panel
+    k = len(panel.counties)
+    size = np.bincount(panel.county, minlength=k).astype(float)
+    mean_p = np.bincount(panel.county, weights=p, minlength=k) / np.maximum(size, 1)
+    ratio = mean_p / max(base_rate, 1e-6)
+    county_score = np.clip(30.0 + 30.0 * np.log2(np.maximum(ratio, 1e-3)), 0.0, 100.0)
+    county_score = np.where(size > 0, county_score, 0.0)
+    surges, county_surge = _surges(view, policy)
+    county_score = np.where(
+        county_surge, np.maximum(county_score, policy.threshold("III")), county_score
+    )
+    county_rank = levels_of(county_score, policy)
+    county_factors: list[list[Factor]] = []
+    surge_text = {d.entity_id: d for d in surges if d.entity_type == "county"}
+    for j in range(k):
+        found: list[Factor] = []
+        members = np.nonzero(panel.county == j)[0]
+        if len(members) and ratio[j] >= 1.2:
+            found.append(
+                Factor(
+                    "county_mean_risk",
+                    f"辖区{len(members)}个监测点平均风险为常态的{ratio[j]:.1f}倍",
+                    float(county_score[j] - 30.0),
+                )
+            )
+        high = members[rank[members] >= RANK["III"]]
+        if len(high):
+            top = high[np.argsort(-score_[high])][:3]
+            names = "、".join(f"{panel.names[i]}（{score_[i]:.0f}分）" for i in top)
+            found.append(
+                Factor(
+                    "county_high_risk_points",
+                    f"较大及以上风险企业{len(high)}家：{names}",
+                    10.0 + len(high),
+                )
+            )
+        code = panel.counties[j]
+        if code in surge_text:
+            found.append(Factor("county_petition_surge", surge_text[code].title, 25.0))
+        found.sort(key=lambda x: -x.weight)
+        county_factors.append(found[: policy.max_factors])
+    return mean_p, np.round(county_score, 1), county_rank, county_factors, surges
+
+
+def _surges(view: PanelView, policy: ScoringPolicy) -> tuple[list[FindingDraft], np.ndarray]:
+    """Petition surges per county (all petitions) and per enterprise (linked ones)."""
+    panel = view.panel
+    sp = policy.surge
+    days = sp.window + sp.baseline
+    first = view.day - days + 1
+    lo = np.searchsorted(panel.ev_day, first, side="left")
+    hi = np.searchsorted(panel.ev_day, view.day, side="right")
+    sel = view.events[lo:hi] & (panel.ev_source[lo:hi] == SOURCE_PETITION)
+    day = panel.ev_day[lo:hi][sel]
+    people = panel.ev_people[lo:hi][sel]
+    county = panel.ev_county[lo:hi][sel]
+    point = panel.ev_point[lo:hi][sel]
+    ids = panel.ev_ids[lo:hi][sel]
+    recent = day > view.day - sp.window
+    k = len(panel.counties)
+    drafts: list[FindingDraft] = []
+    county_surge = np.zeros(k, dtype=bool)
+    if k:
+        counts, ppl, sq = surge.series(county, day, people, k, first, days, sp)
+        result = surge.evaluate(counts, ppl, first, sp, people_sq=sq)
+        county_surge = result.surge
+        for j in np.nonzero(result.surge)[0].tolist():
+            draft = _surge_draft(
+                "county", panel.counties[j], panel.counties[j], None, result, j, ""
+            )
+            draft.source_ids = [str(x) for x in ids[recent & (county == j)][-50:]]
+            drafts.append(draft)
+    # Enterprises: only those with enough petitions in the window are worth testing.
+    in_window = day > view.day - sp.window
+    linked = point >= 0
+    window_counts = np.bincount(point[in_window & linked], minlength=panel.n)
+    candidates = np.nonzero(window_counts >= policy.enterprise_surge_min)[0]
+    if len(candidates):
+        remap = np.full(panel.n, -1)
+        remap[candidates] = np.arange(len(candidates))
+        ent = np.where(linked, remap[np.maximum(point, 0)], -1)
+        counts, ppl, sq = surge.series(ent, day, people, len(candidates), first, days, sp)
+        # Reference: the region's petitions per enterprise per day.
+        linked_total = float(linked.sum())
+        reference = linked_total / max(panel.n, 1) / days
+        result = surge.evaluate(
+            counts,
+            ppl,
+            first,
+            sp,
+            reference_rate=reference,
+            min_count=policy.enterprise_surge_min,
+            people_sq=sq,
+        )
+        for c in np.nonzero(result.surge)[0].tolist():
+            i = int(candidates[c])
+            draft = _surge_draft(
+                "point",
+                panel.point_ids[i],
+                panel.counties[panel.county[i]],
+                panel.point_ids[i],
+                result,
+                c,
+                panel.names[i],
+            )
+            draft.source_ids = [str(x) for x in ids[recent & (point == i)][-50:]]
+            drafts.append(draft)
+    return drafts, county_surge
+
+
+def _surge_draft(
+    entity_type: str,
+    entity_id: str,
+    region: str,
+    point_id: str | None,
+    result: surge.SurgeResult,
+    j: int,
+    name: str,
+) -> FindingDraft:
+    observed, expected = float(result.observed[j]), float(result.expected[j])
+    ratio = observed / max(expected, 1e-9)
+    level = "II" if ratio >= 3 or result.people_z[j] >= 6 else "III"
+    who = name or "辖区"
+    title = (
+        f"【{LEVEL_NAMES[level]}】{who}信访激增：近28天{observed:.0f}件（常态约{expected:.1f}件）"
+    )
+    factors = [
+        Factor("surge_count", f"近28天信访{observed:.0f}件，为常态的{ratio:.1f}倍", 60.0),
+        Factor(
+            "surge_people",
+            f"涉及{result.people[j]:.0f}人次（常态约{result.expected_people[j]:.0f}人次）",
+            30.0,
+        ),
+    ]
+    if result.in_season:
+        factors.append(Factor("festival_season", "春节前欠薪矛盾高发期，按从严标准预警", 20.0))
+    return FindingDraft(
+        detector="surge",
+        kind="petition_surge",
+        entity_type=entity_type,
+        entity_id=entity_id,
+        region_code=region,
+        score=round(min(100.0, 50.0 + 15.0 * np.log2(max(ratio, 1.0))), 1),
+        level=level,
+        title=title,
+        factors=factors,
+        point_id=point_id,
+        extra={
+            "petitions_28d": int(observed),
+            "expected_28d": round(expected, 2),
+            "people_28d": int(result.people[j]),
+            "festival_season": result.in_season,
+        },
+    )

@@ -1,0 +1,445 @@
+"""The detectors in the daemon: event severity at once, rules on new reports, the nightly
+re-score and the forecaster's retraining on a schedule.
+
+1. New informant reports and petitions (`severity_checked_at IS NULL`) are claimed in
+   batches and each gets its level at once; those that warrant it become `event`
+   findings in the same transaction. Woken by the bus (`RECORDS`), polling otherwise.
+2. New monthly reports (`wage_reports.checked_at IS NULL`): the rules run for their
+   points; a floor rule (owner gone, halted with wages unpaid) above the point's last
+   finding becomes an `enterprise_risk` finding at once, without waiting for the night.
+3. The nightly re-score (`rescore_at`, local time): every point and county scored,
+   `risk_scores` written, and findings (`enterprise_risk`, `county_risk`,
+   `petition_surge`) for levels that are new, changed or due for a refresh, plus a
+   finding with level NULL where a risk has cleared (it resolves the open alert).
+4. Retraining (`retrain_at`, when the model is older than `retrain_every`, or there is
+   none): the new model goes to the database, so every daemon scores with it.
+
+Periodic jobs run exactly once across daemons: the daemon whose `job_runs` insert wins
+does the work; a run left 'running' by a dead daemon is taken over after
+`job_stale_after`. APScheduler only wakes the loop; whether a job is due is decided
+from the injected clock and the `job_runs` table, so tests move the clock instead of
+sleeping and a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from detectors import forecast, rules, scoring
+from detectors.base import LEVEL_NAMES, RANK, FindingDraft
+from detectors.features import compute
+from detectors.load import load_panel
+from detectors.panel import PanelView
+from detectors.persist import (
+    changes,
+    claim_events,
+    claim_job,
+    claim_wage_reports,
+    finish_job,
+    job_done,
+    latest_findings,
+    latest_model,
+    save_model,
+    unchecked_wage_reports,
+    write_findings,
+    write_scores,
+)
+from detectors.severity import SeverityPolicy, assess, event_finding
+from detectors.surge import SurgePolicy
+from monitor import bus
+from monitor.clock import local_date
+from monitor.config import DetectorsConfig
+from monitor.logging import get_logger
+from monitor.models import MonitoringPoint
+from monitor.season import day_number
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from monitor.context import Context
+    from monitor.daemon import Daemon
+
+log = get_logger("labormon.detectors")
+
+RESCORE, RETRAIN = "detectors.rescore", "detectors.retrain"
+RISK_KINDS = ("enterprise_risk", "county_risk", "petition_surge")
+
+
+def scoring_policy(cfg: DetectorsConfig) -> scoring.ScoringPolicy:
+    return scoring.ScoringPolicy(
+        thresholds=(
+            ("I", cfg.level_i),
+            ("II", cfg.level_ii),
+            ("III", cfg.level_iii),
+            ("IV", cfg.level_iv),
+        ),
+        surge=SurgePolicy(
+            window=cfg.surge_window_days,
+            baseline=cfg.surge_baseline_days,
+            alpha=cfg.surge_alpha,
+            alpha_season=cfg.surge_alpha_festival,
+        ),
+    )
+
+
+def severity_policy(cfg: DetectorsConfig) -> SeverityPolicy:
+    return SeverityPolicy(
+        level_i_people=cfg.event_level_i_people,
+        level_ii_people=cfg.event_level_ii_people,
+        level_iii_people=cfg.event_level_iii_people,
+        owner_absconded_level=cfg.owner_absconded_level,
+    )
+
+
+def _time_of(text: str) -> tuple[int, int]:
+    hour, minute = text.split(":")
+    return int(hour), int(minute)
+
+
+class DetectorService:
+    """The detectors' stage of the pipeline (a daemon `Service`)."""
+
+    name = "detectors"
+
+    def __init__(self, ctx: Context, *, holder: str | None = None) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.settings.detectors
+        self.zone = ctx.settings.organisation.zone
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.policy = scoring_policy(self.cfg)
+        self.severity = severity_policy(self.cfg)
+        self.training = forecast.TrainingPolicy(min_incidents=self.cfg.min_history_incidents)
+        self.model: forecast.Forecaster | None = None
+        self.model_id: int | None = None
+        self._wake = asyncio.Event()
+        self._state: dict[str, Any] = {"checked": 0}
+
+    @classmethod
+    def create(cls, ctx: Context, daemon: Daemon | None = None) -> DetectorService | None:
+        return cls(ctx) if ctx.settings.detectors.enabled else None
+
+    # ------------------------------------------------------------------ daemon API
+
+    def schedule(self, scheduler: AsyncIOScheduler) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+
+        for job, at in ((RESCORE, self.cfg.rescore_at), (RETRAIN, self.cfg.retrain_at)):
+            hour, minute = _time_of(at)
+            scheduler.add_job(
+                self._wake.set,
+                CronTrigger(hour=hour, minute=minute, timezone=self.zone),
+                id=f"{job}:{self.holder}",
+                replace_existing=True,
+            )
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._state) | {"model_id": self.model_id}
+
+    async def run(self) -> None:
+        subscribe = getattr(self.ctx.clock, "subscribe", None)
+        clock_moved: asyncio.Event | None = subscribe() if callable(subscribe) else None
+        while True:
+            checked = await self.check_new_records()
+            await self.run_due_jobs()
+            if checked >= self.cfg.batch_size:
+                continue  # a backlog: keep going
+            await self._sleep(clock_moved)
+
+    async def _sleep(self, clock_moved: asyncio.Event | None) -> None:
+        waiters = [
+            asyncio.ensure_future(
+                self.ctx.bus.wait(bus.RECORDS, self.cfg.poll_interval.total_seconds())
+            ),
+            asyncio.ensure_future(self._wake.wait()),
+        ]
+        if clock_moved is not None:
+            waiters.append(asyncio.ensure_future(clock_moved.wait()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*waiters, return_exceptions=True)
+            self._wake.clear()
+            if clock_moved is not None:
+                clock_moved.clear()
+
+    # ------------------------------------------------------------------ records
+
+    async def check_new_records(self) -> int:
+        """Event severity for new reports and petitions, rules for new wage reports."""
+        total = 0
+        findings = 0
+        for kind in ("report", "petition"):
+            n, written = await self._check_events(kind)
+            total += n
+            findings += written
+        n, written = await self._check_wages()
+        total += n
+        findings += written
+        if findings:
+            self.ctx.bus.notify(bus.FINDINGS)
+        self._state["checked"] += total
+        return total
+
+    async def _point_names(self, conn: Any, rows: list[dict[str, Any]]) -> dict[str, str]:
+        ids = {r["point_id"] for r in rows if r.get("point_id")}
+        names = {r["enterprise_name"] for r in rows if r.get("enterprise_name")}
+        if not ids and not names:
+            return {}
+        result = await conn.execute(
+            select(MonitoringPoint.point_id, MonitoringPoint.name).where(
+                MonitoringPoint.point_id.in_(ids) | MonitoringPoint.name.in_(names)
+            )
+        )
+        found: dict[str, str] = {}
+        for point_id, name in result:
+            found[point_id] = name
+            found[f"name:{name}"] = point_id
+        return found
+
+    async def _check_events(self, kind: str) -> tuple[int, int]:
+        now = self.ctx.clock.now()
+        drafts: list[FindingDraft] = []
+        async with self.ctx.db.connect() as conn:
+            rows = await claim_events(conn, kind, now, self.cfg.batch_size)
+            if not rows:
+                return 0, 0
+            known = await self._point_names(conn, rows)
+            for row in rows:
+                if not row.get("point_id") and row.get("enterprise_name"):
+                    # Linked by its registered name: the finding belongs to the point.
+                    row["point_id"] = known.get(f"name:{row['enterprise_name']}")
+                text = row.get("summary") or row.get("description") or ""
+                severity = assess(
+                    event_type=row.get("event_type"),
+                    people=row.get("people_involved") or 0,
+                    category=row.get("category"),
+                    text=text,
+                    is_petition=kind == "petition",
+                    policy=self.severity,
+                )
+                draft = event_finding(
+                    record_kind=kind,
+                    record=row,
+                    point_name=known.get(row["point_id"]) if row.get("point_id") else None,
+                    severity=severity,
+                )
+                if draft is not None:
+                    drafts.append(draft)
+            await write_findings(conn, drafts, now, now)
+        self.ctx.metrics.detector_records_checked.labels(kind).inc(len(rows))
+        for draft in drafts:
+            self.ctx.metrics.detector_findings.labels("event", draft.level or "none").inc()
+        if drafts:
+            log.info("event findings", kind=kind, records=len(rows), findings=len(drafts))
+        return len(rows), len(drafts)
+
+    async def _check_wages(self) -> tuple[int, int]:
+        now = self.ctx.clock.now()
+        today = local_date(now, self.zone)
+        # Read first (the points' history), then claim and write in one transaction: a
+        # read inside SQLite's write transaction from a second connection would wait
+        # for the lock this transaction holds.
+        async with self.ctx.db.engine.connect() as conn:
+            peeked = await unchecked_wage_reports(conn, self.cfg.batch_size)
+        if not peeked:
+            return 0, 0
+        points = sorted({r["point_id"] for r in peeked})
+        panel = await load_panel(self.ctx.db, as_of=today, point_ids=points, zone=self.zone)
+        hits = rules.evaluate(compute(PanelView(panel, day_number(today))))
+        async with self.ctx.db.connect() as conn:
+            claimed = set(await claim_wage_reports(conn, [r["report_id"] for r in peeked], now))
+            rows = [r for r in peeked if r["report_id"] in claimed]
+            mine = {r["point_id"] for r in rows}
+            drafts = []
+            for i, point_id in enumerate(panel.point_ids):
+                level = hits.floor(i)
+                if level is None or point_id not in mine:
+                    continue
+                drafts.append(
+                    FindingDraft(
+                        detector="rules",
+                        kind="enterprise_risk",
+                        entity_type="point",
+                        entity_id=point_id,
+                        region_code=panel.counties[panel.county[i]],
+                        score=self.policy.threshold(level),
+                        level=level,
+                        title=f"【{LEVEL_NAMES[level]}】{panel.names[i]}："
+                        f"{rules.floor_factors(hits, i)[0].text}",
+                        factors=rules.floor_factors(hits, i),
+                        source_ids=[r["report_id"] for r in rows if r["point_id"] == point_id],
+                        point_id=point_id,
+                        extra={"enterprise_name": panel.names[i], "method": "rules"},
+                    )
+                )
+            previous = await latest_findings(conn, ["enterprise_risk"])
+            # Only a rise is urgent; the nightly re-score handles everything else.
+            rising = [
+                d
+                for d in drafts
+                if d.dedup_key not in previous or RANK[previous[d.dedup_key][0]] < RANK[d.level]
+            ]
+            await write_findings(conn, rising, now, now)
+        self.ctx.metrics.detector_records_checked.labels("wage").inc(len(rows))
+        for draft in rising:
+            self.ctx.metrics.detector_findings.labels(
+                "enterprise_risk", draft.level or "none"
+            ).inc()
+        # Reports another daemon claimed meanwhile still count as work seen.
+        return len(peeked), len(rising)
+
+    # ------------------------------------------------------------------ periodic jobs
+
+    def _due(self, at: str, now: datetime) -> tuple[bool, date]:
+        local = now.astimezone(self.zone)
+        hour, minute = _time_of(at)
+        return (local.hour, local.minute) >= (hour, minute), local.date()
+
+    async def run_due_jobs(self) -> None:
+        now = self.ctx.clock.now()
+        due, today = self._due(self.cfg.retrain_at, now)
+        if due and await self._model_is_old(now):
+            await self._exclusive(RETRAIN, today.isoformat(), self.retrain)
+        due, today = self._due(self.cfg.rescore_at, now)
+        if due:
+            await self._exclusive(RESCORE, today.isoformat(), self.rescore)
+
+    async def _model_is_old(self, now: datetime) -> bool:
+        async with self.ctx.db.engine.connect() as conn:
+            stored = await latest_model(conn, known_id=self.model_id)
+        if stored is None or (stored.forecaster is None and stored.id != self.model_id):
+            return True  # no model, or one this daemon cannot use
+        return now - stored.created_at >= self.cfg.retrain_every - timedelta(hours=1)
+
+    async def _exclusive(self, job: str, key: str, work: Any) -> bool:
+        """Run `work` if this daemon wins (job, key); True when it ran."""
+        async with self.ctx.db.engine.connect() as conn:
+            if await job_done(conn, job, key):
+                return False
+        now = self.ctx.clock.now()
+        async with self.ctx.db.connect() as conn:
+            if not await claim_job(conn, job, key, self.holder, now, self.cfg.job_stale_after):
+                return False
+        started = time.perf_counter()
+        try:
+            details = await work()
+        except Exception as exc:
+            log.exception("detector job failed", job=job, key=key)
+            async with self.ctx.db.connect() as conn:
+                await finish_job(
+                    conn,
+                    job,
+                    key,
+                    self.holder,
+                    self.ctx.clock.now(),
+                    "failed",
+                    {"error": f"{exc.__class__.__name__}: {exc}"[:500]},
+                )
+            return True
+        elapsed = time.perf_counter() - started
+        async with self.ctx.db.connect() as conn:
+            await finish_job(
+                conn,
+                job,
+                key,
+                self.holder,
+                self.ctx.clock.now(),
+                "done",
+                details | {"seconds": round(elapsed, 2)},
+            )
+        self.ctx.metrics.detector_job_seconds.labels(job).observe(elapsed)
+        self.ctx.metrics.detector_last_success.labels(job).set(time.time())
+        self._state[job] = {"key": key, "seconds": round(elapsed, 2)} | details
+        if details.get("written"):
+            # After the job is recorded, so that whoever wakes sees it finished.
+            self.ctx.bus.notify(bus.FINDINGS)
+        return True
+
+    async def _refresh_model(self, trained_by: date | None = None) -> None:
+        async with self.ctx.db.engine.connect() as conn:
+            stored = await latest_model(conn, known_id=self.model_id, trained_by=trained_by)
+        if stored is None or stored.id == self.model_id:
+            return
+        if stored.forecaster is None:
+            log.warning("stored forecaster not usable", model_id=stored.id, error=stored.error)
+            return
+        self.model, self.model_id = stored.forecaster, stored.id
+
+    async def retrain(self) -> dict[str, Any]:
+        now = self.ctx.clock.now()
+        today = local_date(now, self.zone)
+        panel = await load_panel(self.ctx.db, zone=self.zone)
+        model = await asyncio.to_thread(forecast.train, panel, day_number(today), self.training)
+        if model is None:
+            return {"trained": False, "reason": "too little history"}
+        async with self.ctx.db.connect() as conn:
+            self.model_id = await save_model(conn, model, now)
+        self.model = model
+        log.info("forecaster saved", model_id=self.model_id, **model.metrics)
+        return {"trained": True, "model_id": self.model_id} | model.metrics
+
+    async def rescore(self) -> dict[str, Any]:
+        """Score every point and county now and write scores and findings."""
+        now = self.ctx.clock.now()
+        today = local_date(now, self.zone)
+        await self._refresh_model()
+        panel = await load_panel(self.ctx.db, as_of=today, zone=self.zone)
+        view = PanelView(panel, day_number(today))
+        table = await asyncio.to_thread(scoring.score, view, self.model, self.policy)
+        drafts = table.point_findings() + table.county_findings() + table.surges
+        async with self.ctx.db.connect() as conn:
+            previous = await latest_findings(conn, RISK_KINDS)
+            drafts += _surge_clearings(previous, table.surges, panel)
+            chosen, summary = changes(drafts, previous, now, min_level=self.cfg.finding_min_level)
+            scores = await write_scores(conn, table, now, now)
+            await write_findings(conn, chosen, now, now)
+        for draft in chosen:
+            self.ctx.metrics.detector_findings.labels(draft.kind, draft.level or "none").inc()
+        details = {"method": table.method, "scores": scores} | summary.as_dict()
+        log.info("risk re-scored", **details)
+        return details
+
+
+def _surge_clearings(
+    previous: dict[str, tuple[str | None, datetime]], surges: list[FindingDraft], panel: Any
+) -> list[FindingDraft]:
+    """Clearing drafts for entities whose petition surge is over."""
+    current = {d.dedup_key for d in surges}
+    index = {pid: i for i, pid in enumerate(panel.point_ids)}
+    out = []
+    for key, (level, _) in previous.items():
+        entity_type, _, rest = key.partition(":")
+        entity_id, _, kind = rest.rpartition(":")
+        if kind != "petition_surge" or level is None or key in current:
+            continue
+        if entity_type == "county":
+            region, point_id = entity_id, None
+        elif entity_id in index:
+            region, point_id = panel.counties[panel.county[index[entity_id]]], entity_id
+        else:
+            continue
+        out.append(
+            FindingDraft(
+                detector="surge",
+                kind="petition_surge",
+                entity_type=entity_type,
+                entity_id=entity_id,
+                region_code=region,
+                score=0.0,
+                level=None,
+                title="信访激增已回落",
+                point_id=point_id,
+            )
+        )
+    return out
