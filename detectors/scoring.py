@@ -22,6 +22,7 @@ forecaster's base rate), a petition surge, and the points that drive it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -189,14 +190,17 @@ class ScoreTable:
             )
         return out
 
-    def county_findings(self) -> list[FindingDraft]:
+    def county_findings(self, names: Mapping[str, str] | None = None) -> list[FindingDraft]:
+        """One finding per county; `names` (region code -> name) puts the county's name in
+        the title that leaders read first."""
         out = []
         for j, code in enumerate(self.counties):
             level = self.county_level(j)
+            where = (names or {}).get(code) or f"区县{code}"
             title = (
-                f"【{LEVEL_NAMES[level]}】区县劳资冲突风险{self.county_score[j]:.0f}分"
+                f"【{LEVEL_NAMES[level]}】{where}劳资冲突风险{self.county_score[j]:.0f}分"
                 if level
-                else f"区县劳资冲突风险已回落（{self.county_score[j]:.0f}分）"
+                else f"{where}劳资冲突风险已回落（{self.county_score[j]:.0f}分）"
             )
             out.append(
                 FindingDraft(
@@ -354,7 +358,9 @@ def _counties(
     size = np.bincount(panel.county, minlength=k).astype(float)
     mean_p = np.bincount(panel.county, weights=p, minlength=k) / np.maximum(size, 1)
     ratio = mean_p / max(base_rate, 1e-6)
-    county_score = np.clip(30.0 + 30.0 * np.log2(np.maximum(ratio, 1e-3)), 0.0, 100.0)
+    # Twice the normal rate scores 50 (level IV with the default thresholds), four times
+    # 75 (II); level I needs about seven times: a whole county at "特别重大" must be rare.
+    county_score = np.clip(25.0 + 25.0 * np.log2(np.maximum(ratio, 1e-3)), 0.0, 100.0)
     county_score = np.where(size > 0, county_score, 0.0)
     surges, county_surge = _surges(view, policy)
     county_score = np.where(

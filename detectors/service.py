@@ -58,7 +58,7 @@ from monitor import bus
 from monitor.clock import local_date
 from monitor.config import DetectorsConfig
 from monitor.logging import get_logger
-from monitor.models import MonitoringPoint
+from monitor.models import MonitoringPoint, Region
 from monitor.season import day_number
 
 if TYPE_CHECKING:
@@ -397,7 +397,9 @@ class DetectorService:
         panel = await load_panel(self.ctx.db, as_of=today, zone=self.zone)
         view = PanelView(panel, day_number(today))
         table = await asyncio.to_thread(scoring.score, view, self.model, self.policy)
-        drafts = table.point_findings() + table.county_findings() + table.surges
+        async with self.ctx.db.engine.connect() as conn:
+            names = {c: n for c, n in await conn.execute(select(Region.code, Region.name))}
+        drafts = table.point_findings() + table.county_findings(names) + table.surges
         async with self.ctx.db.connect() as conn:
             previous = await latest_findings(conn, RISK_KINDS)
             drafts += _surge_clearings(previous, table.surges, panel)

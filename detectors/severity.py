@@ -106,12 +106,24 @@ def assess(
         reasons.append(
             Factor(f"always_i_{kind}", f"{EVENT_NAMES[kind]}，不论人数定为特别重大", 100.0)
         )
+    # A precursor or an opinion post that speaks of blocking a road or storming an office
+    # reports talk of a plan, not the act: serious (III, someone must go and look), but
+    # not the 特别重大 of the act itself. A threat of self-harm is the act (DOMAIN.md).
+    talk_only = kind in ("precursor", "online_opinion")
     if flags & FLAG_ROAD_BLOCK and kind != "road_blocking":
-        level = "I"
-        reasons.append(Factor("road_blocking_text", "堵塞道路，不论人数定为特别重大", 100.0))
+        if talk_only:
+            level = _higher(level, "III")
+            reasons.append(Factor("road_blocking_talk", "有人扬言堵路，需提前稳控", 70.0))
+        else:
+            level = "I"
+            reasons.append(Factor("road_blocking_text", "堵塞道路，不论人数定为特别重大", 100.0))
     if flags & FLAG_STORMING:
-        level = "I"
-        reasons.append(Factor("storming", "冲击、围堵机关或企业办公场所", 100.0))
+        if talk_only:
+            level = _higher(level, "III")
+            reasons.append(Factor("storming_talk", "有人扬言冲击、围堵办公场所，需提前稳控", 70.0))
+        else:
+            level = "I"
+            reasons.append(Factor("storming", "冲击、围堵机关或企业办公场所", 100.0))
     if flags & FLAG_SELF_HARM:
         level = "I"
         reasons.append(Factor("self_harm", "以自伤、跳楼等极端方式相威胁", 100.0))
@@ -120,8 +132,11 @@ def assess(
         reasons.append(Factor("death", "涉及人员死亡", 100.0))
     if flags & FLAG_OWNER_GONE:
         owner_level = policy.owner_absconded_level
-        if level is None or _rank(owner_level) > _rank(level):
-            level = owner_level
+        if is_petition and people < COLLECTIVE:
+            # One petitioner's word that a boss (or a labour contractor) is unreachable is
+            # checked by the county first; an informant's report or a group is acted on.
+            owner_level = _lower(owner_level, "III")
+        level = _higher(level, owner_level)
         reasons.append(Factor("owner_gone", "企业负责人失联或疑似跑路，需立即到场处置", 80.0))
     if level is None and flags & FLAG_COLLECTIVE_TALK and people >= policy.level_iii_people:
         level = policy.by_people(people)
@@ -135,6 +150,15 @@ def assess(
 
 def _rank(level: str) -> int:
     return {"I": 4, "II": 3, "III": 2, "IV": 1}[level]
+
+
+def _higher(level: str | None, other: str) -> str:
+    """The more serious of two levels (None counts as no level)."""
+    return other if level is None or _rank(other) > _rank(level) else level
+
+
+def _lower(level: str, other: str) -> str:
+    return other if _rank(other) < _rank(level) else level
 
 
 def event_finding(
@@ -153,7 +177,10 @@ def event_finding(
     people = int(record.get("people_involved") or 0)
     kind = "petition" if is_petition else str(record.get("event_type") or "other")
     where = point_name or record.get("enterprise_name") or "未登记企业"
-    title = f"【{LEVEL_NAMES[severity.level]}】{where}{EVENT_NAMES.get(kind, kind)}"
+    what = EVENT_NAMES.get(kind, kind)
+    if is_petition and people < COLLECTIVE:
+        what = "信访"  # 集体访 starts at five people
+    title = f"【{LEVEL_NAMES[severity.level]}】{where}{what}"
     if people:
         title += f"（{people}人）"
     score = {"I": 95.0, "II": 80.0, "III": 65.0, "IV": 45.0}[severity.level]

@@ -31,6 +31,7 @@ from monitor.models import (
     RiskScore,
 )
 from monitor.records import parse_obj
+from monitor.regions import DEMO_REGIONS
 from monitor.store import Submission
 
 POINT = {
@@ -207,6 +208,12 @@ async def test_nightly_rescore_once_across_daemons_and_clearing(
     assert risk
     assert all(f.level in {"I", "II", "III", "IV"} for f in risk)
     assert all(f.evidence["factors"] for f in risk)
+    # A county's finding names the county: leaders read the title first.
+    names = {code: name for code, name, _ in DEMO_REGIONS}
+    counties = await _findings(ctx, "county_risk")
+    assert counties
+    for county in counties:
+        assert names[county.entity_id] in county.title
     # The forecaster is retrained at 03:30, once, and stored for every daemon.
     _local(clock, "2024-01-20T03:30:00+08:00")
     await asyncio.gather(a.run_due_jobs(), b.run_due_jobs())

@@ -15,7 +15,7 @@ from detectors import category, forecast, scoring
 from detectors.features import COL, NAMES, compute
 from detectors.panel import Panel, PanelBuilder, PanelView, months_owed_said, text_flags
 from detectors.reference import compute_naive
-from detectors.severity import SeverityPolicy, assess
+from detectors.severity import SeverityPolicy, assess, event_finding
 from detectors.surge import SurgePolicy, evaluate
 from monitor.season import day_number
 from monitor.simulator.text import training_corpus
@@ -190,6 +190,11 @@ def test_an_empty_panel_scores_to_nothing() -> None:
         ("petition", 3, "一名工人在楼顶扬言跳楼", "I"),
         ("precursor", 0, "老板联系不上，电话关机", "II"),
         ("precursor", 0, "企业生产正常", None),
+        # Talk of blocking a road or storming an office is a precursor (III), not the act;
+        # a threat of self-harm is the act itself (I) whoever reports it.
+        ("precursor", 2, "有工人扬言要去堵路讨个说法", "III"),
+        ("precursor", 0, "工人商量要去冲击县政府", "III"),
+        ("precursor", 0, "有工人扬言要跳楼", "I"),
         ("online_opinion", 0, "网上有帖子称该企业拖欠工资", None),
     ],
 )
@@ -227,6 +232,35 @@ def test_petition_levels() -> None:
     assert level(5) == "IV"
     assert level(35) == "II"
     assert level(2, "工人到县政府堵路") == "I"
+    # One petitioner saying the boss is unreachable is checked first (III); a group is II.
+    assert level(1, "包工头失联，已经多次找老板未果") == "III"
+    assert level(8, "老板跑路了，工资没人管") == "II"
+
+
+def test_petition_titles_say_collective_only_from_five_people() -> None:
+    policy = SeverityPolicy()
+    for people, expected in ((1, "信访"), (6, "集体访")):
+        record = {
+            "petition_id": f"Q{people}",
+            "region_code": "430902",
+            "people_involved": people,
+            "category": "wage_arrears",
+            "point_id": None,
+            "enterprise_name": "甲公司",
+        }
+        severity = assess(
+            event_type=None,
+            people=people,
+            category="wage_arrears",
+            text="老板跑路了",
+            is_petition=True,
+            policy=policy,
+        )
+        draft = event_finding(
+            record_kind="petition", record=record, point_name=None, severity=severity
+        )
+        assert draft is not None
+        assert draft.title.endswith(f"甲公司{expected}（{people}人）")
 
 
 def test_text_helpers() -> None:
