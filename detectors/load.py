@@ -91,10 +91,11 @@ async def load_panel(
     as_of: date | None = None,
     point_ids: Sequence[str] | None = None,
     zone: tzinfo = SHANGHAI,
+    trust_record_dates: bool = False,
 ) -> Panel:
     """The panel of every point (or of `point_ids`), with the history scoring needs at
     `as_of` (None: everything stored, for backtests)."""
-    builder = PanelBuilder(zone)
+    builder = PanelBuilder(zone, trust_record_dates=trust_record_dates)
     async with db.engine.connect() as conn:
         points = select(*POINT_COLUMNS).order_by(MonitoringPoint.point_id)
         if point_ids is not None:

@@ -283,8 +283,10 @@ class PanelBuilder:
     """Collects rows (dicts with CONTRACT field names, plus `source` and `ingested_at`
     when they come from the database) and builds a `Panel`."""
 
-    def __init__(self, zone: tzinfo = SHANGHAI) -> None:
+    def __init__(self, zone: tzinfo = SHANGHAI, *, trust_record_dates: bool = False) -> None:
         self.zone = zone
+        #: Count every record from its own date (history replayed live, as the demo does).
+        self.trust_record_dates = trust_record_dates
         self.points: list[Mapping[str, Any]] = []
         self.wages: list[Mapping[str, Any]] = []
         self.events = _Events()
@@ -322,7 +324,7 @@ class PanelBuilder:
         """Live records are known from when they were stored; file imports are history
         and count from their own date."""
         ingested = row.get("ingested_at")
-        if ingested is None or row.get("source") == "file":
+        if ingested is None or row.get("source") == "file" or self.trust_record_dates:
             return own_day
         return max(own_day, day_number(local_date(ingested, self.zone)))
 

@@ -255,7 +255,13 @@ class DetectorService:
         if not peeked:
             return 0, 0
         points = sorted({r["point_id"] for r in peeked})
-        panel = await load_panel(self.ctx.db, as_of=today, point_ids=points, zone=self.zone)
+        panel = await load_panel(
+            self.ctx.db,
+            as_of=today,
+            point_ids=points,
+            zone=self.zone,
+            trust_record_dates=self.cfg.trust_record_dates,
+        )
         hits = rules.evaluate(compute(PanelView(panel, day_number(today))))
         async with self.ctx.db.connect() as conn:
             claimed = set(await claim_wage_reports(conn, [r["report_id"] for r in peeked], now))
@@ -379,7 +385,9 @@ class DetectorService:
     async def retrain(self) -> dict[str, Any]:
         now = self.ctx.clock.now()
         today = local_date(now, self.zone)
-        panel = await load_panel(self.ctx.db, zone=self.zone)
+        panel = await load_panel(
+            self.ctx.db, zone=self.zone, trust_record_dates=self.cfg.trust_record_dates
+        )
         model = await asyncio.to_thread(forecast.train, panel, day_number(today), self.training)
         if model is None:
             return {"trained": False, "reason": "too little history"}
@@ -394,7 +402,12 @@ class DetectorService:
         now = self.ctx.clock.now()
         today = local_date(now, self.zone)
         await self._refresh_model()
-        panel = await load_panel(self.ctx.db, as_of=today, zone=self.zone)
+        panel = await load_panel(
+            self.ctx.db,
+            as_of=today,
+            zone=self.zone,
+            trust_record_dates=self.cfg.trust_record_dates,
+        )
         view = PanelView(panel, day_number(today))
         table = await asyncio.to_thread(scoring.score, view, self.model, self.policy)
         async with self.ctx.db.engine.connect() as conn:

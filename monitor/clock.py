@@ -7,6 +7,7 @@ boundaries (29:59 vs 30:00) instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -64,6 +65,33 @@ class FrozenClock:
     def _fire(self) -> None:
         for event in self._listeners:
             event.set()
+
+
+class AcceleratedClock:
+    """Simulated time for demos and replays: from `start` it runs `factor` times faster
+    than the wall clock until it has caught up with the present, then at the wall
+    clock's pace, so that it never stands in the future.
+
+    Time stands still at `start` until `begin()` is called."""
+
+    def __init__(self, start: datetime, factor: float, wall: Clock | None = None) -> None:
+        self.start = utc(start)
+        self.factor = factor
+        self.wall = wall or SystemClock()
+        self._begun: float | None = None
+
+    def begin(self) -> None:
+        self._begun = time.monotonic()
+
+    def now(self) -> datetime:
+        if self._begun is None:
+            return min(self.start, self.wall.now())
+        elapsed = (time.monotonic() - self._begun) * self.factor
+        return min(self.start + timedelta(seconds=elapsed), self.wall.now())
+
+    @property
+    def caught_up(self) -> bool:
+        return self.now() >= self.wall.now() - timedelta(seconds=1)
 
 
 def utc(value: datetime) -> datetime:

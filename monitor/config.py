@@ -674,6 +674,9 @@ class ConsoleConfig(Section):
     session_ttl: Duration = timedelta(hours=12)
     #: Directory of the demo's local mail sink (.eml files); empty when there is none.
     mail_dir: str = ""
+    #: The demo's accounts with their tokens (JSON), offered on the log-in page for one
+    #: click. Demo only: a real installation never keeps tokens.
+    demo_accounts_file: str = ""
 
 
 class DetectorsConfig(Section):
@@ -710,6 +713,10 @@ class DetectorsConfig(Section):
     surge_baseline_days: int = Field(default=91, ge=28, le=730)
     surge_alpha: float = Field(default=0.01, gt=0, lt=0.5)
     surge_alpha_festival: float = Field(default=0.05, gt=0, lt=0.5)
+    #: Count every record from its own date rather than from when it was stored. Off:
+    #: a record arriving late cannot rewrite what was known on a past day (no leakage in
+    #: `score --as-of`). On: for history replayed over MQTT/HTTP, as the demo does.
+    trust_record_dates: bool = False
 
     @field_validator("rescore_at", "retrain_at")
     @classmethod

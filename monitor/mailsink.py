@@ -42,6 +42,7 @@ class _Handler:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         mid = _SAFE.sub("_", str(message.get("Message-ID", "")))[:80] or "no-id"
         with self.lock:
+            self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"{stamp}-{mid}.eml"
             headers = f"X-Labormon-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n".encode()
             path.write_bytes(headers + envelope.original_content)
@@ -63,6 +64,7 @@ class MailSink:
         return f"smtp://{self.host}:{self.port}"
 
     def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
         if not self.port:
             import socket
 

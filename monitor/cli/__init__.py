@@ -19,6 +19,7 @@ COMMANDS = (
     "monitor.cli.data",
     "monitor.cli.accounts",
     "monitor.cli.daemon",
+    "monitor.cli.demo",
     "monitor.cli.dashboards",
     "monitor.cli.report",
     "monitor.cli.mqtt",

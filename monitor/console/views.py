@@ -37,6 +37,7 @@ from monitor.console.auth import (
 from monitor.console.charts import sparkline
 from monitor.context import Context
 from monitor.mailsink import bodies, list_mail, read_mail
+from monitor.messages import PURPOSE_TITLES
 from monitor.records import CATEGORIES, EVENT_TYPES, field_errors, parse_obj
 from monitor.store import Submission
 
@@ -57,32 +58,26 @@ CHANNEL_NAMES = {
     "webhook": "Webhook",
     "mqtt": "MQTT",
 }
+#: The audit log's events (monitor/alerting.py, escalation.py, dispatch.py) in Chinese.
 EVENT_LOG_NAMES = {
     "AlertTriggered": "触发预警",
     "AlertUpdated": "预警更新",
-    "AlertEscalated": "逐级上报",
-    "AlertReescalated": "升级重报",
-    "AlertRenotified": "重复提醒",
-    "AlertAcknowledged": "确认收到",
-    "AlertReminded": "处置提醒",
-    "AlertResolved": "处置完毕",
-    "AlertAutoResolved": "风险解除,自动关闭",
-    "AlertSilenced": "静默",
-    "AlertUnsilenced": "静默结束",
-    "AlertReopened": "重新打开",
     "AlertLevelRaised": "等级上调",
+    "AlertNotified": "已发出通知",
+    "AlertEscalated": "逐级上报",
+    "AlertQueuedForDigest": "列入每日汇总",
+    "IncludedInDigest": "已随每日汇总发送",
+    "AlertAcknowledged": "确认收到",
+    "AcknowledgementReminded": "提醒尽快处置",
+    "AcknowledgementExpired": "确认后超时未处置,重新上报",
+    "AlertResolved": "预警解除",
+    "NotificationsSuppressed": "静默期内暂不通知",
+    "SilenceEnded": "静默结束",
+    "NotificationUndeliverable": "通知无法送达",
 }
 DELIVERY_STATUS = {"pending": "待发送", "sent": "已送达", "failed": "发送失败"}
-PURPOSE_NAMES = {
-    "alert": "预警通知",
-    "escalation": "上报通知",
-    "repeat": "重复提醒",
-    "reminder": "处置提醒",
-    "resolved": "处置通知",
-    "digest": "每日汇总",
-    "overdue": "逾期提醒",
-    "report": "月报",
-}
+#: Why a notification was sent (monitor/messages.py's headings, plus the channels' own).
+PURPOSE_NAMES = PURPOSE_TITLES | {"event": "MQTT 事件推送", "overdue": "逾期提醒", "report": "月报"}
 
 
 def _fmt_time(ctx: Context, value: datetime | None) -> str:

@@ -1,0 +1,1 @@
+"""`labormon demo`: the whole system in one process on embedded defaults."""
