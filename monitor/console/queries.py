@@ -148,7 +148,14 @@ async def alert_detail(ctx: Context, alert_id: int) -> tuple[Alert | None, list[
                 .order_by(DeliveryAttempt.at)
             )
         ).all()
-    timeline = [TimelineEntry(at=e.at, what=e.event, who=e.actor, detail=e.reason) for e in events]
+    # The reasons the system writes are for operators (English, ids); a person's note
+    # (an acknowledgement's or a resolution's) is shown.
+    timeline = [
+        TimelineEntry(
+            at=e.at, what=e.event, who=e.actor, detail=e.reason if e.actor != "system" else None
+        )
+        for e in events
+    ]
     by_delivery: dict[str, list[DeliveryAttempt]] = {}
     for attempt in attempts:
         by_delivery.setdefault(attempt.delivery_id, []).append(attempt)

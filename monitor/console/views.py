@@ -492,10 +492,11 @@ _REASONS = {
 
 
 def _zh_reason(reason: str) -> str:
-    """The validation reason in Chinese for the form, the English one kept after it."""
+    """The validation reason in Chinese for the form (the English one when we have no
+    words for it: better precise than vague)."""
     for english, chinese in _REASONS.items():
         if english in reason:
-            return f"{chinese}({reason})"
+            return chinese
     return reason
 
 
