@@ -8,7 +8,7 @@ input checking. `CategoryModel.predict` and the pipeline agree exactly (tested).
 
 Training needs no download: the corpus is generated deterministically from the
 simulator's phrase banks (`monitor.simulator.text`). Fitting takes under a second; the
-fitted pipeline is cached as skops bytes (not pickle) under the cache directory, keyed
+fast form is cached as plain arrays (.npz, no pickle) under the cache directory, keyed
 by the corpus, the parameters and the scikit-learn version, so later processes load
 it in milliseconds. Accuracy is measured on phrasings held out of training
 (`evaluate()`; docs/detectors.md has the figures).
@@ -51,7 +51,11 @@ def cache_dir() -> Path:
 
 
 def _corpus_fingerprint() -> str:
-    from sklearn import __version__ as sklearn_version
+    # The installed version from the package metadata: importing scikit-learn itself
+    # costs half a second that a process loading a cached model never needs to pay.
+    from importlib.metadata import version
+
+    sklearn_version = version("scikit-learn")
 
     from monitor.simulator import text
 
@@ -161,30 +165,58 @@ def _train_default() -> Any:
     return fit_pipeline(texts, labels)
 
 
-def load_model(directory: Path | None = None) -> CategoryModel:
-    """The default model: from the skops cache, else trained now and cached."""
-    import skops.io as sio
+def save_model(model: CategoryModel, path: Path) -> None:
+    """The fast form as plain arrays (.npz without pickle): loads in milliseconds, where
+    skops needed a second to audit and rebuild the whole pipeline at every start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    terms = sorted(model.vocabulary, key=model.vocabulary.__getitem__)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        np.savez(
+            fh,
+            terms=np.array(terms, dtype=str),
+            idf=model.idf,
+            coef=model.coef,
+            intercept=model.intercept,
+            classes=np.array(model.classes, dtype=str),
+            ngram_range=np.array(model.ngram_range, dtype=np.int64),
+            lowercase=np.array(model.lowercase),
+        )
+    os.replace(tmp, path)  # atomic: concurrent processes never read half a file
 
+
+def read_model(path: Path) -> CategoryModel:
+    with np.load(path, allow_pickle=False) as data:
+        terms = [str(t) for t in data["terms"]]
+        model = CategoryModel(
+            vocabulary={t: i for i, t in enumerate(terms)},
+            idf=np.asarray(data["idf"], dtype=float),
+            coef=np.asarray(data["coef"], dtype=float),
+            intercept=np.asarray(data["intercept"], dtype=float),
+            classes=[str(c) for c in data["classes"]],
+            ngram_range=(int(data["ngram_range"][0]), int(data["ngram_range"][1])),
+            lowercase=bool(data["lowercase"]),
+        )
+    if model.coef.shape[1] != len(terms) or len(model.idf) != len(terms):
+        raise ValueError("inconsistent shapes")
+    return model
+
+
+def load_model(directory: Path | None = None) -> CategoryModel:
+    """The default model: from the cache, else trained now (under a second) and cached."""
     directory = directory or cache_dir()
-    path = directory / f"category-{_corpus_fingerprint()}.skops"
+    path = directory / f"category-{_corpus_fingerprint()}.npz"
     if path.is_file():
         try:
-            untrusted = sio.get_untrusted_types(file=path)
-            if untrusted:
-                raise ValueError(f"unexpected types in the cached model: {untrusted}")
-            return CategoryModel.from_pipeline(sio.load(path, trusted=[]))
+            return read_model(path)
         except Exception as exc:  # a damaged cache is retrained, never trusted
             log.warning("category model cache unusable; retraining", path=str(path), error=str(exc))
-    pipeline = _train_default()
+    model = CategoryModel.from_pipeline(_train_default())
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(sio.dumps(pipeline))
-        os.replace(tmp, path)  # atomic: concurrent processes never read half a file
+        save_model(model, path)
     except OSError as exc:
         log.warning("cannot cache the category model", path=str(path), error=str(exc))
-    return CategoryModel.from_pipeline(pipeline)
+    return model
 
 
 def default_model() -> CategoryModel:

@@ -3,7 +3,8 @@
 SQLite runs in WAL mode with `synchronous=NORMAL`: a committed transaction survives a
 SIGKILL of the process (not a power cut; production uses PostgreSQL). Write
 transactions start with `BEGIN IMMEDIATE` so that two writers queue on the busy
-timeout instead of failing half-way with "database is locked".
+timeout instead of failing half-way with "database is locked"; within one process they
+queue, in order, for the pool's single connection.
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
+            # One connection per process: every transaction takes SQLite's write lock
+            # (BEGIN IMMEDIATE), so more connections only add busy-waiting, whose sleeps
+            # (up to 100 ms each) made a level I report wait behind the ingest writer, and
+            # whose unfairness could starve it. The pool's queue serves them in order.
+            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=120)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(driver_url, **kwargs)
