@@ -1,8 +1,7 @@
 """The Spring Festival season, when wage-arrears petitions peak (DOMAIN: "a strong seasonal
 peak before the Spring Festival"), marked on the boards as a shaded region.
 
-The festival follows the lunar calendar, so its dates are listed rather than computed:
-a lunisolar calendar library would be a dependency for twenty-five dates a year apart.
+The festival follows the lunar calendar; its dates are listed in monitor/season.py.
 """
 
 from __future__ import annotations
@@ -11,36 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from monitor.season import SPRING_FESTIVAL
+
 CHINA = ZoneInfo("Asia/Shanghai")
 
-#: 春节 (first day of the first lunar month), Gregorian dates.
-SPRING_FESTIVALS: dict[int, date] = {
-    2016: date(2016, 2, 8),
-    2017: date(2017, 1, 28),
-    2018: date(2018, 2, 16),
-    2019: date(2019, 2, 5),
-    2020: date(2020, 1, 25),
-    2021: date(2021, 2, 12),
-    2022: date(2022, 2, 1),
-    2023: date(2023, 1, 22),
-    2024: date(2024, 2, 10),
-    2025: date(2025, 1, 29),
-    2026: date(2026, 2, 17),
-    2027: date(2027, 2, 6),
-    2028: date(2028, 1, 26),
-    2029: date(2029, 2, 13),
-    2030: date(2030, 2, 3),
-    2031: date(2031, 1, 23),
-    2032: date(2032, 2, 11),
-    2033: date(2033, 1, 31),
-    2034: date(2034, 2, 19),
-    2035: date(2035, 2, 8),
-    2036: date(2036, 1, 28),
-    2037: date(2037, 2, 15),
-    2038: date(2038, 2, 4),
-    2039: date(2039, 1, 24),
-    2040: date(2040, 2, 12),
-}
+#: 春节 (first day of the first lunar month), Gregorian dates: the one table the
+#: detectors and the report use too (monitor/season.py), from 2016 on for the boards.
+SPRING_FESTIVALS: dict[int, date] = {y: d for y, d in SPRING_FESTIVAL.items() if y >= 2016}
 
 #: The season opens 60 days before the festival: year-end wage settlement on building
 #: sites starts in December, and the winter campaigns against wage arrears run up to the
