@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_STAMP := var/.apt-installed
+# `make bench BENCH_ARGS=` runs the SQLite figures only.
+BENCH_ARGS ?= --pg postgresql://postgres@127.0.0.1:5432/postgres
 # Debian packages: the MQTT broker, CJK fonts for reports, PDF->PNG, the browser for UI tests,
 # and pango for WeasyPrint's PDF rendering.
 APT_PACKAGES := mosquitto mosquitto-clients fonts-noto-cjk poppler-utils chromium \
@@ -56,7 +58,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 bench: setup
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 dashboards: venv
 	$(BIN)/python -m dashboards.build
