@@ -180,6 +180,9 @@ class Demo:
         self.daemon_password = (
             await ctx.accounts.add(kind="daemon", account_id=DAEMON_USER, region_code="430900")
         ).mqtt_password
+        # Demo only, so that `--keep` can start the same demo again: a real installation
+        # never keeps a password or a token (only their hashes).
+        write_atomically(self.dir / "daemon-password", self.daemon_password + "\n", mode=0o600)
         (self.dir / "accounts.json").write_text(
             json.dumps(self.logins, ensure_ascii=False, indent=1), encoding="utf-8"
         )
@@ -228,12 +231,19 @@ class Demo:
         today = local_date(clock.now(), settings.organisation.zone)
         start = demo_start(opts.months_back, today)
         sim = Simulator(opts.points, opts.seed, start)
-        counts = await self.seed(ctx, sim)
-        self.say(
-            f"· demo region: {counts['points']} monitoring points in 6 counties; accounts for "
-            f"{counts['leaders']} leaders, {counts['informants']} informants, {counts['sources']} "
-            f"petition sources → tokens in {self.dir / 'accounts.json'}"
-        )
+        if self.opts.keep and (self.dir / "daemon-password").is_file():
+            # The same demo again: accounts and data are there; the feed replays what was
+            # published before (stored once: duplicates) and goes on from there.
+            self.logins = json.loads((self.dir / "accounts.json").read_text(encoding="utf-8"))
+            self.daemon_password = (self.dir / "daemon-password").read_text().strip()
+            self.say(f"· continuing the demo in {self.dir} (its accounts and data are kept)")
+        else:
+            counts = await self.seed(ctx, sim)
+            self.say(
+                f"· demo region: {counts['points']} monitoring points in 6 counties; accounts "
+                f"for {counts['leaders']} leaders, {counts['informants']} informants, "
+                f"{counts['sources']} petition sources → tokens in {self.dir / 'accounts.json'}"
+            )
         await self.broker_files(ctx)
         self.broker.write_config(auth=True)
         self.broker.start()
