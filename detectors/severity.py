@@ -7,12 +7,15 @@ the free text ("堵路", "冲击政府", "扬言跳楼"), because informants oft
 gathering or a petition. A death in a dispute is I. An owner who absconds (老板跑路) calls for an
 immediate on-site response (DOMAIN) and is II by default.
 
-Not every record warrants an event finding: a single worker's hotline call feeds the
-surge and risk scores but is no event. An event is an incident (gathering, stoppage,
-road blocking, extreme act, a collective petition or another collective action of 5 or
-more people), a report whose text
-says storming or self-harm, an owner gone, or talk of going to the government
-together by 10 or more people.
+Every petition and every informant report that involves people or an online post is a
+reported event with a level (CONTRACT §5): the informant system exists so that what
+informants see reaches the county at once, and a single worker's hotline call is still a
+case the county must know of. Small ones are IV, which goes to the county's daily digest
+rather than to anyone's phone; they also feed the surge and risk scores. Above that floor
+the level comes from the number of people for an incident (gathering, stoppage, road
+blocking, extreme act, a collective petition or another collective action of 5 or more
+people), from text that says storming or self-harm, from an owner gone, or from talk of
+going to the government together by 10 or more people.
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ def assess(
     is_petition: bool,
     policy: SeverityPolicy,
 ) -> Severity:
-    """The level of one record (None: it is no event)."""
+    """The level of one record (None only for an informant's report that involves nobody
+    and names no risk: a routine all-clear)."""
     flags = text_flags(text)
     people = max(int(people or 0), 0)
     reasons: list[Factor] = []
@@ -141,7 +145,13 @@ def assess(
     if level is None and flags & FLAG_COLLECTIVE_TALK and people >= policy.level_iii_people:
         level = policy.by_people(people)
         reasons.append(Factor("collective_talk", f"{people}人酝酿集体上访或聚集", 50.0))
-    if level is not None and category:
+    if level is None and (is_petition or people > 0 or kind == "online_opinion"):
+        # The floor: every reported event has a level, by its number of people. (An
+        # informant's routine word that all is well, nobody involved, is no event.)
+        level = policy.by_people(people)
+        what = "信访" if kind == "petition" else EVENT_NAMES.get(kind, EVENT_NAMES["other"])
+        reasons.append(Factor(f"reported_{kind}", f"{what}，涉及{people}人", 20.0))
+    if category:
         reasons.append(
             Factor(f"category_{category}", f"诉求：{CATEGORY_NAMES.get(category, category)}", 10.0)
         )

@@ -163,8 +163,12 @@ class AlertBook:
         if stale and not raised:
             return  # applied out of order by a second daemon: the newer one already counts
         if not stale:
-            # An older finding may still raise the level, but not replace newer details.
-            self._take_in(alert, finding, now, await self._personal_values(session, finding))
+            # An older finding may still raise the level, but not replace newer details;
+            # a less serious one (a 12-person petition at a point whose road blocking is
+            # open at level I) adds its sources but leaves the headline of the level.
+            lower = LEVEL_RANK[finding.level] > LEVEL_RANK[alert.level]
+            known = await self._personal_values(session, finding)
+            self._take_in(alert, finding, now, known, headline=not lower)
         if raised:
             previous = alert.level
             alert.level = finding.level
@@ -225,25 +229,33 @@ class AlertBook:
         return known
 
     def _take_in(
-        self, alert: Alert, finding: Finding, now: datetime, known: dict[str, str]
+        self,
+        alert: Alert,
+        finding: Finding,
+        now: datetime,
+        known: dict[str, str],
+        headline: bool = True,
     ) -> None:
+        """Take a finding into its alert: its sources always; its title, score, factors
+        and head-count only when it is the `headline` (not less serious than the alert)."""
         evidence = finding.evidence or {}
-        alert.title = scrub(redact(finding.title, known), 300)
-        alert.score = finding.score
-        alert.factors = [
-            {**f, "text": scrub(redact(str(f.get("text") or ""), known), 300)}
-            for f in evidence.get("factors") or []
-            if isinstance(f, dict)
-        ]
         sources = list(alert.source_ids or [])
         for source in evidence.get("source_ids") or []:
             if str(source) not in sources:
                 sources.append(str(source))
         alert.source_ids = sources
-        people = evidence.get("people_involved")
-        if isinstance(people, int):
-            alert.people_involved = people
-        alert.evidence = evidence_for_alert(evidence, known)
+        if headline:
+            alert.title = scrub(redact(finding.title, known), 300)
+            alert.score = finding.score
+            alert.factors = [
+                {**f, "text": scrub(redact(str(f.get("text") or ""), known), 300)}
+                for f in evidence.get("factors") or []
+                if isinstance(f, dict)
+            ]
+            people = evidence.get("people_involved")
+            if isinstance(people, int):
+                alert.people_involved = people
+            alert.evidence = evidence_for_alert(evidence, known)
         alert.point_id = finding.point_id or alert.point_id
         alert.last_finding_id = max(alert.last_finding_id or 0, finding.id)
         alert.updated_at = now

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from monitor.acklinks import LinkRefused
 from monitor.alerting import AlertBook, AlertError, alert_json
 from monitor.config import Duration
+from monitor.console.auth import session_account
 from monitor.contacts import may_act_on, region_covers
 from monitor.context import Context
 from monitor.messages import templates
@@ -222,14 +223,16 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
         return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
 
     async def presenter(request: Request) -> Account | None:
-        """The signed-in leader, if the request carries a token (the console does)."""
+        """Who is presenting the link, if the request says: an API token, or the console
+        session of the browser that opened it. A link mailed to one leader and opened by
+        another signed-in leader is then refused (the link alone names nobody else)."""
         auth = request.headers.get("Authorization", "")
         if auth.lower().startswith("bearer "):
             found = await ctx.accounts.by_token(auth[7:].strip())
             if found is None:
                 raise LinkRefused("bad_token", 401, "登录凭据无效。")
             return found
-        return None
+        return await session_account(ctx, request)
 
     @router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def ack_page(token: str, request: Request) -> HTMLResponse:

@@ -143,6 +143,8 @@ class Account(Base):
     status: Mapped[str] = mapped_column(String(8), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Console sessions issued before this instant are refused (set at log-out).
+    sessions_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # --------------------------------------------------------------------------- inputs

@@ -246,6 +246,7 @@ async def test_risk_pages_mail_and_documents(
     assert "【II级 重大】资阳某厂" in listing
     assert "正文" in (await console.client.get("/mail/20250115T010000000000-d-1.eml")).text
     assert (await console.client.get("/mail/..%2Fsecret")).status_code == 404
+    await console.login(people["city"])  # the monthly report goes to the city and above
     docs = (await console.client.get("/reports")).text
     doc_id = re.search(r'href="/documents/(\d+)"', docs)
     assert doc_id
@@ -253,3 +254,152 @@ async def test_risk_pages_mail_and_documents(
     assert download.content == b"%PDF-1.7 test"
     await console.login(people["informant"])
     assert (await console.client.get("/risk/points/P1")).status_code == 403
+
+
+async def _report(console: Console, **fields: str) -> httpx.Response:
+    data = {
+        "csrf": await console.csrf("/report"),
+        "occurred_at": "2025-01-15T08:00",
+        "region_code": "430902",
+        "event_type": "road_blocking",
+        "people_involved": "12",
+        "description": "工人堵路讨薪",
+    } | fields
+    return await console.client.post("/report", data=data)
+
+
+async def test_an_informant_follows_only_the_alerts_of_their_own_reports(
+    ctx: Context, console: Console, people: dict[str, NewAccount]
+) -> None:
+    from detectors.service import DetectorService
+
+    # Two alerts in the informant's own county: one from a petition about the same
+    # enterprise, one from the informant's report. Only the second is theirs to follow.
+    await finding(ctx, "430902", "II", "资阳某厂40人聚集讨薪", "W-P9-202501")
+    await console.login(people["informant"])
+    mine = await _report(console, enterprise_name="资阳某建筑公司")
+    assert mine.status_code == 303
+    # Claiming another record's id (a wage report's, a petition's) as one's own report id
+    # is possible, but does not open that record's alert.
+    from monitor.records import parse_obj
+    from monitor.store import Submission
+
+    copied = parse_obj(
+        "report",
+        {
+            "report_id": "W-P9-202501",
+            "informant_id": "inf-430902-1",
+            "occurred_at": "2025-01-15T08:00:00+08:00",
+            "region_code": "430902",
+            "event_type": "precursor",
+            "people_involved": 3,
+            "description": "听说有工人不满",
+        },
+    )
+    stored = await ctx.store.store("report", [Submission(copied, "http", "inf-430902-1")])
+    assert stored.stored == ["W-P9-202501"]
+    await DetectorService(ctx).check_new_records()
+    await AlertBook(ctx).process_findings()
+    alerts = {a.title: a for a in await AlertBook(ctx).list(within="430902")}
+    other = alerts["资阳某厂40人聚集讨薪"]
+    own = next(a for t, a in alerts.items() if "堵路" in t)
+    receipt = await console.client.get(mine.headers["location"])
+    assert f"/alerts/{own.id}" in receipt.text
+    assert f"/alerts/{other.id}" not in receipt.text
+    assert (await console.client.get(f"/alerts/{own.id}")).status_code == 200
+    assert (await console.client.get(f"/alerts/{other.id}")).status_code == 403
+
+
+async def test_leaders_of_other_counties_cannot_act_and_reports_go_to_their_tiers(
+    ctx: Context, console: Console, people: dict[str, NewAccount]
+) -> None:
+    await finding(ctx, "430902", "II", "资阳某厂40人聚集讨薪", "R-act")
+    [alert] = await AlertBook(ctx).list(within="430900")
+    await console.login(people["heshan"])
+    token = await console.csrf("/report")  # a valid form token of this session
+    for action in ("ack", "resolve"):
+        done = await console.client.post(
+            f"/alerts/{alert.id}/{action}", data={"csrf": token}, follow_redirects=True
+        )
+        assert "只有本区域或上级区域的领导" in done.text or done.status_code == 403
+    [alert] = await AlertBook(ctx).list(within="430900")
+    assert alert.status == "triggered"
+    # Words on the page come from the console, never from the link.
+    page = await console.client.get(f"/alerts/{alert.id}?msg=请拨打13800000000")
+    assert "13800000000" not in page.text
+
+    async with ctx.db.session() as session:
+        doc = Document(
+            kind="monthly_report",
+            key="2024-12",
+            filename="月报.pdf",
+            content_type="application/pdf",
+            data=b"%PDF-1.7 test",
+            created_at=ctx.clock.now(),
+        )
+        session.add(doc)
+        await session.flush()
+        doc_id = doc.id
+    # The monthly report is mailed to the city and the province: a county leader does
+    # not download it, a city leader does.
+    assert (await console.client.get(f"/documents/{doc_id}")).status_code == 403
+    await console.login(people["city"])
+    assert (await console.client.get(f"/documents/{doc_id}")).content == b"%PDF-1.7 test"
+
+
+async def test_log_out_ends_the_session_and_other_sites_cannot_log_in(
+    ctx: Context, console: Console, people: dict[str, NewAccount]
+) -> None:
+    await console.login(people["ziyang"])
+    assert (await console.client.get("/alerts")).status_code == 200
+    kept = dict(console.client.cookies)
+    ctx.clock.advance(seconds=1)  # type: ignore[attr-defined]
+    assert (await console.client.post("/logout")).status_code == 303
+    console.client.cookies.clear()
+    console.client.cookies.update(kept)  # a copy of the cookie kept from before
+    assert (await console.client.get("/alerts")).status_code == 303
+    ctx.clock.advance(seconds=1)  # type: ignore[attr-defined]
+    assert (await console.login(people["ziyang"])).status_code == 303
+    assert (await console.client.get("/alerts")).status_code == 200
+
+    console.client.cookies.clear()
+    forged = await console.client.post(
+        "/login",
+        data={"token": people["ziyang"].token},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert forged.status_code == 403
+    assert "labormon_session" not in forged.headers.get("set-cookie", "")
+    same = await console.client.post(
+        "/login", data={"token": people["ziyang"].token}, headers={"Origin": "http://console"}
+    )
+    assert same.status_code == 303
+
+
+async def test_personal_numbers_in_report_text_are_masked_for_leaders(
+    ctx: Context, console: Console, people: dict[str, NewAccount]
+) -> None:
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        session.add(
+            MonitoringPoint(
+                point_id="P1",
+                name="资阳建工",
+                region_code="430902",
+                industry="construction",
+                headcount=300,
+                payload_hash="x",
+                source="file",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    await console.login(people["informant"])
+    done = await _report(
+        console, event_type="gathering", point_id="P1", description="联系人电话13812345678"
+    )
+    assert done.status_code == 303, done.text[:300]
+    await console.login(people["ziyang"])
+    page = (await console.client.get("/risk/points/P1")).text
+    assert "13812345678" not in page
+    assert "138****5678" in page

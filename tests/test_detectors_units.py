@@ -198,7 +198,10 @@ def test_an_empty_panel_scores_to_nothing() -> None:
         ("precursor", 2, "有工人扬言要去堵路讨个说法", "III"),
         ("precursor", 0, "工人商量要去冲击县政府", "III"),
         ("precursor", 0, "有工人扬言要跳楼", "I"),
-        ("online_opinion", 0, "网上有帖子称该企业拖欠工资", None),
+        ("online_opinion", 0, "网上有帖子称该企业拖欠工资", "IV"),
+        # Every reported event has a level: small ones are IV (the county's digest).
+        ("precursor", 8, "工人对加班费有意见", "IV"),
+        ("other", 2, "两名工人反映工资晚发", "IV"),
     ],
 )
 def test_event_levels_follow_contract_section_5(
@@ -230,8 +233,9 @@ def test_petition_levels() -> None:
             policy=policy,
         ).level
 
-    assert level(1) is None
-    assert level(4) is None
+    # Every petition is a reported event (CONTRACT §5): below 10 people it is IV.
+    assert level(1) == "IV"
+    assert level(4) == "IV"
     assert level(5) == "IV"
     assert level(35) == "II"
     assert level(2, "工人到县政府堵路") == "I"

@@ -1,14 +1,17 @@
 """Console sessions: log in with an account token, keep a signed cookie.
 
-The cookie holds `account_id.expires.signature` (HMAC with the installation secret), so
-no session table is needed; the account is looked up on every request, so revoking it
-ends its sessions at once. Forms carry a CSRF token derived from the session.
+The cookie holds `account_id.issued.expires.signature` (HMAC with the installation
+secret), so no session table is needed. The account is looked up on every request:
+revoking it ends its sessions at once, and logging out moves the account's
+`sessions_valid_after` past every cookie issued so far (copies of the cookie included).
+Forms carry a CSRF token derived from the session.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from sqlalchemy import select
@@ -49,23 +52,74 @@ class Viewer:
         return code in self.regions
 
 
+def _micros(when: datetime) -> int:
+    return int(when.timestamp() * 1_000_000)
+
+
 def make_cookie(ctx: Context, account_id: str, now: datetime, ttl: timedelta) -> str:
     expires = int((now + ttl).timestamp())
-    payload = f"{account_id}.{expires}"
+    payload = f"{account_id}.{_micros(now)}.{expires}"
     return f"{payload}.{ctx.privacy.sign(payload.encode())}"
 
 
-def read_cookie(ctx: Context, value: str | None, now: datetime) -> str | None:
-    """The account id in a valid, unexpired cookie, else None."""
-    if not value or value.count(".") < 2:
+@dataclass(frozen=True)
+class Session:
+    account_id: str
+    #: When the cookie was issued, in microseconds since the epoch.
+    issued: int
+
+
+def read_cookie(ctx: Context, value: str | None, now: datetime) -> Session | None:
+    """The session in a valid, unexpired cookie, else None."""
+    if not value or value.count(".") < 3:
         return None
     payload, _, signature = value.rpartition(".")
-    account_id, _, expires = payload.rpartition(".")
     if not ctx.privacy.verify(payload.encode(), signature):
         return None
-    if not expires.isdigit() or int(expires) < now.timestamp():
+    rest, _, expires = payload.rpartition(".")
+    account_id, _, issued = rest.rpartition(".")
+    if not expires.isdigit() or not issued.isdigit() or int(expires) < now.timestamp():
         return None
-    return account_id
+    return Session(account_id, int(issued))
+
+
+async def session_account(ctx: Context, request: Request) -> Account | None:
+    """The active account of the request's console session, if it has a valid one."""
+    session_ = read_cookie(ctx, request.cookies.get(COOKIE), ctx.clock.now())
+    if session_ is None:
+        return None
+    async with ctx.db.session() as session:
+        account = await session.get(Account, session_.account_id)
+    if account is None or account.status != "active":
+        return None
+    ended = account.sessions_valid_after
+    if ended is not None and session_.issued <= _micros(ended):
+        return None
+    return account
+
+
+async def end_sessions(ctx: Context, account_id: str) -> None:
+    """Log out everywhere: every cookie issued until now stops working."""
+    async with ctx.db.session() as session:
+        account = await session.get(Account, account_id)
+        if account is not None:
+            account.sessions_valid_after = ctx.clock.now()
+
+
+def same_origin(request: Request, base_url: str | None = None) -> bool:
+    """False when a browser says the form was posted from another site (its Origin
+    header names another host than the one it sent the request to). Requests without
+    Origin (non-browser clients) pass: they cannot carry a victim's cookies across sites."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = urlsplit(origin).netloc
+    if not host:  # "null": a sandboxed frame or a privacy-stripped origin
+        return False
+    allowed = {request.headers.get("host", "")}
+    if base_url:
+        allowed.add(urlsplit(base_url).netloc)
+    return host in allowed
 
 
 def csrf_token(ctx: Context, cookie: str | None) -> str:
@@ -98,13 +152,7 @@ async def all_regions(ctx: Context) -> frozenset[str]:
 
 
 async def viewer_for(ctx: Context, request: Request, anonymous_read: bool) -> Viewer:
-    account_id = read_cookie(ctx, request.cookies.get(COOKIE), ctx.clock.now())
-    account = None
-    if account_id:
-        async with ctx.db.session() as session:
-            account = await session.get(Account, account_id)
-        if account is not None and account.status != "active":
-            account = None
+    account = await session_account(ctx, request)
     if account is None:
         regions = await all_regions(ctx) if anonymous_read else frozenset()
         return Viewer(None, regions, anonymous_read)

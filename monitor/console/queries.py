@@ -19,6 +19,7 @@ from monitor.models import (
     Delivery,
     DeliveryAttempt,
     Document,
+    Finding,
     InformantReport,
     MonitoringPoint,
     Petition,
@@ -351,6 +352,42 @@ async def my_reports(ctx: Context, account_id: str, limit: int = 20) -> list[Inf
                 )
             ).all()
         )
+
+
+async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Alert]:
+    """The alerts raised from this informant report: an alert whose severity finding was
+    made from a report with this id (not a wage report or petition that happens to carry
+    the same id), and that still names it among its sources."""
+    async with ctx.db.session() as session:
+        # A report about a known point (by id or by its registered name) is judged as
+        # that point's event; any other as an event of its own.
+        points = {report.point_id} if report.point_id else set()
+        if report.enterprise_name:
+            named = select(MonitoringPoint.point_id).where(
+                MonitoringPoint.name == report.enterprise_name
+            )
+            points.update((await session.scalars(named)).all())
+        entity = Finding.entity_id == f"report:{report.report_id}"
+        rows = await session.execute(
+            select(Finding.dedup_key, Finding.evidence).where(
+                Finding.detector == "severity",
+                Finding.region_code == report.region_code,
+                or_(entity, Finding.point_id.in_(points)) if points else entity,
+            )
+        )
+        keys = {
+            key
+            for key, evidence in rows
+            if (evidence or {}).get("record_kind") == "report"
+            and report.report_id in ((evidence or {}).get("source_ids") or [])
+        }
+        if not keys:
+            return []
+        alerts = (await session.scalars(select(Alert).where(Alert.dedup_key.in_(keys)))).all()
+    return sorted(
+        (a for a in alerts if report.report_id in (a.source_ids or [])),
+        key=lambda a: (STATUS_ORDER.get(a.status, 9), LEVEL_ORDER.get(a.level, 9), -a.id),
+    )
 
 
 async def latest_documents(

@@ -31,17 +31,22 @@ from monitor.console.auth import (
     Viewer,
     check_csrf,
     csrf_token,
+    end_sessions,
     make_cookie,
+    same_origin,
+    session_account,
     viewer_for,
 )
 from monitor.console.charts import sparkline
 from monitor.context import Context
 from monitor.mailsink import bodies, list_mail, read_mail
-from monitor.messages import PURPOSE_TITLES
+from monitor.messages import PURPOSE_TITLES, scrub
 from monitor.records import CATEGORIES, EVENT_TYPES, field_errors, parse_obj
 from monitor.store import Submission
 
 HERE = Path(__file__).resolve().parent.parent
+CROSS_SITE = "请求来自其他网站,已拒绝。请直接在本系统页面上操作。"
+REPORT_READERS = "您的账号层级不在月报的收件范围内,无法查看月报。"
 LEVEL_NAMES = glossary.LEVEL_NAMES
 LEVEL_COLOURS = {"I": "red", "II": "orange", "III": "yellow", "IV": "blue"}
 STATUS_NAMES = glossary.ALERT_STATUS
@@ -107,6 +112,8 @@ def build_templates(ctx: Context) -> Jinja2Templates:
     )
     env.filters["t"] = lambda v: _fmt_time(ctx, v)
     env.filters["score"] = lambda v: "" if v is None else f"{v:.0f}"
+    # Free text typed by people (report descriptions) with personal numbers masked.
+    env.filters["scrub"] = scrub
     return templates
 
 
@@ -131,6 +138,12 @@ def include(app: FastAPI, ctx: Context) -> None:
             path=request.url.path,
         )
         return templates.TemplateResponse(request, name, data, status_code=status_code)
+
+    def reads_reports(v: Viewer) -> bool:
+        """The city-wide monthly report goes to the leaders of the tiers it is mailed to."""
+        if v.account is None:
+            return console.anonymous_read
+        return v.is_leader and v.account.tier in ctx.settings.report.recipient_tiers
 
     def to_login(request: Request) -> RedirectResponse:
         return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
@@ -163,6 +176,9 @@ def include(app: FastAPI, ctx: Context) -> None:
 
     @router.post("/login")
     async def login(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
+        if not same_origin(request, ctx.settings.http.base_url):
+            # Login CSRF: another site must not sign the browser in to an account.
+            return page(request, "error.html", await viewer(request), 403, message=CROSS_SITE)
         account = await ctx.accounts.by_token(token.strip())
         if account is None or account.kind not in {"leader", "informant"}:
             return page(
@@ -189,7 +205,12 @@ def include(app: FastAPI, ctx: Context) -> None:
         return response
 
     @router.post("/logout")
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        if not same_origin(request, ctx.settings.http.base_url):
+            return page(request, "error.html", await viewer(request), 403, message=CROSS_SITE)
+        account = await session_account(ctx, request)
+        if account is not None:
+            await end_sessions(ctx, account.id)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
@@ -217,7 +238,8 @@ def include(app: FastAPI, ctx: Context) -> None:
         alert, timeline = await queries.alert_detail(ctx, alert_id)
         if alert is None:
             return page(request, "error.html", v, status_code=404, message="没有这条预警。")
-        if not v.sees_region(alert.region_code) and not await _own_alert(v, alert):
+        allowed = await _own_alert(v, alert) if v.is_informant else v.sees_region(alert.region_code)
+        if not allowed:
             if not v.logged_in:
                 return to_login(request)
             return page(
@@ -236,15 +258,21 @@ def include(app: FastAPI, ctx: Context) -> None:
             timeline=timeline,
             labels=labels,
             names=names,
-            message=request.query_params.get("msg"),
+            message=ACTION_MESSAGES.get(request.query_params.get("msg") or ""),
         )
 
     async def _own_alert(v: Viewer, alert: Any) -> bool:
-        """An informant may follow the alert raised from their own report."""
+        """An informant may follow an alert raised from one of their own reports, and
+        no other (not even one in their county)."""
         if not v.is_informant or v.account is None:
             return False
-        mine = {r.report_id for r in await queries.my_reports(ctx, v.account.id, limit=200)}
-        return bool(mine & set(alert.source_ids or []))
+        sources = set(alert.source_ids or [])
+        for report in await queries.my_reports(ctx, v.account.id, limit=200):
+            if report.report_id in sources and any(
+                a.id == alert.id for a in await queries.alerts_from_report(ctx, report)
+            ):
+                return True
+        return False
 
     @router.post("/alerts/{alert_id}/{action}")
     async def alert_action(
@@ -267,8 +295,8 @@ def include(app: FastAPI, ctx: Context) -> None:
                 status_code=403,
                 message="只有领导或值班员可以确认、处置预警。",
             )
-        message = await act_on_alert(ctx, v, alert_id, action, note.strip() or None)
-        return RedirectResponse(f"/alerts/{alert_id}?msg={quote(message)}", status_code=303)
+        outcome = await act_on_alert(ctx, v, alert_id, action, note.strip() or None)
+        return RedirectResponse(f"/alerts/{alert_id}?msg={outcome}", status_code=303)
 
     # ------------------------------------------------------------------ risk
 
@@ -354,7 +382,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             return page(
                 request, "error.html", v, status_code=404, message="没有找到这份报告的回执。"
             )
-        alerts = await queries.alerts_for(ctx, [mine[0].region_code], source_ids=[report_id])
+        alerts = await queries.alerts_from_report(ctx, mine[0])
         name = "_receipt_alerts.html" if fragment else "receipt.html"
         return page(request, name, v, report=mine[0], alerts=alerts)
 
@@ -457,18 +485,20 @@ def include(app: FastAPI, ctx: Context) -> None:
     @router.get("/reports", response_class=HTMLResponse)
     async def reports_page(request: Request) -> Response:
         v = await viewer(request)
-        if not v.is_leader and not (console.anonymous_read and not v.logged_in):
-            return to_login(request) if not v.logged_in else RedirectResponse("/report", 303)
+        if not reads_reports(v):
+            return to_login(request) if not v.logged_in else RedirectResponse("/", 303)
         docs = await queries.latest_documents(ctx)
         return page(request, "reports.html", v, documents=docs)
 
     @router.get("/documents/{document_id}")
     async def download(request: Request, document_id: int) -> Response:
         v = await viewer(request)
-        if not v.is_leader and not (console.anonymous_read and not v.logged_in):
-            return to_login(request)
+        if not reads_reports(v):
+            if not v.logged_in:
+                return to_login(request)
+            return page(request, "error.html", v, status_code=403, message=REPORT_READERS)
         doc = await queries.document(ctx, document_id)
-        if doc is None:
+        if doc is None or doc.kind != "monthly_report":
             return page(request, "error.html", v, status_code=404, message="没有这份文件。")
         return Response(
             doc.data,
@@ -500,11 +530,24 @@ def _zh_reason(reason: str) -> str:
     return reason
 
 
+#: What became of an acknowledge/resolve, shown on the alert page after the redirect
+#: (the URL carries only the code, so nobody can put words on the page through a link).
+ACTION_MESSAGES = {
+    "missing": "没有这条预警。",
+    "forbidden": "只有本区域或上级区域的领导、值班员可以确认或处置这条预警。",
+    "acknowledged": "已确认收到,逐级上报已停止。",
+    "resolved": "已标记为处置完毕。",
+    "already_resolved": "操作未完成:这条预警已处置完毕。",
+    "failed": "操作未完成,请稍后重试。",
+}
+
+
 async def act_on_alert(
     ctx: Context, v: Viewer, alert_id: int, action: str, note: str | None
 ) -> str:
     """Acknowledge or resolve through the alerting core, with the same jurisdiction rule
-    as the API: a leader of the alert's region or of a region above it."""
+    as the API: a leader of the alert's region or of a region above it. Returns a key of
+    `ACTION_MESSAGES`."""
     from monitor.alerting import AlertBook, AlertError
     from monitor.contacts import may_act_on
     from monitor.models import Alert
@@ -513,15 +556,15 @@ async def act_on_alert(
     async with ctx.db.session() as session:
         alert = await session.get(Alert, alert_id)
         if alert is None:
-            return "没有这条预警。"
+            return "missing"
         if not await may_act_on(session, v.account, alert.region_code):
-            return "只有本区域或上级区域的领导、值班员可以确认或处置这条预警。"
+            return "forbidden"
     book = AlertBook(ctx)
     try:
         if action == "ack":
             await book.acknowledge(alert_id, actor=v.account.id, reason=note, via="console")
-            return "已确认收到,逐级上报已停止。"
+            return "acknowledged"
         await book.resolve(alert_id, actor=v.account.id, reason=note, via="console")
-        return "已标记为处置完毕。"
+        return "resolved"
     except AlertError as exc:
-        return f"操作未完成:{exc}"
+        return "already_resolved" if "already resolved" in str(exc) else "failed"

@@ -125,6 +125,15 @@ async def test_another_leaders_link_is_refused(
     assert refused.status_code == 403
     assert "发给其他负责人" in refused.text
     assert await status(pipeline) == "triggered"
+    # The same leader signed in to the console (a session cookie, no token) is refused too.
+    signed_in = await client.post("/login", data={"token": leaders["city"].token})
+    assert signed_in.status_code == 303
+    # (The cookie is Secure, the public URL being https; the test client speaks http.)
+    session = {"Cookie": signed_in.headers["set-cookie"].split(";")[0]}
+    client.cookies.clear()
+    assert (await client.get(path, headers=session)).status_code == 403
+    assert (await client.post(path, headers=session)).status_code == 403
+    assert await status(pipeline) == "triggered"
     # A leader whose account is revoked cannot use the links already in their inbox.
     await pipeline.ctx.accounts.revoke(leaders["county"].id)
     assert (await client.post(path)).status_code == 403

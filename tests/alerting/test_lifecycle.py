@@ -60,6 +60,21 @@ async def test_a_level_rise_re_escalates_even_an_acknowledged_alert(
     assert "AlertLevelRaised" in events
 
 
+async def test_a_less_serious_finding_adds_its_sources_but_keeps_the_headline(
+    pipeline: Pipeline, leaders: dict[str, Leader], mail: MailSink
+) -> None:
+    await pipeline.finding("I", people=130, title="资阳建工130名农民工堵路讨薪", sources=["R1"])
+    await pipeline.run()
+    await pipeline.finding("III", people=12, title="资阳建工集体访（12人）", sources=["Q7"])
+    await pipeline.run()
+    (alert,) = await pipeline.alerts()
+    assert alert.level == "I"
+    assert alert.title == "资阳建工130名农民工堵路讨薪"
+    assert alert.people_involved == 130
+    assert alert.source_ids == ["R1", "Q7"]
+    assert (await pipeline.events(alert.id))[-1] == "AlertUpdated"
+
+
 async def test_a_finding_for_a_resolved_key_opens_a_new_alert(
     pipeline: Pipeline, leaders: dict[str, Leader]
 ) -> None:
