@@ -18,9 +18,9 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, time, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
@@ -174,7 +174,49 @@ def read_csv(
     return header, rows(), clean
 
 
-def read_xlsx(path: Path, zone: tzinfo) -> tuple[list[str], Iterator[tuple[int, Any]], bool]:
+def xlsx_cell(value: Any, zone: tzinfo, *, keep_dates: bool = False) -> Any:
+    """A spreadsheet cell as a CSV file would hold it, so that a workbook passes the same
+    validation as the CSV: Excel stores typed codes and phone numbers as numbers (430922,
+    13812345678.0), which become their integer text; other numbers their shortest text;
+    dates ISO 8601 text; an empty cell empty text.
+
+    With `keep_dates` (a column of dates, months or instants) a date stays a date: the
+    validators take spreadsheet dates as they are, and a month typed as 2025-01 is a
+    date to Excel. Excel keeps no offsets: its date-times are local time of the union."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=zone)
+        return value if keep_dates else value.isoformat()
+    if isinstance(value, date):
+        return value if keep_dates else value.isoformat()
+    if isinstance(value, time):
+        return value.isoformat()
+    return str(value)
+
+
+def date_fields(kind: str) -> frozenset[str]:
+    """The fields of a record kind that take a date or an instant."""
+    names = set()
+    for name, info in RECORD_TYPES[kind].model_fields.items():
+        types = get_args(info.annotation) or (info.annotation,)
+        if any(isinstance(t, type) and issubclass(t, date) for t in types):
+            names.add(name)
+    return frozenset(names)
+
+
+def read_xlsx(
+    path: Path, zone: tzinfo, date_columns: frozenset[str] = frozenset()
+) -> tuple[list[str], Iterator[tuple[int, Any]], bool]:
     from openpyxl import load_workbook
 
     try:
@@ -188,17 +230,18 @@ def read_xlsx(path: Path, zone: tzinfo) -> tuple[list[str], Iterator[tuple[int, 
     except StopIteration:
         raise FileFormatError("empty workbook: expected a header row and rows") from None
 
-    def cell(value: Any) -> Any:
-        # Excel keeps no offsets: its date-times are local time of the union.
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=zone)
-        return value
-
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         for index, values in enumerate(it, start=2):
             if values is None or all(v is None or str(v).strip() == "" for v in values):
                 continue
-            yield index, {h: cell(v) for h, v in zip(header, values, strict=False) if h}
+            yield (
+                index,
+                {
+                    h: xlsx_cell(v, zone, keep_dates=h in date_columns)
+                    for h, v in zip(header, values, strict=False)
+                    if h
+                },
+            )
         workbook.close()
 
     return header, rows(), True
@@ -224,7 +267,10 @@ class FileImporter:
 
     async def run(self, path: Path, kind: str | None = None) -> ImportReport:
         report = ImportReport()
-        files = [(kind, path)] if kind and path.is_file() else find_files(path)
+        try:
+            files = [(kind, path)] if kind and path.is_file() else find_files(path)
+        except OSError as exc:
+            raise ImportUsageError(f"{exc.filename or path}: {exc.strerror or exc}") from None
         for file_kind, file_path in files:
             assert file_kind is not None
             report.files.append(str(file_path))
@@ -236,6 +282,8 @@ class FileImporter:
         name = path.name
         try:
             rows = self._read(kind, path)
+        except OSError as exc:
+            raise ImportUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
         except FileFormatError as exc:
             report.errors.append(RowError(name, 0, None, str(exc)))
             await self.store.reject(channel="file", origin=name, reason=str(exc), record_kind=kind)
@@ -283,7 +331,7 @@ class FileImporter:
             self._clean = False
             return self._read_jsonl(path)
         if suffix == ".xlsx":
-            header, rows, self._clean = read_xlsx(path, self.zone)
+            header, rows, self._clean = read_xlsx(path, self.zone, date_fields(kind))
         else:
             header, rows, self._clean = read_csv(path, self.encoding)
         model = RECORD_TYPES[kind]

@@ -49,6 +49,8 @@ class NewAccount:
     kind: str
     token: str
     mqtt_password: str
+    #: What the caller should be told although the account was made (one line each).
+    warnings: tuple[str, ...] = ()
 
 
 def hash_token(token: str) -> str:
@@ -127,9 +129,13 @@ class Accounts:
         async with self.db.session() as session:
             if await session.get(Region, region_code) is None:
                 raise AccountError(f"--region: unknown region code {region_code}")
+            warnings: tuple[str, ...] = ()
             if kind == "point" and await session.get(MonitoringPoint, account_id) is None:
-                raise AccountError(
-                    f"--id: no monitoring point {account_id}; import it first (points.csv)"
+                # Allowed in either order; wage reports are refused until the point is
+                # in the registry (the store checks every report's point).
+                warnings = (
+                    f"monitoring point {account_id} is not registered yet: its wage reports "
+                    "are refused until it is imported (points.csv)",
                 )
             session.add(
                 Account(
@@ -152,7 +158,9 @@ class Accounts:
                 await session.flush()
             except IntegrityError:
                 raise AccountError(f"--id: account {account_id} already exists") from None
-        return NewAccount(id=account_id, kind=kind, token=token, mqtt_password=password)
+        return NewAccount(
+            id=account_id, kind=kind, token=token, mqtt_password=password, warnings=warnings
+        )
 
     async def list(
         self, *, kind: str | None = None, include_revoked: bool = False

@@ -74,6 +74,8 @@ def add(
                 fail(str(exc))
 
     new = run(body)
+    for warning in new.warnings:
+        err.print(f"labormon: warning: {warning}", markup=False)
     if json_out:
         print(
             json.dumps(

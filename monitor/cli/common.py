@@ -52,6 +52,8 @@ def settings_from(config: Path | None, db: str | None) -> Settings:
         settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
         fail(str(exc))
+    except OSError as exc:  # e.g. a config file that may not be read
+        fail(f"config file {exc.filename or config}: {exc.strerror or exc}")
     if db:
         # An explicit --db beats the flat LABORMON_DB alias too.
         settings.database.url = db
@@ -62,7 +64,10 @@ def settings_from(config: Path | None, db: str | None) -> Settings:
 @asynccontextmanager
 async def open_context(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Context]:
     """The shared objects, with the schema brought up to date first."""
-    ctx = Context.build(settings)
+    try:
+        ctx = Context.build(settings)
+    except OSError as exc:  # the SQLite directory or the secret key file
+        fail(f"cannot open {exc.filename or settings.database.url}: {exc.strerror or exc}")
     try:
         if migrate:
             try:
@@ -83,6 +88,11 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         raise typer.Exit(130) from None
     except ConnectionRefusedError as exc:
         fail(f"connection refused: {exc}")
+
+
+def os_reason(exc: OSError, path: Path | str | None = None) -> str:
+    """`PATH: reason` for a file-system error, naming the file it happened on."""
+    return f"{exc.filename or path}: {exc.strerror or exc}"
 
 
 def is_tty() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from monitor.cli.common import ConfigOpt, DbOpt, err, run, settings_from
+from monitor.cli.common import ConfigOpt, DbOpt, err, fail, run, settings_from
 from monitor.context import Context
 from monitor.daemon import Daemon
 
@@ -18,7 +18,10 @@ def run_command(config: ConfigOpt = None, db: DbOpt = None) -> None:
     settings = settings_from(config, db)
 
     async def body() -> None:
-        ctx = Context.build(settings)
+        try:
+            ctx = Context.build(settings)
+        except OSError as exc:  # the SQLite directory or the secret key file
+            fail(f"cannot open {exc.filename or settings.database.url}: {exc.strerror or exc}")
         try:
             await Daemon(ctx).run()
         finally:

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from monitor.cli.common import fail
+from monitor.config import ConfigError, Settings, load_settings
 
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo_command)
+
+
+def base_settings(config: Path | None, db: str | None) -> Settings:
+    """The settings the demo starts from (--config or LABORMON_CONFIG, the LABORMON_*
+    variables), checked now so that a bad file or value is one line and exit 2."""
+    overrides: dict[str, Any] = {"database": {"url": db}} if db else {}
+    try:
+        return load_settings(config, overrides=overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"config file {exc.filename or config}: {exc.strerror or exc}")
+
+
+def check_bind(bind: str, option: str) -> None:
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        fail(f"{option} must be host:port, for example 127.0.0.1:8080")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        try:
+            sock.bind((host, int(port)))
+        except OSError:
+            fail(f"{bind} is in use: stop what runs there or pass --bind 127.0.0.1:8081")
 
 
 def demo_command(
@@ -23,8 +50,14 @@ def demo_command(
         typer.Option("--duration", min=1, help="Stop by itself after this many seconds."),
     ] = None,
     bind: Annotated[
-        str, typer.Option("--bind", help="Console and API address.")
-    ] = "127.0.0.1:8080",
+        str | None,
+        typer.Option(
+            "--bind",
+            help="Console and API address (default: http.bind of --config or "
+            "LABORMON_HTTP_BIND, else 127.0.0.1:8080).",
+            show_default=False,
+        ),
+    ] = None,
     directory: Annotated[
         Path, typer.Option("--dir", help="Where the demo keeps its store, broker and mail.")
     ] = Path("var/demo"),
@@ -38,21 +71,35 @@ def demo_command(
     keep: Annotated[
         bool, typer.Option("--keep", help="Continue the last demo instead of starting fresh.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Base settings (TOML) the demo overrides: its own broker, mail sink, store "
+            "and secret. Env: LABORMON_CONFIG.",
+            show_default=False,
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="The demo's store (default: SQLite in --dir; LABORMON_DB is not used, so "
+            "that a demo never writes into a production database).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Broker, mail sink, daemon, console and a simulated Yiyang in one process (Ctrl-C stops)."""
     from monitor.demo.broker import BrokerError
-    from monitor.demo.run import DemoOptions, run_demo
+    from monitor.demo.run import DemoError, DemoOptions, run_demo
 
-    host, _, port = bind.rpartition(":")
-    if not host or not port.isdigit():
-        fail("--bind must be host:port, for example 127.0.0.1:8080")
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, int(port)))
-        except OSError:
-            fail(f"{bind} is in use: stop what runs there or pass --bind 127.0.0.1:8081")
+    base = base_settings(config, db)
+    if bind is None:
+        check_bind(base.http.bind, "http.bind")
+        bind = base.http.bind
+    else:
+        check_bind(bind, "--bind")
     try:
         run_demo(
             DemoOptions(
@@ -64,9 +111,11 @@ def demo_command(
                 seed=seed,
                 duration=duration,
                 keep=keep,
+                config=config,
+                db=db,
             )
         )
-    except BrokerError as exc:
+    except (BrokerError, DemoError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         pass

@@ -21,6 +21,7 @@ from monitor.cli.common import (
     err,
     fail,
     open_context,
+    os_reason,
     out,
     run,
     settings_from,
@@ -59,15 +60,27 @@ def simulate_command(
         ),
     ] = None,
     json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
 ) -> None:
-    """A synthetic data set of the demo region with ground truth (incidents.csv)."""
+    """A synthetic data set of the demo region with ground truth (incidents.csv).
+
+    Writes files only: --config and --db are accepted (and checked) like everywhere else."""
     from monitor.simulator import default_start, write_dataset
 
+    settings_from(config, db)
     first = _month(start) or default_start(months)
     if out_dir.exists() and not out_dir.is_dir():
         fail(f"--out {out_dir} exists and is not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--out: cannot create {os_reason(exc, out_dir)}")
     started = time.perf_counter()
-    summary = write_dataset(out_dir, points=points, months=months, seed=seed, start=first)
+    try:
+        summary = write_dataset(out_dir, points=points, months=months, seed=seed, start=first)
+    except OSError as exc:
+        fail(f"--out: cannot write {os_reason(exc, out_dir)}")
     if json_out:
         print(json.dumps(summary.as_dict()))
         return
@@ -122,8 +135,13 @@ def score_command(
 
     if out_file is not None and out_file.parent and not out_file.parent.exists():
         fail(f"--out: directory {out_file.parent} does not exist")
+    if out_file is not None and out_file.is_dir():
+        fail(f"--out {out_file} is a directory")
     table, method = run(body)
-    fh = out_file.open("w", newline="", encoding="utf-8") if out_file else sys.stdout
+    try:
+        fh = out_file.open("w", newline="", encoding="utf-8") if out_file else sys.stdout
+    except OSError as exc:
+        fail(f"--out: cannot write {os_reason(exc, out_file)}")
     try:
         writer = csv.writer(fh)
         header = ["point_id", "score", "level", "factors"]
@@ -200,7 +218,10 @@ def evaluate_command(
         result, imported, classifier = run(lambda: _evaluate(settings, directory, retrain_every))
     figures = result.as_dict() | {"import": imported, "classifier_on_dataset": classifier}
     if out_file is not None:
-        out_file.write_text(json.dumps(figures, ensure_ascii=False, indent=2), encoding="utf-8")
+        try:
+            out_file.write_text(json.dumps(figures, ensure_ascii=False, indent=2), encoding="utf-8")
+        except OSError as exc:
+            fail(f"--out: cannot write {os_reason(exc, out_file)}")
     if json_out:
         print(json.dumps(figures, ensure_ascii=False))
         return

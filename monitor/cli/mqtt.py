@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from ingest.authfiles import generate, write_atomically
-from monitor.cli.common import ConfigOpt, DbOpt, err, open_context, run, settings_from
+from monitor.cli.common import (
+    ConfigOpt,
+    DbOpt,
+    err,
+    fail,
+    open_context,
+    os_reason,
+    run,
+    settings_from,
+)
 
 mqtt_app = typer.Typer(help="The MQTT broker's side of the accounts.", no_args_is_help=True)
 
@@ -30,6 +39,8 @@ def auth_files(
     daemon accounts read all inputs and write errors and alerts.
     """
     settings = settings_from(config, db)
+    if directory.exists() and not directory.is_dir():
+        fail(f"{directory} exists and is not a directory")
 
     async def body():
         async with open_context(settings) as ctx:
@@ -38,8 +49,11 @@ def auth_files(
     files = run(body)
     password_path = directory / "password_file"
     acl_path = directory / "acl_file"
-    write_atomically(password_path, files.password_file)
-    write_atomically(acl_path, files.acl_file)
+    try:
+        write_atomically(password_path, files.password_file)
+        write_atomically(acl_path, files.acl_file)
+    except OSError as exc:
+        fail(f"cannot write the auth files: {os_reason(exc, directory)}")
     for account_id, why in files.skipped:
         err.print(f"skipped account {account_id}: {why}", markup=False)
     err.print(

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from monitor.cli.common import ConfigOpt, DbOpt, err, fail, open_context, run, settings_from
+from monitor.cli.common import (
+    ConfigOpt,
+    DbOpt,
+    err,
+    fail,
+    open_context,
+    run,
+    settings_from,
+)
 from monitor.report import FORMATS, Format, ReportError, make_document, parse_month, render
 from monitor.report.figures import check_month
 
@@ -30,13 +39,25 @@ def _format_of(path: Path, option: str) -> Format:
     fail(f"{option} {path}: the file name must end in .html, .pdf, .docx or .csv")
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Write next to the target and rename, so a reader never sees half a report."""
+def _check_target(path: Path, option: str) -> None:
+    """Refuse at once (before the database work) a file that cannot be written there."""
     if path.parent and not path.parent.is_dir():
-        fail(f"--out {path}: directory {path.parent} does not exist")
+        fail(f"{option} {path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        fail(f"{option} {path} is a directory")
+
+
+def _write(path: Path, data: bytes, option: str = "--out") -> None:
+    """Write next to the target and rename, so a reader never sees half a report."""
+    _check_target(path, option)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        fail(f"{option}: cannot write {path}: {exc.strerror or exc}")
 
 
 @report_app.command("monthly")
@@ -64,6 +85,9 @@ def monthly_command(
     if csv is not None and _format_of(csv, "--csv") != "csv":
         fail(f"--csv {csv}: the file name must end in .csv")
     settings = settings_from(config, db)
+    _check_target(out, "--out")
+    if csv is not None:
+        _check_target(csv, "--csv")
 
     async def body() -> tuple[int, int]:
         async with open_context(settings) as ctx:
@@ -76,7 +100,7 @@ def monthly_command(
         try:
             _write(out, render(doc, fmt))
             if csv is not None:
-                _write(csv, render(doc, "csv"))
+                _write(csv, render(doc, "csv"), "--csv")
         except ReportError as exc:
             fail(str(exc), code=1)
         return doc.figures.totals.current.petitions, doc.figures.totals.current.people

@@ -4,8 +4,10 @@ process on embedded defaults.
 Everything lives under one directory (default `./var/demo`): the SQLite store, the
 broker's configuration, persistence and auth files, the mail sink's messages, and the
 demo accounts' tokens (`accounts.json`; demo only: real tokens are shown once and never
-stored). Nothing is read from the user's configuration, so a demo can never write into a
-production database.
+stored). The user's configuration (`--config` or `LABORMON_CONFIG`, the `LABORMON_*`
+variables) is the base the demo overrides: its own broker, mail sink, secret and store.
+The store is `--db` if given, never `LABORMON_DB` or the file's `database.url`, so a
+demo cannot write into a production database by accident.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from detectors.service import DetectorService
 from ingest.authfiles import generate, write_atomically
@@ -66,13 +69,22 @@ class DemoOptions:
     seed: int = 7
     duration: float | None = None
     keep: bool = False
+    #: Base settings (TOML) the demo overrides; None: `LABORMON_CONFIG`, if set.
+    config: Path | None = None
+    #: The demo's store; None: SQLite in `directory`.
+    db: str | None = None
+
+
+class DemoError(Exception):
+    """The demo cannot start as asked (message says why, in one line)."""
 
 
 def demo_settings(opts: DemoOptions, mqtt_url: str, smtp_url: str) -> Settings:
     d = opts.directory.resolve()
     return load_settings(
+        opts.config,
         overrides={
-            "database": {"url": f"sqlite:///{d / 'labormon.db'}"},
+            "database": {"url": opts.db or f"sqlite:///{d / 'labormon.db'}"},
             "mqtt": {"url": mqtt_url, "client_id": "labormon-demo", "enabled": True},
             "http": {"bind": opts.bind, "public_url": f"http://{opts.bind}"},
             "smtp": {"url": smtp_url, "mail_from": f"劳动关系预警 <alerts@{MAIL_DOMAIN}>"},
@@ -86,7 +98,7 @@ def demo_settings(opts: DemoOptions, mqtt_url: str, smtp_url: str) -> Settings:
                 "mail_dir": str(d / "mail"),
                 "demo_accounts_file": str(d / "accounts.json"),
             },
-        }
+        },
     )
 
 
@@ -227,7 +239,12 @@ class Demo:
         ctx = Context.build(settings, clock=clock)
         self.ctx = ctx
         await ctx.db.migrate()
-        self.say(f"· store: SQLite {self.dir / 'labormon.db'}")
+        url = make_url(settings.database.url)
+        self.say(
+            f"· store: SQLite {url.database}"
+            if url.get_backend_name() == "sqlite"
+            else f"· store: {url.render_as_string(hide_password=True)}"
+        )
         today = local_date(clock.now(), settings.organisation.zone)
         start = demo_start(opts.months_back, today)
         sim = Simulator(opts.points, opts.seed, start)
@@ -238,6 +255,14 @@ class Demo:
             self.daemon_password = (self.dir / "daemon-password").read_text().strip()
             self.say(f"· continuing the demo in {self.dir} (its accounts and data are kept)")
         else:
+            if opts.db and await self._has_accounts(ctx):
+                self.sink.stop()
+                await ctx.close()
+                raise DemoError(
+                    f"--db {make_url(opts.db).render_as_string(hide_password=True)} already "
+                    "holds accounts: give an empty database, or --keep with the same --dir "
+                    "to continue the demo in it"
+                )
             counts = await self.seed(ctx, sim)
             self.say(
                 f"· demo region: {counts['points']} monitoring points in 6 counties; accounts "
@@ -324,6 +349,15 @@ class Demo:
                 "demo stopped: broker, daemon and mail sink are down; the data stays in "
                 f"{self.dir} (labormon demo --keep continues it)"
             )
+
+    @staticmethod
+    async def _has_accounts(ctx: Context) -> bool:
+        from sqlalchemy import select
+
+        from monitor.models import Account
+
+        async with ctx.db.session() as session:
+            return (await session.scalars(select(Account.id).limit(1))).first() is not None
 
     async def _wait_ready(self, daemon_task: asyncio.Task[Any]) -> None:
         assert self.daemon is not None
