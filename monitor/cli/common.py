@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy import exc as sa_exc
 
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.context import Context
@@ -88,6 +89,13 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         raise typer.Exit(130) from None
     except ConnectionRefusedError as exc:
         fail(f"connection refused: {exc}")
+    except sa_exc.OperationalError as exc:
+        # The store is busy past the busy timeout (SQLite: another process holds the
+        # write lock) or unreachable: say so in one line; nothing was half-done.
+        reason = " ".join(str(exc.orig or exc).split())
+        if "locked" in reason or "busy" in reason:
+            fail(f"the database is busy (another process holds it): {reason}; try again")
+        fail(f"database error: {reason}")
 
 
 def os_reason(exc: OSError, path: Path | str | None = None) -> str:

@@ -324,7 +324,7 @@ async def collect_figures(
     as_of = min(end, now)
     previous, last_year = add_months(month, -1), add_months(month, -12)
     first = add_months(month, -12)
-    async with db.connect() as conn:
+    async with db.read() as conn:
         regions = {
             r.code: (r.name, r.tier, r.parent_code)
             for r in await conn.execute(
