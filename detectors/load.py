@@ -96,7 +96,7 @@ async def load_panel(
     """The panel of every point (or of `point_ids`), with the history scoring needs at
     `as_of` (None: everything stored, for backtests)."""
     builder = PanelBuilder(zone, trust_record_dates=trust_record_dates)
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:  # a snapshot that does not hold up writers
         points = select(*POINT_COLUMNS).order_by(MonitoringPoint.point_id)
         if point_ids is not None:
             points = points.where(MonitoringPoint.point_id.in_(list(point_ids)))

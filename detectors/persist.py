@@ -9,6 +9,7 @@ produces commit together, so a crash in between leaves the records unclaimed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -295,7 +296,9 @@ async def latest_model(
         )
     ).one()
     try:
-        forecaster = Forecaster.from_bytes(
+        # Unpickling a large model takes a second or two: off the event loop.
+        forecaster = await asyncio.to_thread(
+            Forecaster.from_bytes,
             record.data,
             feature_names=list(record.feature_names),
             base_rate=float(record.metrics.get("base_rate", 0.02)),

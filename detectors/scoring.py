@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detectors import rules, surge
+from detectors import evidence, rules, surge
 from detectors.base import LEVEL_NAMES, RANK, Factor, FindingDraft
 from detectors.features import COL, GROUPS, NAMES, NEUTRAL, Features, compute
 from detectors.forecast import Forecaster
@@ -148,6 +148,8 @@ class ScoreTable:
     county_probability: np.ndarray
     surges: list[FindingDraft]
     features: Features
+    #: Per county, the ids of the records behind its factors (see `detectors.evidence`).
+    county_source_ids: list[list[str]] = field(default_factory=list)
 
     def level(self, i: int) -> str | None:
         return RANK_LEVEL[int(self.level_rank[i])]
@@ -213,7 +215,9 @@ class ScoreTable:
                     level=level,
                     title=title,
                     factors=self.county_factors[j],
-                    source_ids=[],
+                    source_ids=list(self.county_source_ids[j])
+                    if j < len(self.county_source_ids)
+                    else [],
                     extra={"mean_probability_90d": round(float(self.county_probability[j]), 4)},
                 )
             )
@@ -260,11 +264,11 @@ def score(
         chosen = np.nonzero((final >= policy.explain_min_score) | (hits.floor_rank > 0))[0]
         if len(chosen):
             _explain(chosen, X, raw, forecaster, hits, policy, factors)
-            _sources(view, f, chosen, sources)
+            evidence.point_sources(view, f, chosen, factors, sources)
     county_codes = panel.counties
     base = forecaster.base_rate if forecaster is not None else policy.default_base_rate
-    county_p, county_score, county_rank, county_factors, surges = _counties(
-        view, p, final, rank, base, policy
+    county_p, county_score, county_rank, county_factors, county_sources, surges = _counties(
+        view, p, final, rank, base, policy, sources
     )
     return ScoreTable(
         day=view.day,
@@ -284,6 +288,7 @@ def score(
         county_probability=county_p,
         surges=surges,
         features=f,
+        county_source_ids=county_sources,
     )
 
 
@@ -321,30 +326,6 @@ def _explain(
         factors[i] = found[: policy.max_factors]
 
 
-def _sources(view: PanelView, f: Features, chosen: np.ndarray, sources: list[list[str]]) -> None:
-    """The ids of the records behind each chosen point's score: its latest report and
-    the petitions and informant reports about it in the last 90 days."""
-    panel = view.panel
-    lo = np.searchsorted(panel.ev_day, view.day - 89, side="left")
-    hi = np.searchsorted(panel.ev_day, view.day, side="right")
-    visible = view.events[lo:hi]
-    points = panel.ev_point[lo:hi][visible]
-    ids = panel.ev_ids[lo:hi][visible]
-    wanted = np.zeros(panel.n, dtype=bool)
-    wanted[chosen] = True
-    by_point: dict[int, list[str]] = {}
-    for point, record_id in zip(points.tolist(), ids.tolist(), strict=True):
-        if point >= 0 and wanted[point]:
-            by_point.setdefault(point, []).append(str(record_id))
-    for i in chosen.tolist():
-        ids_i: list[str] = []
-        col = int(f.last_col[i]) - panel.month0 if f.last_col[i] >= 0 else -1
-        if 0 <= col < panel.months and panel.report_ids[i, col]:
-            ids_i.append(str(panel.report_ids[i, col]))
-        ids_i.extend(reversed(by_point.get(i, [])[-19:]))
-        sources[i] = ids_i
-
-
 def _counties(
     view: PanelView,
     p: np.ndarray,
@@ -352,7 +333,10 @@ def _counties(
     rank: np.ndarray,
     base_rate: float,
     policy: ScoringPolicy,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[Factor]], list[FindingDraft]]:
+    point_sources: list[list[str]],
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, list[list[Factor]], list[list[str]], list[FindingDraft]
+]:
     panel = view.panel
     k = len(panel.counties)
     size = np.bincount(panel.county, minlength=k).astype(float)
@@ -368,10 +352,13 @@ def _counties(
     )
     county_rank = levels_of(county_score, policy)
     county_factors: list[list[Factor]] = []
+    county_sources: list[list[str]] = []
     surge_text = {d.entity_id: d for d in surges if d.entity_type == "county"}
+    order = np.argsort(panel.county, kind="stable")
+    bounds = np.searchsorted(panel.county[order], np.arange(k + 1), side="left")
     for j in range(k):
         found: list[Factor] = []
-        members = np.nonzero(panel.county == j)[0]
+        members = order[bounds[j] : bounds[j + 1]]
         if len(members) and ratio[j] >= 1.2:
             found.append(
                 Factor(
@@ -381,8 +368,8 @@ def _counties(
                 )
             )
         high = members[rank[members] >= RANK["III"]]
+        top = high[np.argsort(-score_[high])][:3]
         if len(high):
-            top = high[np.argsort(-score_[high])][:3]
             names = "、".join(f"{panel.names[i]}（{score_[i]:.0f}分）" for i in top)
             found.append(
                 Factor(
@@ -396,7 +383,25 @@ def _counties(
             found.append(Factor("county_petition_surge", surge_text[code].title, 25.0))
         found.sort(key=lambda x: -x.weight)
         county_factors.append(found[: policy.max_factors])
-    return mean_p, np.round(county_score, 1), county_rank, county_factors, surges
+        # The points that raise the county's mean risk most (only real records of theirs).
+        riskiest = members[np.argsort(-p[members], kind="stable")][: evidence.MEAN_RISK_POINTS]
+        county_sources.append(
+            evidence.county_sources(
+                county_factors[-1],
+                surge_text[code].source_ids if code in surge_text else [],
+                top.tolist(),
+                riskiest.tolist(),
+                point_sources,
+            )
+        )
+    return (
+        mean_p,
+        np.round(county_score, 1),
+        county_rank,
+        county_factors,
+        county_sources,
+        surges,
+    )
 
 
 def _surges(view: PanelView, policy: ScoringPolicy) -> tuple[list[FindingDraft], np.ndarray]:
@@ -425,7 +430,7 @@ def _surges(view: PanelView, policy: ScoringPolicy) -> tuple[list[FindingDraft],
             draft = _surge_draft(
                 "county", panel.counties[j], panel.counties[j], None, result, j, ""
             )
-            draft.source_ids = [str(x) for x in ids[recent & (county == j)][-50:]]
+            draft.source_ids = [str(x) for x in ids[recent & (county == j)][::-1][:50]]
             drafts.append(draft)
     # Enterprises: only those with enough petitions in the window are worth testing.
     in_window = day > view.day - sp.window
@@ -460,7 +465,7 @@ def _surges(view: PanelView, policy: ScoringPolicy) -> tuple[list[FindingDraft],
                 c,
                 panel.names[i],
             )
-            draft.source_ids = [str(x) for x in ids[recent & (point == i)][-50:]]
+            draft.source_ids = [str(x) for x in ids[recent & (point == i)][::-1][:50]]
             drafts.append(draft)
     return drafts, county_surge
 

@@ -31,9 +31,10 @@ import time
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import select
 
-from detectors import forecast, rules, scoring
+from detectors import evidence, forecast, rules, scoring
 from detectors.base import LEVEL_NAMES, RANK, FindingDraft
 from detectors.features import compute
 from detectors.load import load_panel
@@ -262,16 +263,31 @@ class DetectorService:
             zone=self.zone,
             trust_record_dates=self.cfg.trust_record_dates,
         )
-        hits = rules.evaluate(compute(PanelView(panel, day_number(today))))
+        view = PanelView(panel, day_number(today))
+        features = compute(view)
+        hits = rules.evaluate(features)
+        # Findings' evidence is worked out before the claim's transaction, which on
+        # SQLite holds the write lock: only the claim and the writes happen inside it.
+        floored = {i: level for i in range(panel.n) if (level := hits.floor(i)) is not None}
+        factors = {i: rules.floor_factors(hits, i) for i in floored}
+        behind: list[list[str]] = [[] for _ in range(panel.n)]
+        evidence.point_sources(
+            view,
+            features,
+            np.array(list(floored), dtype=np.int64),
+            [factors.get(i, []) for i in range(panel.n)],
+            behind,
+        )
         async with self.ctx.db.connect() as conn:
             claimed = set(await claim_wage_reports(conn, [r["report_id"] for r in peeked], now))
             rows = [r for r in peeked if r["report_id"] in claimed]
             mine = {r["point_id"] for r in rows}
             drafts = []
-            for i, point_id in enumerate(panel.point_ids):
-                level = hits.floor(i)
-                if level is None or point_id not in mine:
+            for i, level in floored.items():
+                point_id = panel.point_ids[i]
+                if point_id not in mine:
                     continue
+                new = [r["report_id"] for r in rows if r["point_id"] == point_id]
                 drafts.append(
                     FindingDraft(
                         detector="rules",
@@ -281,10 +297,10 @@ class DetectorService:
                         region_code=panel.counties[panel.county[i]],
                         score=self.policy.threshold(level),
                         level=level,
-                        title=f"【{LEVEL_NAMES[level]}】{panel.names[i]}："
-                        f"{rules.floor_factors(hits, i)[0].text}",
-                        factors=rules.floor_factors(hits, i),
-                        source_ids=[r["report_id"] for r in rows if r["point_id"] == point_id],
+                        title=f"【{LEVEL_NAMES[level]}】{panel.names[i]}：{factors[i][0].text}",
+                        factors=factors[i],
+                        # The new reports first, then the records behind the rules.
+                        source_ids=new + behind[i],
                         point_id=point_id,
                         extra={"enterprise_name": panel.names[i], "method": "rules"},
                     )
@@ -322,10 +338,14 @@ class DetectorService:
             await self._exclusive(RESCORE, today.isoformat(), self.rescore)
 
     async def _model_is_old(self, now: datetime) -> bool:
-        async with self.ctx.db.engine.connect() as conn:
+        async with self.ctx.db.read() as conn:
             stored = await latest_model(conn, known_id=self.model_id)
         if stored is None or (stored.forecaster is None and stored.id != self.model_id):
             return True  # no model, or one this daemon cannot use
+        if stored.forecaster is not None:
+            # Keep what was just read: asking again next pass must not read and unpickle
+            # the whole model again (it did, every pass, after a restart).
+            self.model, self.model_id = stored.forecaster, stored.id
         return now - stored.created_at >= self.cfg.retrain_every - timedelta(hours=1)
 
     async def _exclusive(self, job: str, key: str, work: Any) -> bool:
@@ -373,7 +393,7 @@ class DetectorService:
         return True
 
     async def _refresh_model(self, trained_by: date | None = None) -> None:
-        async with self.ctx.db.engine.connect() as conn:
+        async with self.ctx.db.read() as conn:
             stored = await latest_model(conn, known_id=self.model_id, trained_by=trained_by)
         if stored is None or stored.id == self.model_id:
             return

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from detectors.base import FindingDraft
-from detectors.persist import write_findings
+from detectors.persist import latest_model, write_findings
 from detectors.service import DetectorService
 from ingest.files import FileImporter
 from monitor import bus
@@ -281,6 +281,14 @@ async def test_a_model_from_another_scikit_learn_is_not_used(
     assert other.model_id == trainer.model_id
     x = np.zeros((3, len(other.model.feature_names)))
     np.testing.assert_allclose(other.model.predict(x), trainer.model.predict(x))  # type: ignore[union-attr]
+    # A daemon that restarts asks whether the model is old on every pass: the first
+    # answer keeps the model it read, so later passes do not read and unpickle it again.
+    restarted = DetectorService(ctx)
+    assert not await restarted._model_is_old(clock.now())
+    assert restarted.model_id == trainer.model_id
+    assert restarted.model is not None
+    async with ctx.db.read() as conn:
+        assert (await latest_model(conn, known_id=restarted.model_id)).forecaster is None  # type: ignore[union-attr]
     async with ctx.db.connect() as conn:
         await conn.execute(update(DetectorModel).values(sklearn_version="0.0"))
     third = DetectorService(ctx)

@@ -167,3 +167,25 @@ async def test_migrate_twice_is_harmless(ctx: Context) -> None:
     await ctx.db.migrate()
     async with ctx.db.session() as s:
         assert await s.scalar(select(func.count()).select_from(Region)) == 8
+
+
+async def test_a_long_read_does_not_hold_up_a_write(ctx: Context) -> None:
+    """Bulk loads read through `Database.read()`: a snapshot that leaves the write path
+    free (on SQLite a second, read-only connection; the writer's one stays available)."""
+    import asyncio
+
+    await ctx.db.migrate()
+    async with ctx.db.read() as reader:
+        before = await reader.scalar(select(func.count()).select_from(Region))
+        async with asyncio.timeout(10):
+            async with ctx.db.session() as session:
+                session.add(Region(code="430999", name="测试区", tier=3, parent_code="430900"))
+        # The reader's snapshot is its own; the write is committed for everyone else.
+        async with ctx.db.session() as session:
+            assert await session.get(Region, "430999") is not None
+        if ctx.db.dialect == "sqlite":
+            from sqlalchemy.exc import OperationalError
+
+            with pytest.raises(OperationalError, match=r"readonly|read-only|query_only"):
+                await reader.exec_driver_sql("DELETE FROM regions WHERE code = '430999'")
+    assert before is not None

@@ -179,7 +179,7 @@ async def _model_for(ctx: Any, day: date) -> tuple[Any, str]:
     from detectors.persist import latest_model
     from monitor.season import day_number
 
-    async with ctx.db.engine.connect() as conn:
+    async with ctx.db.read() as conn:
         stored = await latest_model(conn, trained_by=day)
     if stored is not None and stored.forecaster is not None:
         return stored.forecaster, f"stored forecaster #{stored.id}"
