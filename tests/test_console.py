@@ -47,6 +47,25 @@ async def finding(ctx: Context, region: str, level: str, title: str, source: str
     await AlertBook(ctx).process_findings()
 
 
+async def add_point(ctx: Context) -> None:
+    """监测点 P1 (资阳建工) in 资阳区."""
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        session.add(
+            MonitoringPoint(
+                point_id="P1",
+                name="资阳建工",
+                region_code="430902",
+                industry="construction",
+                headcount=300,
+                payload_hash="x",
+                source="file",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
 class Console:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
@@ -203,20 +222,8 @@ async def test_risk_pages_mail_and_documents(
     ctx: Context, console: Console, people: dict[str, NewAccount], tmp_path: Path
 ) -> None:
     now = ctx.clock.now()
+    await add_point(ctx)
     async with ctx.db.session() as session:
-        session.add(
-            MonitoringPoint(
-                point_id="P1",
-                name="资阳建工",
-                region_code="430902",
-                industry="construction",
-                headcount=300,
-                payload_hash="x",
-                source="file",
-                created_at=now,
-                updated_at=now,
-            )
-        )
         session.add(
             Document(
                 kind="monthly_report",
@@ -379,21 +386,7 @@ async def test_log_out_ends_the_session_and_other_sites_cannot_log_in(
 async def test_personal_numbers_in_report_text_are_masked_for_leaders(
     ctx: Context, console: Console, people: dict[str, NewAccount]
 ) -> None:
-    now = ctx.clock.now()
-    async with ctx.db.session() as session:
-        session.add(
-            MonitoringPoint(
-                point_id="P1",
-                name="资阳建工",
-                region_code="430902",
-                industry="construction",
-                headcount=300,
-                payload_hash="x",
-                source="file",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+    await add_point(ctx)
     await console.login(people["informant"])
     done = await _report(
         console, event_type="gathering", point_id="P1", description="联系人电话13812345678"
