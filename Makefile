@@ -15,6 +15,9 @@ TEST_APT := $(DEMO_APT) poppler-utils chromium
 # uv installs the same packages as pip from the same index, in parallel: a cold install of
 # the runtime takes ~20 s instead of ~90 s, which is what lets `make demo` on a clean machine
 # reach its first alert within a minute. pip stays the fallback if uv cannot be had.
+# --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set (this machine and
+# CI), nothing else would ever write .pyc files, and every command would compile its
+# imports again (5 s instead of 2 s per CLI call; the test suite 14 min instead of 6).
 UV_DIR := var/tools/uv
 UV := $(UV_DIR)/bin/uv
 
@@ -71,12 +74,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(UV)
 define install
 	@if [ -x $(UV) ]; then \
 		test -x $(BIN)/python || $(UV) venv --quiet --seed --python $(PYTHON) $(VENV); \
-		$(UV) pip install --quiet --python $(BIN)/python -e "$(1)" \
+		$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -e "$(1)" \
 		|| { echo "uv failed; falling back to pip"; $(BIN)/pip install --quiet -e "$(1)"; }; \
 	else \
 		test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 		$(BIN)/pip install --quiet -e "$(1)"; \
 	fi
+	@# Our own modules too (an editable install compiles nothing; stale files are ignored).
+	@$(BIN)/python -m compileall -q monitor ingest detectors dashboards >/dev/null
 endef
 
 lint: venv
