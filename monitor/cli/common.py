@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.context import Context
@@ -54,7 +55,7 @@ def settings_from(config: Path | None, db: str | None) -> Settings:
     except ConfigError as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. a config file that may not be read
-        fail(f"config file {exc.filename or config}: {exc.strerror or exc}")
+        fail(f"config file {os_reason(exc, config)}")
     if db:
         # An explicit --db beats the flat LABORMON_DB alias too.
         settings.database.url = db
@@ -62,19 +63,33 @@ def settings_from(config: Path | None, db: str | None) -> Settings:
     return settings
 
 
+def build_context(settings: Settings) -> Context:
+    """`Context.build`, with a file it cannot open (the SQLite directory, the secret key
+    file) as one line naming it."""
+    try:
+        return Context.build(settings)
+    except OSError as exc:
+        fail(f"cannot open {os_reason(exc, safe_url(settings.database.url))}")
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit for a terminal or a log: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: show nothing of it
+        return "<database url>"
+
+
 @asynccontextmanager
 async def open_context(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Context]:
     """The shared objects, with the schema brought up to date first."""
-    try:
-        ctx = Context.build(settings)
-    except OSError as exc:  # the SQLite directory or the secret key file
-        fail(f"cannot open {exc.filename or settings.database.url}: {exc.strerror or exc}")
+    ctx = build_context(settings)
     try:
         if migrate:
             try:
                 await ctx.db.migrate()
             except OSError as exc:
-                fail(f"cannot reach the database {settings.database.url}: {exc}")
+                fail(f"cannot reach the database {safe_url(settings.database.url)}: {exc}")
         yield ctx
     finally:
         await ctx.close()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from monitor.cli.common import ConfigOpt, DbOpt, err, fail, run, settings_from
-from monitor.context import Context
+from monitor.cli.common import ConfigOpt, DbOpt, build_context, err, run, safe_url, settings_from
 from monitor.daemon import Daemon
 
 
@@ -18,14 +17,14 @@ def run_command(config: ConfigOpt = None, db: DbOpt = None) -> None:
     settings = settings_from(config, db)
 
     async def body() -> None:
-        try:
-            ctx = Context.build(settings)
-        except OSError as exc:  # the SQLite directory or the secret key file
-            fail(f"cannot open {exc.filename or settings.database.url}: {exc.strerror or exc}")
+        ctx = build_context(settings)
         try:
             await Daemon(ctx).run()
         finally:
             await ctx.close()
 
-    err.print(f"labormon: daemon on http://{settings.http.bind}, database {settings.database.url}")
+    err.print(
+        f"labormon: daemon on http://{settings.http.bind}, "
+        f"database {safe_url(settings.database.url)}"
+    )
     run(body)

@@ -46,7 +46,9 @@ from monitor.store import Submission
 
 HERE = Path(__file__).resolve().parent.parent
 CROSS_SITE = "请求来自其他网站,已拒绝。请直接在本系统页面上操作。"
-REPORT_READERS = "您的账号层级不在月报的收件范围内,无法查看月报。"
+REPORT_READERS = (
+    "月报只向收件层级(默认为省、市两级)的领导开放;如需查看,请联系市总工会的系统管理员。"
+)
 LEVEL_NAMES = glossary.LEVEL_NAMES
 LEVEL_COLOURS = {"I": "red", "II": "orange", "III": "yellow", "IV": "blue"}
 STATUS_NAMES = glossary.ALERT_STATUS
