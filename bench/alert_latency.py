@@ -10,7 +10,7 @@ message of the same size to the same SMTP server):
   --path full    informant report published on MQTT -> email accepted: the whole daemon
                  (MQTT ingest, detectors, alerting), with wage reports published on MQTT
                  at --wage-rate messages/s. Needs the ingest and detector services in
-                 `default_factories()` and a mosquitto binary.
+                 `monitor.daemon.SERVICES` and a mosquitto binary.
 
 Latency is counted to the LAST of the three emails (county, city, province) of a report.
 Target: p99 under 1 s; Alertmanager's default group_wait alone is 30 s.
@@ -51,7 +51,7 @@ from monitor import bus
 from monitor.clock import add_months
 from monitor.config import Settings, load_settings
 from monitor.context import Context
-from monitor.daemon import Daemon, default_factories
+from monitor.daemon import SERVICES, Daemon, make_context
 from monitor.logging import configure
 from monitor.models import Finding
 from monitor.records import parse_row
@@ -218,17 +218,13 @@ async def wait_for(sink: Sink, marker: str, count: int, timeout: float) -> list[
 async def owned(args: argparse.Namespace, workdir: Path, sink: Sink, port: int) -> list[float]:
     db_url = args.db or f"sqlite:///{workdir}/bench.db"
     settings = settings_for(db_url, port, "mqtt://127.0.0.1:1")
-    ctx = Context.build(settings)
+    ctx = make_context(settings)
     await ctx.db.migrate()
     point_ids = await seed(ctx, args.points)
     months = -(-int(args.wage_rate * (args.reports * args.spacing + 30)) // len(point_ids))
     rows = wage_rows(point_ids, months)
-    from monitor.alerting import AlertingLoop
-    from monitor.escalation import EscalationLoop
-    from monitor.outbox import OutboxSender
-
     stop = asyncio.Event()
-    daemon = Daemon(ctx, [AlertingLoop.create, EscalationLoop.create, OutboxSender.create])
+    daemon = Daemon(ctx, only=["alerting", "escalation", "outbox"])
     running = asyncio.create_task(daemon.run(stop))
     await daemon.ready.wait()
     load_stop = asyncio.Event()
@@ -324,12 +320,8 @@ def publish_wages(argv: list[str]) -> None:
 
 
 def check_full_path() -> None:
-    names = {getattr(f, "__qualname__", str(f)) for f in default_factories()}
-    if not any("Ingest" in n for n in names) or not any("Detector" in n for n in names):
-        raise SystemExit(
-            "--path full needs the MQTT ingest and detector services in default_factories() "
-            f"(found: {sorted(names)}); run it after they are merged, or use --path owned"
-        )
+    if not {"mqtt", "detectors"} <= SERVICES.keys():
+        raise SystemExit("--path full needs the MQTT ingest and detector services")
 
 
 async def full(args: argparse.Namespace, workdir: Path, sink: Sink, port: int) -> list[float]:
@@ -339,7 +331,7 @@ async def full(args: argparse.Namespace, workdir: Path, sink: Sink, port: int) -
     try:
         db_url = args.db or f"sqlite:///{workdir}/bench.db"
         settings = settings_for(db_url, port, mqtt_url)
-        ctx = Context.build(settings)
+        ctx = make_context(settings)
         await ctx.db.migrate()
         point_ids = await seed(ctx, args.points)
         await ctx.accounts.add(kind="informant", account_id="bench-informant", region_code="430902")

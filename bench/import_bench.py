@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.gen_dataset import generate
 from ingest.files import FileImporter
 from monitor.config import load_settings
-from monitor.context import Context
+from monitor.daemon import make_context
 from monitor.store import MAX_PARAMETERS
 
 
@@ -29,7 +29,7 @@ async def labormon_import(url: str, data: Path) -> tuple[int, float]:
     settings = load_settings(
         overrides={"database": {"url": url}, "security": {"secret_key": "b" * 64}}
     )
-    ctx = Context.build(settings)
+    ctx = make_context(settings)
     await ctx.db.migrate()
     start = time.perf_counter()
     report = await FileImporter(ctx.store).run(data)
@@ -44,7 +44,7 @@ async def plain_executemany(url: str, data: Path) -> tuple[int, float]:
     settings = load_settings(
         overrides={"database": {"url": url}, "security": {"secret_key": "b" * 64}}
     )
-    ctx = Context.build(settings)
+    ctx = make_context(settings)
     await ctx.db.migrate()
     now = datetime.now(UTC)
     sqlite = ctx.db.dialect == "sqlite"
@@ -230,7 +230,7 @@ async def _truncate(url: str) -> None:
     settings = load_settings(
         overrides={"database": {"url": url}, "security": {"secret_key": "b" * 64}}
     )
-    ctx = Context.build(settings)
+    ctx = make_context(settings)
     async with ctx.db.engine.begin() as conn:
         await conn.exec_driver_sql(
             "TRUNCATE monitoring_points, wage_reports, petitions, informant_reports CASCADE"

@@ -39,6 +39,7 @@ from ingest.mqtt import MqttIngest  # noqa: E402
 from ingest.pipeline import Envelope, IngestPipeline, Outcome  # noqa: E402
 from monitor.config import load_settings  # noqa: E402
 from monitor.context import Context  # noqa: E402
+from monitor.daemon import make_context  # noqa: E402
 from monitor.logging import configure  # noqa: E402
 from tests.support import publisher  # noqa: E402
 from tests.support.broker import Broker  # noqa: E402
@@ -160,7 +161,7 @@ async def run_backend(broker: Broker, backend: str, url: str, count: int) -> dic
             "mqtt": {"url": broker.url, "client_id": f"bench-lm-{backend}", "topic_prefix": topics},
         }
     )
-    ctx = Context.build(settings)
+    ctx = make_context(settings)
     try:
         await ctx.db.migrate()
         for informant in publisher.INFORMANTS:

@@ -39,6 +39,7 @@ from ingest.files import FileImporter
 from monitor.clock import FrozenClock, add_months
 from monitor.config import load_settings
 from monitor.context import Context
+from monitor.daemon import make_context
 from monitor.models import Alert, MonitoringPoint, Petition, RiskScore
 from monitor.report import build_document, collect_figures, options_from, render
 from monitor.report import figures as F
@@ -227,7 +228,7 @@ async def main() -> None:
             "security": {"secret_key": SECRET, "secret_key_file": str(args.work / "secret.key")},
         }
     )
-    ctx = Context.build(settings, clock=FrozenClock(NOW))
+    ctx = make_context(settings, clock=FrozenClock(NOW))
     try:
         await ctx.db.migrate()
         petitions = await load(ctx, args.work)

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from monitor.season import SPRING_FESTIVAL
+from monitor.season import festivals
 
 CHINA = ZoneInfo("Asia/Shanghai")
 
-#: 春节 (first day of the first lunar month), Gregorian dates: the one table the
+#: 春节 (first day of the first lunar month), Gregorian dates: the one calendar the
 #: detectors and the report use too (monitor/season.py), from 2016 on for the boards.
-SPRING_FESTIVALS: dict[int, date] = {y: d for y, d in SPRING_FESTIVAL.items() if y >= 2016}
+SPRING_FESTIVALS: dict[int, date] = festivals(2016, 2040)
 
 #: The season opens 60 days before the festival: year-end wage settlement on building
 #: sites starts in December, and the winter campaigns against wage arrears run up to the

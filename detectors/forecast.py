@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from detectors.expert import expert_probability
 from detectors.features import COL, NAMES, compute
 from detectors.panel import Panel, PanelView
 from monitor.logging import get_logger
@@ -135,8 +136,6 @@ def augment(X: np.ndarray) -> np.ndarray:
     """The features plus the expert formula's log-odds: the trees start from what the
     rules already know and learn the corrections (a prior that matters most when the
     history is short)."""
-    from detectors.scoring import expert_probability
-
     p = np.clip(expert_probability(X), 1e-6, 1 - 1e-6)
     return np.column_stack([X, np.log(p / (1 - p))])
 

@@ -66,7 +66,6 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from monitor.context import Context
-    from monitor.daemon import Daemon
 
 log = get_logger("labormon.detectors")
 
@@ -124,7 +123,7 @@ class DetectorService:
         self._state: dict[str, Any] = {"checked": 0}
 
     @classmethod
-    def create(cls, ctx: Context, daemon: Daemon | None = None) -> DetectorService | None:
+    def create(cls, ctx: Context) -> DetectorService | None:
         return cls(ctx) if ctx.settings.detectors.enabled else None
 
     # ------------------------------------------------------------------ daemon API

@@ -13,7 +13,7 @@ any other rejection (401s are not: anyone could fill the table with them).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
@@ -25,9 +25,6 @@ from ingest.topics import KIND_LABEL, KIND_SEGMENT, SENDER_KIND
 from monitor.context import Context
 from monitor.logging import get_logger
 from monitor.records import RECORD_TYPES, FieldError
-
-if TYPE_CHECKING:
-    from monitor.daemon import Daemon
 
 log = get_logger("labormon.http")
 
@@ -72,13 +69,8 @@ def _refusal(status: int, outcome_code: str, errors: list[FieldError], zh: str) 
 
 
 def _pipeline(request: Request) -> IngestPipeline | None:
-    state = request.app.state
-    pipeline = getattr(state, "intake", None)
-    if pipeline is None:
-        daemon: Daemon | None = getattr(state, "daemon", None)
-        pipeline = IngestPipeline.of(daemon)
-        state.intake = pipeline
-    return pipeline
+    """The pipeline the app was built with (None: intake is off, answered with 503)."""
+    return getattr(request.app.state, "intake", None)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
@@ -182,7 +174,7 @@ _DESCRIPTIONS = {
 
 
 def include_intake(app: FastAPI, ctx: Context) -> None:
-    """Add the intake routes (listed in `monitor.api.ROUTERS`)."""
+    """Add the intake routes (listed in `monitor.web.app.ROUTERS`)."""
     router = APIRouter(prefix="/api/v1", tags=["intake"])
     for kind in ("wage", "petition", "report"):
         model = RECORD_TYPES[kind]

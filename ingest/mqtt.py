@@ -30,7 +30,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -53,9 +53,6 @@ from monitor.context import Context
 from monitor.db import Database
 from monitor.logging import get_logger
 from monitor.models import Lease
-
-if TYPE_CHECKING:
-    from monitor.daemon import Daemon
 
 log = get_logger("labormon.mqtt")
 
@@ -186,13 +183,8 @@ class MqttIngest:
         self._last_error: str | None = None
 
     @classmethod
-    def create(cls, ctx: Context, daemon: Daemon) -> MqttIngest | None:
-        if not ctx.settings.mqtt.enabled:
-            return None
-        pipeline = IngestPipeline.of(daemon)
-        if pipeline is None:
-            raise RuntimeError("the MQTT service needs the ingest pipeline started before it")
-        return cls(ctx, pipeline)
+    def create(cls, ctx: Context, pipeline: IngestPipeline) -> MqttIngest | None:
+        return cls(ctx, pipeline) if ctx.settings.mqtt.enabled else None
 
     @property
     def rescuing(self) -> bool:

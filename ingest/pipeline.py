@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
@@ -36,9 +36,6 @@ from monitor.logging import get_logger
 from monitor.models import Account
 from monitor.records import RECORD_TYPES, FieldError, Record, field_errors, parse_json
 from monitor.store import Submission
-
-if TYPE_CHECKING:
-    from monitor.daemon import Daemon
 
 log = get_logger("labormon.ingest")
 
@@ -309,18 +306,6 @@ class IngestPipeline:
         self._senders: dict[str, tuple[str, float]] = {}
         self.committed_batches = 0
         self.metrics.ingest_queue.set_function(lambda: self._queue.qsize() + len(self._carry))
-
-    @classmethod
-    def create(cls, ctx: Context, daemon: Daemon) -> IngestPipeline:
-        return cls(ctx)
-
-    @staticmethod
-    def of(daemon: Daemon | None) -> IngestPipeline | None:
-        """The pipeline among a daemon's services (MQTT and HTTP hand their messages to it)."""
-        for service in daemon.services if daemon is not None else ():
-            if isinstance(service, IngestPipeline):
-                return service
-        return None
 
     def add_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)

@@ -32,17 +32,15 @@ class Context:
         cls,
         settings: Settings,
         *,
+        infer_category: CategoryInferrer,
         clock: Clock | None = None,
         db: Database | None = None,
-        infer_category: CategoryInferrer | None = None,
     ) -> Context:
+        """The context; `infer_category` reads a petition's category from its summary when
+        the sender gave none (the detectors' classifier, handed in by `monitor.daemon`)."""
         clock = clock or SystemClock()
         db = db or Database(settings.database.url, pool_size=settings.database.pool_size)
         privacy = Privacy(load_secret(settings.security))
-        if infer_category is None:
-            from detectors.category import infer_category as default_inferrer
-
-            infer_category = default_inferrer
         store = RecordStore(
             db, privacy, clock, zone=settings.organisation.zone, infer_category=infer_category
         )

@@ -12,15 +12,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from monitor.clock import Clock
+from monitor.config import Settings
 from monitor.context import Context
+from monitor.db import Database
 from monitor.logging import get_logger
 
 log = get_logger("labormon.daemon")
+
+S = TypeVar("S")
+
+
+def make_context(
+    settings: Settings, *, clock: Clock | None = None, db: Database | None = None
+) -> Context:
+    """The context every command and the daemon share, with the detectors' category
+    classifier as the store's inferrer for petitions that arrive without a category."""
+    from detectors.category import infer_category
+
+    return Context.build(settings, infer_category=infer_category, clock=clock, db=db)
 
 
 @runtime_checkable
@@ -44,47 +59,133 @@ class HasHealth(Protocol):
     def health(self) -> dict[str, Any]: ...
 
 
-#: Builders of the daemon's services, in start order. Each takes the context and the
-#: daemon (for shared things such as the health registry) and returns a Service or None
-#: (None: switched off by configuration).
+#: Builders of the daemon's services. Each takes the context and the daemon (whose
+#: services built so far it may hand on, such as the ingest pipeline) and returns a
+#: Service or None (None: switched off by configuration). This module alone wires the
+#: stages together: each stage is given the context and the few collaborators it needs.
 ServiceFactory = Callable[[Context, "Daemon"], Service | None]
 
 
-def default_factories() -> list[ServiceFactory]:
-    from detectors.service import DetectorService
+def _ingest(ctx: Context, daemon: Daemon) -> Service:
+    from ingest.pipeline import IngestPipeline
+
+    return IngestPipeline(ctx)
+
+
+def _mqtt(ctx: Context, daemon: Daemon) -> Service | None:
     from ingest.mqtt import MqttIngest
     from ingest.pipeline import IngestPipeline
-    from monitor.alerting import AlertingLoop
-    from monitor.api import HttpService
-    from monitor.digest import DailyDigest
-    from monitor.escalation import EscalationLoop
-    from monitor.outbox import OutboxSender
-    from monitor.overdue import OverdueCheck
+
+    return MqttIngest.create(ctx, daemon.require(IngestPipeline))
+
+
+def _http(ctx: Context, daemon: Daemon) -> Service:
+    from ingest.pipeline import IngestPipeline
+    from monitor.web.app import HttpService
+
+    return HttpService(ctx, daemon.find(IngestPipeline), daemon.health)
+
+
+def _detectors(ctx: Context, daemon: Daemon) -> Service | None:
+    from detectors.service import DetectorService
+
+    return DetectorService.create(ctx)
+
+
+def _alerting(ctx: Context, daemon: Daemon) -> Service | None:
+    from monitor.alerting.service import AlertingLoop
+
+    return AlertingLoop.create(ctx)
+
+
+def _escalation(ctx: Context, daemon: Daemon) -> Service | None:
+    from monitor.alerting.service import EscalationLoop
+
+    return EscalationLoop.create(ctx)
+
+
+def _outbox(ctx: Context, daemon: Daemon) -> Service | None:
+    from monitor.alerting.outbox import OutboxSender
+
+    return OutboxSender.create(ctx)
+
+
+def _overdue(ctx: Context, daemon: Daemon) -> Service | None:
+    from monitor.alerting.overdue import OverdueCheck
+
+    return OverdueCheck.create(ctx)
+
+
+def _digest(ctx: Context, daemon: Daemon) -> Service | None:
+    from monitor.alerting.digest import DailyDigest
+
+    return DailyDigest.create(ctx)
+
+
+def _report(ctx: Context, daemon: Daemon) -> Service | None:
     from monitor.report.service import ReportService
 
-    # Stages in the direction data flows; the ingest pipeline comes before the MQTT
-    # service and the HTTP intake, which hand it their messages.
-    return [
-        IngestPipeline.create,
-        MqttIngest.create,
-        HttpService.create,
-        DetectorService.create,
-        AlertingLoop.create,
-        EscalationLoop.create,
-        OutboxSender.create,
-        OverdueCheck.create,
-        DailyDigest.create,
-        ReportService.create,
-    ]
+    return ReportService.create(ctx)
+
+
+#: The services `labormon run` starts, by name, in the direction data flows. The ingest
+#: pipeline comes before the MQTT service and the HTTP intake, which hand it their
+#: messages.
+SERVICES: dict[str, ServiceFactory] = {
+    "ingest": _ingest,
+    "mqtt": _mqtt,
+    "http": _http,
+    "detectors": _detectors,
+    "alerting": _alerting,
+    "escalation": _escalation,
+    "outbox": _outbox,
+    "overdue": _overdue,
+    "digest": _digest,
+    "report": _report,
+}
+
+
+def default_factories() -> list[ServiceFactory]:
+    return list(SERVICES.values())
+
+
+def factories_of(names: Iterable[str]) -> list[ServiceFactory]:
+    """The factories of some services by name (tests, the demo, benchmarks), in start order."""
+    wanted = set(names)
+    unknown = wanted - SERVICES.keys()
+    if unknown:
+        raise ValueError(f"unknown services: {sorted(unknown)}")
+    return [factory for name, factory in SERVICES.items() if name in wanted]
 
 
 class Daemon:
-    def __init__(self, ctx: Context, factories: list[ServiceFactory] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        factories: list[ServiceFactory] | None = None,
+        *,
+        only: Iterable[str] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.scheduler = AsyncIOScheduler(timezone=ctx.settings.organisation.zone)
         self.services: list[Service] = []
         self.ready = asyncio.Event()
-        self._factories = factories if factories is not None else default_factories()
+        if factories is None:
+            factories = factories_of(only) if only is not None else default_factories()
+        self._factories = factories
+
+    def find(self, kind: type[S]) -> S | None:
+        """The service of that class among those built so far."""
+        for service in self.services:
+            if isinstance(service, kind):
+                return service
+        return None
+
+    def require(self, kind: type[S]) -> S:
+        found = self.find(kind)
+        if found is None:
+            raise RuntimeError(f"{kind.__name__} must be started before the services using it")
+        return found
 
     def health(self) -> dict[str, Any]:
         parts: dict[str, Any] = {}

@@ -10,53 +10,13 @@ relative to the festival.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import cache
 
 import numpy as np
+from lunardate import LunarDate
 
-#: Lunar New Year's Day (正月初一), 2000-2040.
-SPRING_FESTIVAL: dict[int, date] = {
-    2000: date(2000, 2, 5),
-    2001: date(2001, 1, 24),
-    2002: date(2002, 2, 12),
-    2003: date(2003, 2, 1),
-    2004: date(2004, 1, 22),
-    2005: date(2005, 2, 9),
-    2006: date(2006, 1, 29),
-    2007: date(2007, 2, 18),
-    2008: date(2008, 2, 7),
-    2009: date(2009, 1, 26),
-    2010: date(2010, 2, 14),
-    2011: date(2011, 2, 3),
-    2012: date(2012, 1, 23),
-    2013: date(2013, 2, 10),
-    2014: date(2014, 1, 31),
-    2015: date(2015, 2, 19),
-    2016: date(2016, 2, 8),
-    2017: date(2017, 1, 28),
-    2018: date(2018, 2, 16),
-    2019: date(2019, 2, 5),
-    2020: date(2020, 1, 25),
-    2021: date(2021, 2, 12),
-    2022: date(2022, 2, 1),
-    2023: date(2023, 1, 22),
-    2024: date(2024, 2, 10),
-    2025: date(2025, 1, 29),
-    2026: date(2026, 2, 17),
-    2027: date(2027, 2, 6),
-    2028: date(2028, 1, 26),
-    2029: date(2029, 2, 13),
-    2030: date(2030, 2, 3),
-    2031: date(2031, 1, 23),
-    2032: date(2032, 2, 11),
-    2033: date(2033, 1, 31),
-    2034: date(2034, 2, 19),
-    2035: date(2035, 2, 8),
-    2036: date(2036, 1, 28),
-    2037: date(2037, 2, 15),
-    2038: date(2038, 2, 4),
-    2039: date(2039, 1, 24),
-    2040: date(2040, 2, 12),
-}
+#: The years the lunar calendar below covers (the library's own range).
+FIRST_YEAR, LAST_YEAR = 1900, 2099
 
 #: The pre-festival arrears season: from this many days before the festival ...
 PRE_SEASON_START = 60
@@ -69,10 +29,20 @@ LULL_AFTER = 14
 EPOCH = date(1970, 1, 1)
 
 
+@cache
 def spring_festival(year: int) -> date:
-    """The festival of `year`; outside the table, the mean date (Feb 4) is a fair guess
-    for seasonal weighting, which is all the detectors use it for."""
-    return SPRING_FESTIVAL.get(year, date(year, 2, 4))
+    """The festival of `year` (正月初一), from the lunar calendar of `lunardate`.
+
+    Outside the calendar's years, the mean date (Feb 4) is a fair guess for seasonal
+    weighting, which is all the detectors use it for."""
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        return date(year, 2, 4)
+    return LunarDate(year, 1, 1).to_solar_date()
+
+
+def festivals(first: int, last: int) -> dict[int, date]:
+    """The festival of each year from `first` to `last` inclusive."""
+    return {year: spring_festival(year) for year in range(first, last + 1)}
 
 
 def next_festival(day: date) -> date:

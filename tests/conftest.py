@@ -17,6 +17,7 @@ from detectors.panel import Panel
 from monitor.clock import FrozenClock
 from monitor.config import Settings, load_settings
 from monitor.context import Context
+from monitor.daemon import make_context
 from tests.support.broker import Broker
 from tests.support.database import PostgresTestDatabase, SqliteTemplate
 from tests.support.mail import MailSink
@@ -84,7 +85,7 @@ def settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Se
 
 @pytest.fixture
 async def ctx(settings: Settings, clock: FrozenClock) -> AsyncIterator[Context]:
-    context = Context.build(settings, clock=clock)
+    context = make_context(settings, clock=clock)
     yield context
     await context.close()
 

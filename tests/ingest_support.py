@@ -7,23 +7,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from ingest.mqtt import MqttIngest
-from ingest.pipeline import IngestPipeline
-from monitor.api import HttpService
 from monitor.context import Context
-from monitor.daemon import Daemon, ServiceFactory
+from monitor.daemon import Daemon
+from monitor.web.app import HttpService
 from tests.support.daemon import eventually
 
 
 @asynccontextmanager
 async def running(ctx: Context, *, mqtt: bool = True, http: bool = False) -> AsyncIterator[Daemon]:
     """The daemon with the ingest services, until the block ends."""
-    factories: list[ServiceFactory] = [IngestPipeline.create]
+    services = ["ingest"]
     if mqtt:
         ctx.settings.mqtt.enabled = True  # the fixture's settings leave it off
-        factories.append(MqttIngest.create)
+        services.append("mqtt")
     if http:
-        factories.append(HttpService.create)
-    daemon = Daemon(ctx, factories=factories)
+        services.append("http")
+    daemon = Daemon(ctx, only=services)
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     try:

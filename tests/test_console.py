@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from monitor.accounts import NewAccount
-from monitor.alerting import AlertBook
-from monitor.api import create_app
+from monitor.alerting.book import AlertBook
 from monitor.context import Context
 from monitor.models import Document, Finding, MonitoringPoint
+from monitor.web.app import create_app
 
 
 async def finding(ctx: Context, region: str, level: str, title: str, source: str) -> None:

@@ -306,7 +306,7 @@ async def test_the_daemon_loop_is_woken_by_the_bus_and_the_clock(
         await conn.execute(update(InformantReport).values(severity_checked_at=clock.now()))
         await conn.execute(update(Petition).values(severity_checked_at=clock.now()))
     _local(clock, "2024-02-01T01:00:00+08:00")
-    daemon = Daemon(ctx, factories=[DetectorService.create])
+    daemon = Daemon(ctx, only=["detectors"])
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     try:

@@ -16,6 +16,7 @@ import pytest
 from ingest.mqtt import MqttIngest
 from ingest.pipeline import IngestPipeline
 from monitor.context import Context
+from monitor.daemon import make_context
 from tests.conftest import SECRET
 from tests.ingest_support import running, service
 from tests.support import publisher
@@ -131,7 +132,7 @@ async def test_broker_outage_of_10_seconds_loses_nothing(
     sqlite_url = sqlite_template.copy_to(tmp_path)
     sqlite_settings = ctx.settings.model_copy(deep=True)
     sqlite_settings.database.url = sqlite_url
-    sqlite_ctx = Context.build(sqlite_settings, clock=ctx.clock)
+    sqlite_ctx = make_context(sqlite_settings, clock=ctx.clock)
     await prepare(ctx)
     await prepare(sqlite_ctx)
     daemons = [

@@ -36,6 +36,7 @@ from sqlalchemy import select
 from monitor.clock import FrozenClock, add_months
 from monitor.config import Settings, load_settings
 from monitor.context import Context
+from monitor.daemon import make_context
 from monitor.models import Delivery, Document, JobRun
 from monitor.report import (
     MonthlyFigures,
@@ -203,8 +204,8 @@ async def _build(backend: str, url: str, out: Path) -> YearRun:
         recipients=["archive@yy-union.example", "City-Lead@YY-union.example"],
     )
     clock = FrozenClock(NOW)
-    ctx = Context.build(settings, clock=clock)
-    other = Context.build(settings, clock=clock)
+    ctx = make_context(settings, clock=clock)
+    other = make_context(settings, clock=clock)
     try:
         await load(ctx, DATA)
         options = options_from(settings)
@@ -1042,7 +1043,7 @@ async def test_a_failed_run_is_retried_and_a_stale_one_taken_over(
     ctx: Context, clock: FrozenClock
 ) -> None:
     settings = _report_settings(ctx.settings)
-    service_ctx = Context.build(settings, clock=clock, db=ctx.db)
+    service_ctx = make_context(settings, clock=clock, db=ctx.db)
     await ctx.accounts.add(
         kind="leader", account_id="city-1", region_code="430900", email="c@x.example"
     )
@@ -1095,16 +1096,16 @@ async def test_a_failed_run_is_retried_and_a_stale_one_taken_over(
 @pytest.mark.parametrize("backend", ["postgresql"])
 async def test_the_daemon_schedules_and_sends_the_report(ctx: Context, clock: FrozenClock) -> None:
     from monitor import bus
-    from monitor.daemon import Daemon, default_factories
+    from monitor.daemon import SERVICES, Daemon
 
-    assert ReportService.create in default_factories()
+    assert "report" in SERVICES
     settings = _report_settings(ctx.settings)
     clock.set(datetime(2025, 2, 1, 9, 5, tzinfo=CST))
-    daemon_ctx = Context.build(settings, clock=clock)
+    daemon_ctx = make_context(settings, clock=clock)
     await ctx.accounts.add(
         kind="leader", account_id="prov-1", region_code="430000", email="p@x.example"
     )
-    daemon = Daemon(daemon_ctx, factories=[ReportService.create])
+    daemon = Daemon(daemon_ctx, only=["report"])
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     try:

@@ -12,7 +12,9 @@ from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 from sqlalchemy import select
 
-from monitor.alerting import AlertBook, AlertError, alert_json
+from monitor.alerting.book import AlertBook, AlertError, alert_json
+from monitor.alerting.contacts import may_act_on
+from monitor.alerting.silences import SilenceError, list_silences, resolve_target
 from monitor.cli.common import (
     ConfigOpt,
     DbOpt,
@@ -25,10 +27,8 @@ from monitor.cli.common import (
     settings_from,
 )
 from monitor.config import Duration
-from monitor.contacts import may_act_on
 from monitor.context import Context
 from monitor.models import Account, Alert, AlertEvent, ChannelHealth, Delivery
-from monitor.silences import SilenceError, list_silences, resolve_target
 
 alerts_app = typer.Typer(
     help="Alerts: list, inspect, acknowledge, resolve, silence; failed channels.",

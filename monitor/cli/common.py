@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.context import Context
+from monitor.daemon import make_context
 from monitor.logging import configure
 
 T = TypeVar("T")
@@ -67,7 +68,7 @@ def build_context(settings: Settings) -> Context:
     """`Context.build`, with a file it cannot open (the SQLite directory, the secret key
     file) as one line naming it."""
     try:
-        return Context.build(settings)
+        return make_context(settings)
     except OSError as exc:
         fail(f"cannot open {os_reason(exc, safe_url(settings.database.url))}")
 

@@ -33,7 +33,7 @@ from monitor.accounts import NewAccount, mosquitto_hash
 from monitor.clock import AcceleratedClock, SystemClock, add_months, local_date
 from monitor.config import Settings, load_settings
 from monitor.context import Context
-from monitor.daemon import Daemon, default_factories
+from monitor.daemon import SERVICES, Daemon, make_context
 from monitor.demo.broker import Mosquitto, find_mosquitto
 from monitor.demo.feed import (
     HOTLINE,
@@ -45,13 +45,13 @@ from monitor.demo.feed import (
     office,
 )
 from monitor.logging import configure
-from monitor.mailsink import MailSink
 from monitor.models import Alert
 from monitor.records import parse_row
 from monitor.regions import DEMO_REGIONS
 from monitor.simulator.export import Exporter
 from monitor.simulator.world import Simulator
 from monitor.store import Submission
+from monitor.web.mailsink import MailSink
 
 FEED_USER = "demo-feed"
 DAEMON_USER = "labormon-demo"
@@ -236,7 +236,7 @@ class Demo:
             smtp_url=self.sink.url,
         )
         clock = SystemClock()
-        ctx = Context.build(settings, clock=clock)
+        ctx = make_context(settings, clock=clock)
         self.ctx = ctx
         await ctx.db.migrate()
         url = make_url(settings.database.url)
@@ -292,11 +292,8 @@ class Demo:
             wall=clock,
         )
         sim_ctx = dataclasses.replace(ctx, clock=sim_clock)
-        factories = [
-            (lambda _c, _d: DetectorService(sim_ctx)) if f == DetectorService.create else f
-            for f in default_factories()
-        ]
-        self.daemon = Daemon(ctx, factories)
+        factories = dict(SERVICES, detectors=lambda _c, _d: DetectorService(sim_ctx))
+        self.daemon = Daemon(ctx, list(factories.values()))
         daemon_task = asyncio.create_task(self.daemon.run(stop), name="daemon")
         await self._wait_ready(daemon_task)
         self.say(

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from monitor.clock import add_months
 from monitor.report import labels
 from monitor.report.figures import Compared, MonthlyFigures
-from monitor.season import SPRING_FESTIVAL
+from monitor.season import spring_festival
 
 #: Hours after which an unacknowledged level III alert climbs to the city (CONTRACT §5);
 #: a tier slower than this on average is named in the suggestions.
@@ -49,9 +49,7 @@ def _season_phase(month: date) -> tuple[str, date | None]:
     45 days before the month), else "year_end" (November, December) or "none"."""
     month_end = add_months(month, 1) - timedelta(days=1)
     for year in (month.year, month.year + 1, month.year - 1):
-        festival = SPRING_FESTIVAL.get(year)
-        if festival is None:
-            continue
+        festival = spring_festival(year)
         if month <= festival <= month_end:
             return "festival", festival
         if month_end < festival <= month_end + timedelta(days=45):

@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -40,9 +40,6 @@ from monitor.logging import get_logger
 from monitor.models import Account, Delivery, Document, JobRun, Region
 from monitor.report import CONTENT_TYPES, make_document, render
 from monitor.report.mail import covering_mail
-
-if TYPE_CHECKING:
-    from monitor.daemon import Daemon
 
 log = get_logger("labormon.report")
 
@@ -82,7 +79,7 @@ class ReportService:
         self._last: RunResult | None = None
 
     @classmethod
-    def create(cls, ctx: Context, _daemon: Daemon | None = None) -> ReportService | None:
+    def create(cls, ctx: Context) -> ReportService | None:
         return cls(ctx) if ctx.settings.report.enabled else None
 
     # ------------------------------------------------------------------ scheduling

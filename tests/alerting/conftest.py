@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from monitor.alerting import AlertBook, AlertingLoop
+from monitor.alerting.book import AlertBook
+from monitor.alerting.outbox import OutboxSender
+from monitor.alerting.service import AlertingLoop, EscalationLoop
 from monitor.clock import FrozenClock
 from monitor.config import Settings
 from monitor.context import Context
-from monitor.escalation import EscalationLoop
+from monitor.daemon import make_context
 from monitor.models import Alert, AlertEvent, Delivery, Finding
-from monitor.outbox import OutboxSender
 from tests.support.mail import MailSink
 
 COUNTY, CITY, PROVINCE, OTHER_COUNTY = "430902", "430900", "430000", "430903"
@@ -52,7 +53,7 @@ def alert_settings(settings: Settings, mail: MailSink) -> Settings:
 
 @pytest.fixture
 async def actx(alert_settings: Settings, clock: FrozenClock) -> AsyncIterator[Context]:
-    context = Context.build(alert_settings, clock=clock)
+    context = make_context(alert_settings, clock=clock)
     yield context
     await context.close()
 

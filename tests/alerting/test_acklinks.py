@@ -12,7 +12,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from monitor.api import create_app
+from monitor.web.app import create_app
 from tests.alerting.conftest import PUBLIC_URL, Leader, Pipeline, minutes
 from tests.support.mail import MailSink
 

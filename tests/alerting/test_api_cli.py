@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.api import create_app
+from monitor.web.app import create_app
 from tests.alerting.conftest import COUNTY, OTHER_COUNTY, Leader, Pipeline, add_point
 from tests.conftest import SECRET
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.alerting.escalation import Policies
 from monitor.config import ConfigError, load_settings
-from monitor.escalation import Policies
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "alerting.md"
 

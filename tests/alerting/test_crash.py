@@ -27,9 +27,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from monitor.alerting.notifiers.email import message_id
 from monitor.context import Context
 from monitor.models import Alert, Delivery
-from monitor.notifiers.email import message_id
 from tests.alerting.conftest import Leader, Pipeline
 from tests.conftest import SECRET
 from tests.support.broker import Broker

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from monitor.alerting import AlertBook
+from monitor.alerting.book import AlertBook
+from monitor.alerting.service import EscalationLoop
 from monitor.context import Context
-from monitor.escalation import EscalationLoop
+from monitor.daemon import make_context
 from monitor.models import Alert, Delivery
 from tests.alerting.conftest import Leader, Pipeline, minutes
 from tests.support.mail import MailSink
@@ -109,7 +110,7 @@ async def test_level_iii_county_then_city_at_2h_then_province_at_6h(
 async def test_level_iv_goes_to_the_county_digest_and_to_the_city_after_24h(
     pipeline: Pipeline, leaders: dict[str, Leader], mail: MailSink
 ) -> None:
-    from monitor.digest import DailyDigest
+    from monitor.alerting.digest import DailyDigest
 
     t0 = pipeline.clock.now()  # 09:00 China time
     await pipeline.finding("IV", people=6)
@@ -184,7 +185,7 @@ async def test_two_daemons_neither_lose_nor_double_a_step(
     await pipeline.alerting.run_once()
     pipeline.clock.set(t0 + minutes(30))
     # A second daemon: its own context (engine, connections) on the same database.
-    other = Context.build(actx.settings, clock=actx.clock)
+    other = make_context(actx.settings, clock=actx.clock)
     try:
         first, second = EscalationLoop(actx), EscalationLoop(other, AlertBook(other))
         await asyncio.gather(first.run_once(), second.run_once(), first.run_once())

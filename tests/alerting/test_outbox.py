@@ -17,12 +17,13 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from monitor.api import create_app
+from monitor.alerting.notifiers.email import message_id
+from monitor.alerting.outbox import OutboxSender, backoff
 from monitor.config import GroupConfig
 from monitor.context import Context
+from monitor.daemon import make_context
 from monitor.models import ChannelHealth, Delivery, DeliveryAttempt
-from monitor.notifiers.email import message_id
-from monitor.outbox import OutboxSender, backoff
+from monitor.web.app import create_app
 from tests.alerting.conftest import COUNTY, Leader, Pipeline
 from tests.alerting.fakes import ChatServer
 from tests.conftest import SECRET
@@ -203,7 +204,7 @@ async def test_two_senders_send_each_message_once(
     for n in range(15):
         await pipeline.finding("II", key=f"event:R{n}")
     await pipeline.alerting.run_once()
-    other = Context.build(actx.settings, clock=actx.clock)
+    other = make_context(actx.settings, clock=actx.clock)
     first = OutboxSender(actx, node="host-a")
     second = OutboxSender(other, node="host-b")
     try:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from monitor.alerting import AlertBook
+from monitor.alerting.book import AlertBook
+from monitor.alerting.digest import DailyDigest
+from monitor.alerting.overdue import OverdueCheck
 from monitor.clock import SHANGHAI
 from monitor.context import Context
-from monitor.digest import DailyDigest
-from monitor.overdue import OverdueCheck
+from monitor.daemon import make_context
 from monitor.records import parse_row
 from monitor.store import Submission
 from tests.alerting.conftest import OTHER_COUNTY, Leader, Pipeline, add_point
@@ -88,7 +89,7 @@ async def test_the_daily_digest_goes_out_once_across_two_daemons(
     await pipeline.run()
     assert mail.inbox == []
     pipeline.clock.set(local(2025, 1, 16, 8, 0))
-    other = Context.build(actx.settings, clock=actx.clock)
+    other = make_context(actx.settings, clock=actx.clock)
     try:
         first, second = DailyDigest(actx), DailyDigest(other, AlertBook(other))
         written = await asyncio.gather(first.run_once(), second.run_once())

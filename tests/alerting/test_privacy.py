@@ -11,10 +11,10 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.api import create_app
 from monitor.config import GroupConfig
 from monitor.records import parse_row
 from monitor.store import Submission
+from monitor.web.app import create_app
 from tests.alerting.conftest import COUNTY, Leader, Pipeline
 from tests.alerting.fakes import ChatServer
 from tests.support.mail import MailSink

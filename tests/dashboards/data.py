@@ -21,7 +21,7 @@ from bench.gen_dataset import COUNTIES, generate
 from ingest.files import FileImporter
 from monitor.clock import FrozenClock
 from monitor.config import load_settings
-from monitor.context import Context
+from monitor.daemon import make_context
 from monitor.models import Alert, AlertEvent, RiskScore
 
 SECRET = "dashboards-test-secret-0123456789abcdef"
@@ -92,7 +92,7 @@ async def load_year(db_url: str, files: Path, settings_dir: Path) -> LoadedYear:
             "security": {"secret_key": SECRET, "secret_key_file": str(settings_dir / "k")},
         }
     )
-    ctx = Context.build(settings, clock=FrozenClock(LOADED_AT))
+    ctx = make_context(settings, clock=FrozenClock(LOADED_AT))
     try:
         importer = FileImporter(ctx.store, zone=settings.organisation.zone)
         report = await importer.run(files)

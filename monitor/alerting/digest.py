@@ -21,14 +21,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from monitor import bus
-from monitor.alerting import AlertBook
+from monitor.alerting.book import AlertBook
+from monitor.alerting.dispatch import record_event
+from monitor.alerting.messages import subject_for
+from monitor.alerting.outbox import priority_of
 from monitor.context import Context
-from monitor.dispatch import record_event
 from monitor.logging import get_logger
 from monitor.loops import Waker, finish
-from monitor.messages import subject_for
 from monitor.models import Alert, JobRun, Region
-from monitor.outbox import priority_of
 
 log = get_logger("labormon.digest")
 
@@ -48,7 +48,7 @@ class DailyDigest:
         self._kick = asyncio.Event()
 
     @classmethod
-    def create(cls, ctx: Context, daemon: Any) -> DailyDigest | None:
+    def create(cls, ctx: Context) -> DailyDigest | None:
         config = ctx.settings.alerting
         return cls(ctx) if config.enabled and config.digest.enabled else None
 

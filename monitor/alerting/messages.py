@@ -169,7 +169,7 @@ def timeline_text(event: AlertEvent) -> str | None:
 @cache
 def templates() -> Environment:
     return Environment(
-        loader=PackageLoader("monitor", "templates"),
+        loader=PackageLoader("monitor.alerting", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
         undefined=StrictUndefined,
         trim_blocks=True,

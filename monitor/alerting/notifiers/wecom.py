@@ -9,10 +9,10 @@ Markdown cannot @ people, so levels configured to @all go out as text with
 
 from __future__ import annotations
 
-from monitor.messages import render_markdown, render_text
+from monitor.alerting.messages import render_markdown, render_text
+from monitor.alerting.notifiers.base import NotifierEnv, check_http_status, json_body, post_json
+from monitor.alerting.notifiers.groups import group_of, mention_all, vendor_error
 from monitor.models import Delivery
-from monitor.notifiers.base import NotifierEnv, check_http_status, json_body, post_json
-from monitor.notifiers.groups import group_of, mention_all, vendor_error
 
 CHANNEL = "wecom"
 MARKDOWN_MAX_BYTES = 4096

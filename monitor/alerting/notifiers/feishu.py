@@ -13,10 +13,10 @@ import base64
 import hashlib
 import hmac
 
-from monitor.messages import render_markdown, subject_for
+from monitor.alerting.messages import render_markdown, subject_for
+from monitor.alerting.notifiers.base import NotifierEnv, check_http_status, json_body, post_json
+from monitor.alerting.notifiers.groups import group_of, mention_all, vendor_error
 from monitor.models import Delivery
-from monitor.notifiers.base import NotifierEnv, check_http_status, json_body, post_json
-from monitor.notifiers.groups import group_of, mention_all, vendor_error
 
 CHANNEL = "feishu"
 CARD_MAX_BYTES = 24000

@@ -14,10 +14,10 @@ import hashlib
 import hmac
 from urllib.parse import quote_plus
 
-from monitor.messages import render_markdown, subject_for
+from monitor.alerting.messages import render_markdown, subject_for
+from monitor.alerting.notifiers.base import NotifierEnv, check_http_status, json_body, post_json
+from monitor.alerting.notifiers.groups import group_of, mention_all, vendor_error
 from monitor.models import Delivery
-from monitor.notifiers.base import NotifierEnv, check_http_status, json_body, post_json
-from monitor.notifiers.groups import group_of, mention_all, vendor_error
 
 CHANNEL = "dingtalk"
 MARKDOWN_MAX_BYTES = 18000

@@ -32,14 +32,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
-from monitor.alerting_metrics import alerting_metrics
-from monitor.contacts import Contact
+from monitor.alerting.contacts import Contact
+from monitor.alerting.messages import subject_for
+from monitor.alerting.metrics import alerting_metrics
+from monitor.alerting.notifiers import DeliveryError, Notifier, NotifierEnv, build_notifiers
 from monitor.context import Context
 from monitor.logging import get_logger
 from monitor.loops import Waker, finish, seconds_until
-from monitor.messages import subject_for
 from monitor.models import Alert, ChannelHealth, Delivery, DeliveryAttempt
-from monitor.notifiers import DeliveryError, Notifier, NotifierEnv, build_notifiers
 
 log = get_logger("labormon.outbox")
 
@@ -230,7 +230,7 @@ class OutboxSender:
         self._closed = False
 
     @classmethod
-    def create(cls, ctx: Context, daemon: Any) -> OutboxSender | None:
+    def create(cls, ctx: Context) -> OutboxSender | None:
         return cls(ctx) if ctx.settings.alerting.enabled else None
 
     def health(self) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -14,15 +14,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from ingest.http import include_intake
+from ingest.pipeline import IngestPipeline
 from monitor import __version__
-from monitor.alerts_api import include_alerts
 from monitor.context import Context
+from monitor.web.alerts_api import include_alerts
 
-if TYPE_CHECKING:
-    from monitor.daemon import Daemon
+#: The parts of the daemon report their state through this (service name -> state).
+HealthReport = Callable[[], dict[str, Any]]
 
 
-def create_app(ctx: Context, daemon: Daemon | None = None) -> FastAPI:
+def create_app(
+    ctx: Context,
+    intake: IngestPipeline | None = None,
+    health: HealthReport | None = None,
+) -> FastAPI:
+    """The app; `intake` takes the posted records (None: intake answers 503)."""
     app = FastAPI(
         title="labormon",
         version=__version__,
@@ -30,7 +36,7 @@ def create_app(ctx: Context, daemon: Daemon | None = None) -> FastAPI:
         "reports; alerts; health and metrics.",
     )
     app.state.ctx = ctx
-    app.state.daemon = daemon
+    app.state.intake = intake
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
@@ -42,8 +48,8 @@ def create_app(ctx: Context, daemon: Daemon | None = None) -> FastAPI:
             status["database"] = "ok"
         except Exception as exc:  # any failure to reach the store is "not healthy"
             status.update(status="error", database=f"error: {exc.__class__.__name__}")
-        if daemon is not None:
-            status["services"] = daemon.health()
+        if health is not None:
+            status["services"] = health()
         return JSONResponse(status, status_code=200 if status["status"] == "ok" else 503)
 
     @app.get("/metrics", tags=["operations"])
@@ -56,7 +62,7 @@ def create_app(ctx: Context, daemon: Daemon | None = None) -> FastAPI:
 
 
 def _console(app: FastAPI, ctx: Context) -> None:
-    from monitor.console.views import include
+    from monitor.web.console.views import include
 
     include(app, ctx)
 
@@ -79,9 +85,14 @@ class HttpService:
 
     name = "http"
 
-    def __init__(self, ctx: Context, daemon: Daemon | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        intake: IngestPipeline | None = None,
+        health: HealthReport | None = None,
+    ) -> None:
         self.ctx = ctx
-        self.app = create_app(ctx, daemon)
+        self.app = create_app(ctx, intake, health)
         http = ctx.settings.http
         config = uvicorn.Config(
             self.app,
@@ -93,10 +104,6 @@ class HttpService:
             loop="none",
         )
         self.server = _EmbeddedServer(config)
-
-    @classmethod
-    def create(cls, ctx: Context, daemon: Daemon) -> HttpService:
-        return cls(ctx, daemon)
 
     @property
     def started(self) -> bool:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import importlib
 
-from monitor.notifiers.base import DeliveryError, Notifier, NotifierEnv
+from monitor.alerting.notifiers.base import DeliveryError, Notifier, NotifierEnv
 
 MODULES = (
-    "monitor.notifiers.email",
-    "monitor.notifiers.wecom",
-    "monitor.notifiers.dingtalk",
-    "monitor.notifiers.feishu",
-    "monitor.notifiers.webhook",
-    "monitor.notifiers.mqtt",
+    "monitor.alerting.notifiers.email",
+    "monitor.alerting.notifiers.wecom",
+    "monitor.alerting.notifiers.dingtalk",
+    "monitor.alerting.notifiers.feishu",
+    "monitor.alerting.notifiers.webhook",
+    "monitor.alerting.notifiers.mqtt",
 )
 
 

@@ -3,9 +3,9 @@ stays in the configuration file, never in the database) and vendor error codes."
 
 from __future__ import annotations
 
+from monitor.alerting.notifiers.base import DeliveryError, NotifierEnv
 from monitor.config import GroupConfig
 from monitor.models import Delivery
-from monitor.notifiers.base import DeliveryError, NotifierEnv
 
 
 def group_of(env: NotifierEnv, delivery: Delivery) -> GroupConfig | None:

@@ -22,14 +22,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
-from monitor.acklinks import AckLinks
-from monitor.alerting_metrics import alerting_metrics
+from monitor.alerting.acklinks import AckLinks
+from monitor.alerting.dispatch import Dispatcher, record_event
+from monitor.alerting.escalation import NOTHING_REACHED, Escalator, Policies, reached_tiers
+from monitor.alerting.messages import evidence_for_alert, redact, scrub
+from monitor.alerting.metrics import alerting_metrics
+from monitor.alerting.outbox import Outbox
+from monitor.alerting.silences import SilenceError, cancel_silence, create_silence
 from monitor.context import Context
-from monitor.dispatch import Dispatcher, record_event
-from monitor.escalation import NOTHING_REACHED, Escalator, Policies, reached_tiers
 from monitor.logging import get_logger
-from monitor.loops import Waker, finish
-from monitor.messages import evidence_for_alert, redact, scrub
+from monitor.loops import finish
 from monitor.models import (
     Account,
     Alert,
@@ -39,9 +41,7 @@ from monitor.models import (
     Region,
     Silence,
 )
-from monitor.outbox import Outbox
 from monitor.privacy import mask_phone
-from monitor.silences import SilenceError, cancel_silence, create_silence
 
 log = get_logger("labormon.alerting")
 
@@ -527,38 +527,4 @@ def alert_json(alert: Alert) -> dict[str, Any]:
     }
 
 
-class AlertingLoop:
-    """The service: findings -> alerts, woken by the FINDINGS topic, polling as fallback."""
-
-    name = "alerting"
-
-    def __init__(self, ctx: Context, book: AlertBook | None = None) -> None:
-        self.ctx = ctx
-        self.book = book or AlertBook(ctx)
-
-    @classmethod
-    def create(cls, ctx: Context, daemon: Any) -> AlertingLoop | None:
-        return cls(ctx) if ctx.settings.alerting.enabled else None
-
-    def health(self) -> dict[str, Any]:
-        return {}
-
-    async def run_once(self) -> int:
-        total = 0
-        while (n := await self.book.process_findings()) > 0:
-            total += n
-        return total
-
-    async def run(self) -> None:
-        # Findings do not depend on time: clock moves need not wake this loop.
-        waker = Waker(self.ctx.bus, [bus.FINDINGS], None)
-        poll = self.ctx.settings.alerting.poll_interval.total_seconds()
-        while True:
-            try:
-                await self.run_once()
-            except (DBAPIError, OSError) as exc:
-                log.error("alerting: database unavailable, retrying", error=str(exc)[:300])
-            await waker.wait(poll)
-
-
-__all__ = ["AlertBook", "AlertError", "AlertingLoop", "SilenceError", "alert_json"]
+__all__ = ["AlertBook", "AlertError", "SilenceError", "alert_json"]

@@ -57,7 +57,7 @@ class OverdueCheck:
         self._full_due = True
 
     @classmethod
-    def create(cls, ctx: Context, daemon: Any) -> OverdueCheck | None:
+    def create(cls, ctx: Context) -> OverdueCheck | None:
         config = ctx.settings.alerting
         return cls(ctx) if config.enabled and config.overdue.enabled else None
 

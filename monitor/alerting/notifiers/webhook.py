@@ -13,10 +13,10 @@ import hashlib
 import hmac
 import json
 
-from monitor.messages import render_text, subject_for
+from monitor.alerting.messages import render_text, subject_for
+from monitor.alerting.notifiers.base import NotifierEnv, check_http_status, post_json
+from monitor.alerting.notifiers.groups import group_of
 from monitor.models import Delivery
-from monitor.notifiers.base import NotifierEnv, check_http_status, post_json
-from monitor.notifiers.groups import group_of
 
 CHANNEL = "webhook"
 

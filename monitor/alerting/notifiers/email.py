@@ -16,9 +16,9 @@ from typing import Any
 import aiosmtplib
 from sqlalchemy import select
 
-from monitor.messages import render_html, render_text
+from monitor.alerting.messages import render_html, render_text
+from monitor.alerting.notifiers.base import DeliveryError, NotifierEnv
 from monitor.models import Delivery, Document
-from monitor.notifiers.base import DeliveryError, NotifierEnv
 
 CHANNEL = "email"
 #: SMTP replies that mean "this message to this recipient will never be accepted".

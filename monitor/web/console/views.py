@@ -24,9 +24,13 @@ from pydantic import ValidationError
 
 from monitor import bus
 from monitor import labels as glossary
+from monitor.alerting.messages import PURPOSE_TITLES, scrub
 from monitor.clock import local_date
-from monitor.console import queries
-from monitor.console.auth import (
+from monitor.context import Context
+from monitor.records import CATEGORIES, EVENT_TYPES, field_errors, parse_obj
+from monitor.store import Submission
+from monitor.web.console import queries
+from monitor.web.console.auth import (
     COOKIE,
     Viewer,
     check_csrf,
@@ -37,14 +41,10 @@ from monitor.console.auth import (
     session_account,
     viewer_for,
 )
-from monitor.console.charts import sparkline
-from monitor.context import Context
-from monitor.mailsink import bodies, list_mail, read_mail
-from monitor.messages import PURPOSE_TITLES, scrub
-from monitor.records import CATEGORIES, EVENT_TYPES, field_errors, parse_obj
-from monitor.store import Submission
+from monitor.web.console.charts import sparkline
+from monitor.web.mailsink import bodies, list_mail, read_mail
 
-HERE = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent.parent  # monitor/web
 CROSS_SITE = "请求来自其他网站,已拒绝。请直接在本系统页面上操作。"
 REPORT_READERS = (
     "月报只向收件层级(默认为省、市两级)的领导开放;如需查看,请联系市总工会的系统管理员。"
@@ -550,8 +550,8 @@ async def act_on_alert(
     """Acknowledge or resolve through the alerting core, with the same jurisdiction rule
     as the API: a leader of the alert's region or of a region above it. Returns a key of
     `ACTION_MESSAGES`."""
-    from monitor.alerting import AlertBook, AlertError
-    from monitor.contacts import may_act_on
+    from monitor.alerting.book import AlertBook, AlertError
+    from monitor.alerting.contacts import may_act_on
     from monitor.models import Alert
 
     assert v.account is not None

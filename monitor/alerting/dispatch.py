@@ -14,15 +14,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from monitor.acklinks import AckLinks
-from monitor.alerting_metrics import AlertingMetrics
+from monitor.alerting.acklinks import AckLinks
+from monitor.alerting.contacts import Contact, Contacts
+from monitor.alerting.messages import LEVEL_NAMES, MessageBuilder, scrub
+from monitor.alerting.metrics import AlertingMetrics
+from monitor.alerting.outbox import Outbox, priority_of
+from monitor.alerting.silences import active_silence
 from monitor.config import Settings
-from monitor.contacts import Contact, Contacts
 from monitor.logging import get_logger
-from monitor.messages import LEVEL_NAMES, MessageBuilder, scrub
 from monitor.models import Alert, AlertEvent
-from monitor.outbox import Outbox, priority_of
-from monitor.silences import active_silence
 
 log = get_logger("labormon.dispatch")
 

@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from monitor.alerting.contacts import may_act_on
 from monitor.clock import Clock
-from monitor.contacts import may_act_on
 from monitor.models import Account, AckLink, Alert
 from monitor.privacy import Privacy
 

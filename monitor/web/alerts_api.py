@@ -4,7 +4,7 @@ behind the acknowledge links in emails.
 Bearer tokens per account (CONTRACT §3). Leader accounts (and daemon accounts) read the
 alerts of their region and the regions below it; leaders and duty officers act on
 them; anything else is 403. The link pages are HTML in Chinese; GET only shows the
-alert (mail scanners fetch links), POST acknowledges (see `monitor.acklinks`).
+alert (mail scanners fetch links), POST acknowledges (see `monitor.alerting.acklinks`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from monitor.acklinks import LinkRefused
-from monitor.alerting import AlertBook, AlertError, alert_json
+from monitor.alerting.acklinks import LinkRefused
+from monitor.alerting.book import AlertBook, AlertError, alert_json
+from monitor.alerting.contacts import may_act_on, region_covers
+from monitor.alerting.silences import SilenceError, list_silences, resolve_target
 from monitor.config import Duration
-from monitor.console.auth import session_account
-from monitor.contacts import may_act_on, region_covers
 from monitor.context import Context
-from monitor.messages import templates
 from monitor.models import Account, Alert, Silence
-from monitor.silences import SilenceError, list_silences, resolve_target
+from monitor.web.console.auth import session_account
+from monitor.web.pages import pages
 
 _bearer = HTTPBearer(auto_error=False)
 #: Link pages must not leak their token to other sites or caches.
@@ -216,7 +216,7 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
         show_button: bool = False,
     ) -> HTMLResponse:
         html = (
-            templates()
+            pages()
             .get_template("ack_page.html.j2")
             .render(heading=heading, message=message, item=item, show_button=show_button)
         )

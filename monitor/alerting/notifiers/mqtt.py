@@ -13,8 +13,8 @@ from typing import Any
 
 import aiomqtt
 
+from monitor.alerting.notifiers.base import DeliveryError, NotifierEnv
 from monitor.models import Delivery
-from monitor.notifiers.base import DeliveryError, NotifierEnv
 
 CHANNEL = "mqtt"
 

@@ -1,0 +1,184 @@
+"""The alert stage's two loops: findings -> alerts (`AlertingLoop`) and due deadlines ->
+escalation steps and ended silences (`EscalationLoop`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from monitor import bus
+from monitor.alerting.book import AlertBook
+from monitor.alerting.contacts import region_covers
+from monitor.alerting.dispatch import record_event
+from monitor.alerting.escalation import BATCH, reached_tiers
+from monitor.context import Context
+from monitor.logging import get_logger
+from monitor.loops import Waker, finish, seconds_until
+from monitor.models import Alert, AlertEvent, Silence
+
+log = get_logger("labormon.alerting")
+
+
+class AlertingLoop:
+    """The service: findings -> alerts, woken by the FINDINGS topic, polling as fallback."""
+
+    name = "alerting"
+
+    def __init__(self, ctx: Context, book: AlertBook | None = None) -> None:
+        self.ctx = ctx
+        self.book = book or AlertBook(ctx)
+
+    @classmethod
+    def create(cls, ctx: Context) -> AlertingLoop | None:
+        return cls(ctx) if ctx.settings.alerting.enabled else None
+
+    def health(self) -> dict[str, Any]:
+        return {}
+
+    async def run_once(self) -> int:
+        total = 0
+        while (n := await self.book.process_findings()) > 0:
+            total += n
+        return total
+
+    async def run(self) -> None:
+        # Findings do not depend on time: clock moves need not wake this loop.
+        waker = Waker(self.ctx.bus, [bus.FINDINGS], None)
+        poll = self.ctx.settings.alerting.poll_interval.total_seconds()
+        while True:
+            try:
+                await self.run_once()
+            except (DBAPIError, OSError) as exc:
+                log.error("alerting: database unavailable, retrying", error=str(exc)[:300])
+            await waker.wait(poll)
+
+
+class EscalationLoop:
+    """The service: wakes at the next deadline (or when the clock or an alert changes)."""
+
+    name = "escalation"
+
+    def __init__(self, ctx: Context, book: AlertBook | None = None) -> None:
+        book = book or AlertBook(ctx)
+        self.ctx = ctx
+        self.book = book
+        self.escalator = book.escalator
+
+    @classmethod
+    def create(cls, ctx: Context) -> EscalationLoop | None:
+        return cls(ctx) if ctx.settings.alerting.enabled else None
+
+    def health(self) -> dict[str, Any]:
+        return {}
+
+    async def run_once(self) -> datetime | None:
+        """Do everything due now; returns the next deadline (None: nothing scheduled)."""
+        return await finish(self._run_once())
+
+    async def _run_once(self) -> datetime | None:
+        now = self.ctx.clock.now()
+        handled: set[int] = set()
+        while True:
+            async with self.ctx.db.session() as session:
+                query = (
+                    select(Alert)
+                    .where(Alert.next_escalation_at <= now, Alert.status != "resolved")
+                    .order_by(Alert.next_escalation_at, Alert.id)
+                    .limit(BATCH)
+                )
+                if self.ctx.db.is_postgres:
+                    query = query.with_for_update(skip_locked=True)
+                rows = list((await session.scalars(query)).all())
+                for alert in rows:
+                    if alert.id in handled:
+                        # A policy that set a deadline not after `now` would spin here.
+                        log.error("deadline did not advance", alert=alert.id)
+                        alert.next_escalation_at = now + self.ctx.settings.alerting.poll_interval
+                        continue
+                    handled.add(alert.id)
+                    await self.escalator.run_due(session, alert, now)
+            if rows:
+                self.ctx.bus.notify(bus.DELIVERIES)
+            if len(rows) < BATCH:
+                break
+        await self.end_silences(now)
+        return await self.next_deadline()
+
+    async def next_deadline(self) -> datetime | None:
+        async with self.ctx.db.session() as session:
+            alert_due = await session.scalar(
+                select(func.min(Alert.next_escalation_at)).where(Alert.status != "resolved")
+            )
+            silence_due = await session.scalar(
+                select(func.min(Silence.ends_at)).where(Silence.end_processed_at.is_(None))
+            )
+        found = [d for d in (alert_due, silence_due) if d is not None]
+        return min(found) if found else None
+
+    async def end_silences(self, now: datetime) -> int:
+        """Log the end of each silence and send what it held back (once, across daemons)."""
+        ended = 0
+        async with self.ctx.db.session() as session:
+            query = select(Silence).where(
+                Silence.end_processed_at.is_(None), Silence.ends_at <= now
+            )
+            if self.ctx.db.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            for silence in (await session.scalars(query)).all():
+                silence.end_processed_at = now
+                ended += 1
+                log.info(
+                    "silence ended",
+                    silence=silence.id,
+                    scope=silence.scope,
+                    target=silence.target,
+                    cancelled=silence.cancelled_at is not None,
+                )
+                await self._release(session, silence, now)
+        if ended:
+            self.ctx.bus.notify(bus.DELIVERIES)
+        return ended
+
+    async def _release(self, session: AsyncSession, silence: Silence, now: datetime) -> None:
+        held = await session.execute(
+            select(Alert, AlertEvent.details)
+            .join(AlertEvent, AlertEvent.alert_id == Alert.id)
+            .where(AlertEvent.event == "NotificationsSuppressed", Alert.status == "triggered")
+            .order_by(Alert.id)
+        )
+        alerts: dict[int, Alert] = {}
+        for alert, details in held:
+            if (details or {}).get("silence_id") == silence.id:
+                alerts[alert.id] = alert
+        for alert in alerts.values():
+            if silence.scope == "region" and not await region_covers(
+                session, silence.target, alert.region_code
+            ):
+                continue
+            record_event(
+                session,
+                alert,
+                "SilenceEnded",
+                now,
+                reason=silence.reason,
+                details={"silence_id": silence.id},
+                metrics=self.escalator.metrics,
+            )
+            await self.escalator.dispatcher.notify(
+                session, alert, reached_tiers(alert), "silence_ended", now
+            )
+
+    async def run(self) -> None:
+        waker = Waker(self.ctx.bus, [bus.ALERTS], self.ctx.clock)
+        poll = self.ctx.settings.alerting.poll_interval.total_seconds()
+        while True:
+            timeout = poll
+            try:
+                timeout = seconds_until(await self.run_once(), self.ctx.clock, poll)
+            except (DBAPIError, OSError) as exc:
+                log.error("escalation: database unavailable, retrying", error=str(exc)[:300])
+            await waker.wait(timeout)
