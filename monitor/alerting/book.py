@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
+from monitor.alerting import deadlines
 from monitor.alerting.acklinks import AckLinks
 from monitor.alerting.dispatch import Dispatcher, record_event
 from monitor.alerting.escalation import NOTHING_REACHED, Escalator, Policies, reached_tiers
@@ -36,6 +37,7 @@ from monitor.models import (
     Account,
     Alert,
     Finding,
+    HandlingDeadline,
     InformantReport,
     Petition,
     Region,
@@ -202,6 +204,13 @@ class AlertBook:
                 metrics=self.metrics,
             )
 
+    async def apply(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
+        """Apply a finding written in the caller's transaction at once (a missed handling
+        deadline: the claim and its alert commit together)."""
+        await self._apply(session, finding, now)
+        finding.processed_at = now
+        self.metrics.findings_processed.inc()
+
     async def _personal_values(self, session: AsyncSession, finding: Finding) -> dict[str, str]:
         """Personal values behind the finding's sources, each with its stand-in: what a
         careless detector could have copied into a title (CONTRACT §7)."""
@@ -287,6 +296,7 @@ class AlertBook:
         self.metrics.alerts_opened.labels(alert.level, alert.kind).inc()
         await self.dispatcher.publish(session, alert, "AlertTriggered", now)
         await self.escalator.start_round(session, alert, now)
+        await deadlines.open_for_alert(session, alert, self.ctx.settings.handling, now)
         log.info("alert triggered", alert=alert.id, level=alert.level, kind=alert.kind)
         return alert
 
@@ -411,6 +421,26 @@ class AlertBook:
         if told:
             await self.dispatcher.notify(session, alert, told, "resolved", now)
         log.info("alert resolved", alert=alert.id, via=via)
+        # Nothing more is owed on a closed alert: its deadlines end, and so do the
+        # reminders of those it missed.
+        closed = await deadlines.cancel_all(session, alert, now, postgres=self.ctx.db.is_postgres)
+        await self.resolve_overdue(session, closed, now, reason=f"alert {alert.id} closed")
+
+    async def resolve_overdue(
+        self,
+        session: AsyncSession,
+        ended: list[HandlingDeadline],
+        now: datetime,
+        *,
+        reason: str,
+    ) -> None:
+        """Resolve the `overdue_handling` alerts of deadlines met or no longer owed."""
+        for overdue in await deadlines.overdue_alerts(session, ended):
+            if overdue.status == "resolved":
+                continue  # resolved earlier in this transaction
+            await self._resolve(
+                session, overdue, now, actor="system", reason=reason, via="handling"
+            )
 
     def _digest_only(self, alert: Alert, tier: str) -> bool:
         policy = self.policies.for_alert(alert)

@@ -41,6 +41,7 @@ PURPOSE_TITLES = {
     "resolved": "预警解除",
     "silence_ended": "静默结束·补发",
     "digest": "日报",
+    "instruction": "上级批示",
 }
 #: Evidence keys a notification may show; anything else in a finding's evidence (free
 #: text, informant ids, ...) never reaches a message.
@@ -53,6 +54,11 @@ EVIDENCE_KEYS = (
     "due",
     "petitions",
     "window_days",
+    # overdue_handling: which deadline, who handles, who is told next, of which alert
+    "deadline_kind",
+    "handler_tier",
+    "above_tier",
+    "parent_alert_id",
 )
 
 # Resident ID numbers, mobile and landline numbers, and any other long run of digits
@@ -163,7 +169,49 @@ def timeline_text(event: AlertEvent) -> str | None:
             return "处于静默期，暂缓通知"
         case "AlertResolved":
             return "已解除" if d.get("via") != "finding" else "风险消除，自动解除"
+        case "HandlingRecorded":
+            return handling_text(d)
     return None
+
+
+#: The handling records' kinds (CONTRACT §8), as the timeline names them.
+RECORD_NAMES = {
+    "verify": "核实",
+    "progress": "续报",
+    "instruction": "批示",
+    "answer": "答复",
+    "final": "终报",
+}
+VERDICT_NAMES = {"true": "属实", "partly": "部分属实", "false": "不实"}
+RESOLUTION_NAMES = {
+    "negotiated": "协商解决",
+    "labor_inspection": "劳动监察责令支付",
+    "arbitration_litigation": "仲裁/诉讼",
+    "government_advance": "政府垫付",
+    "other": "其他",
+}
+
+
+def handling_text(d: dict[str, Any]) -> str:
+    """One timeline line of a handling record (from its audit event's details)."""
+    kind = str(d.get("kind") or "")
+    head = (d.get("author_region_name") or "") + RECORD_NAMES.get(kind, kind)
+    parts: list[str] = []
+    if kind == "verify":
+        parts.append(VERDICT_NAMES.get(str(d.get("verdict")), ""))
+    if kind == "progress" and d.get("people_now") is not None:
+        parts.append(f"现场{d['people_now']}人")
+    if kind == "instruction" and d.get("due_local"):
+        parts.append(f"要求{d['due_local']}前答复")
+    if kind == "final":
+        if d.get("wages_recovered") is not None:
+            parts.append(f"追回工资{d['wages_recovered']:,.0f}元")
+        if d.get("workers_paid") is not None:
+            parts.append(f"{d['workers_paid']}人领到工资")
+        parts.append(RESOLUTION_NAMES.get(str(d.get("resolution")), ""))
+    text = scrub(d.get("text") or "", 120)
+    body = "，".join(p for p in [*parts, text] if p)
+    return f"{head}：{body}" if body else head
 
 
 @cache
@@ -269,6 +317,9 @@ def subject_for(body: dict[str, Any]) -> str:
     if len(items) == 1:
         if first["kind"] == "overdue_report" and first["purpose"] == "alert":
             return f"【报告逾期提醒】{first['title']}"
+        if first["kind"] == "overdue_handling" and first["purpose"] in ("alert", "escalation"):
+            heading = "处置逾期提醒" if first["purpose"] == "alert" else "处置逾期通报"
+            return f"【{heading}】{first['place']} {first['title']}"
         return (
             f"【{first['level_name']}·{first['colour_name']}{first['purpose_title']}】"
             f"{first['place']} {first['title']}"
