@@ -4,7 +4,7 @@ injected clock; the mail goes to a real SMTP server."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from monitor.alerting.handling import Handling, RecordIn, handling_json
 from monitor.config import Settings
 from monitor.models import Alert, HandlingDeadline
+from monitor.report import make_document, render
 from tests.alerting.conftest import PUBLIC_URL, Leader, Pipeline
 from tests.support.mail import MailSink
 
@@ -167,6 +168,17 @@ async def test_level_i_follow_ups_every_2h_and_a_final_report_resolves(
     assert [a.status for a in await pipeline.alerts() if a.kind == "overdue_handling"] == [
         "resolved"
     ]
+    # The month's report: 处置情况 with the final report's totals.
+    doc = await make_document(
+        pipeline.ctx.db, pipeline.ctx.settings, date(2025, 1, 1), pipeline.clock.now()
+    )
+    tables = {t.id: t for t in doc.tables()}
+    assert tables["t-final"].rows == [["1", "1,200,000", "230"]]
+    level_i = tables["t-disposal"].rows[0]
+    assert level_i == ["Ⅰ级（特别重大）", "1", "1", "0", "0", "0.5", "5.5"]
+    assert tables["t-late"].rows == [["资阳区", "0", "1", "0", "0", "1"]]
+    html = render(doc, "html").decode()
+    assert "突发事件处置情况" in html and "1,200,000" in html
 
 
 async def test_a_province_instruction_goes_down_at_once_and_up_when_unanswered(
