@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.clock import SHANGHAI, Clock, local_date
 from monitor.db import Database
+from monitor.logging import get_logger
 from monitor.models import (
     InformantReport,
     MonitoringPoint,
@@ -41,6 +42,8 @@ from monitor.records import (
     WageReportIn,
 )
 from monitor.regions import parent_of, tier_of
+
+log = get_logger("labormon.store")
 
 #: Infers a petition category from its summary (the detectors provide the real one).
 CategoryInferrer = Callable[[str], str]
@@ -269,6 +272,17 @@ class RecordStore:
         accepted = await self._check(kind, items, conn, result)
         if not accepted:
             return result
+        for item in accepted:
+            if item.record.sanitised_fields:
+                # The record is kept (with the fields named in its `extra`); the field
+                # names only are logged, never the values.
+                log.warning(
+                    "control characters replaced by spaces",
+                    kind=kind,
+                    record=item.record.record_id,
+                    fields=item.record.sanitised_fields,
+                    source=item.source,
+                )
         if kind in {"point", "region"}:
             await self._upsert_registry(kind, accepted, conn, result)
             return result

@@ -23,6 +23,7 @@ from monitor.alerting.silences import active_silence
 from monitor.config import Settings
 from monitor.logging import get_logger
 from monitor.models import Alert, AlertEvent
+from monitor.safetext import one_line
 
 log = get_logger("labormon.dispatch")
 
@@ -199,7 +200,7 @@ class Dispatcher:
             "status": alert.status,
             "region_code": alert.region_code,
             "point_id": alert.point_id,
-            "title": scrub(alert.title, 200),
+            "title": one_line(scrub(alert.title, 200)),
             "people_involved": alert.people_involved,
             "tier_reached": alert.tier_reached,
             "at": now.isoformat(),

@@ -81,6 +81,7 @@ EVENT_LOG_NAMES = {
     "NotificationsSuppressed": "静默期内暂不通知",
     "SilenceEnded": "静默结束",
     "NotificationUndeliverable": "通知无法送达",
+    "DeliveryComposeFailed": "通知无法生成(请系统管理员处理)",
 }
 DELIVERY_STATUS = {"pending": "待发送", "sent": "已送达", "failed": "发送失败"}
 #: Why a notification was sent (monitor/messages.py's headings, plus the channels' own).
