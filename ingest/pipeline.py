@@ -256,6 +256,8 @@ def classify_store_error(kind: str, error: FieldError) -> str:
     """Reason code of a refusal by the store (it checks against what is already stored)."""
     if error.field == RECORD_TYPES[kind].id_field or "already" in error.reason:
         return "conflict"
+    if "outside" in error.reason or error.reason.startswith("only informant accounts"):
+        return "forbidden"
     if error.reason.startswith("unknown"):
         return "unknown_reference"
     return "invalid_field"
