@@ -157,3 +157,43 @@ def test_one_bad_item_cannot_sink_a_batch() -> None:
     assert "预警#8（内容无法显示，请在控制台查看）" in text
     assert "资阳建工欠薪" in render_html(body, "d-1")
     assert "资阳建工欠薪" in render_markdown(body, flavour="wecom")
+
+
+async def test_a_county_silence_holds_only_the_county_and_never_level_i(
+    pipeline: Pipeline, leaders: dict[str, Leader], mail: MailSink
+) -> None:
+    """Finding 7: a county leader's 90-day silence on their county held a level II work
+    stoppage for the county and the city."""
+    from datetime import timedelta
+
+    pipeline.ctx.settings.alerting.silences_cover_level_i = True
+    await pipeline.book.silence(
+        scope="region",
+        target=COUNTY,
+        duration=timedelta(days=90),
+        reason="已进入调解程序",
+        actor=leaders["county"].id,
+    )
+    city_silence = await pipeline.book.silence(
+        scope="region",
+        target="430900",
+        duration=timedelta(days=1),
+        reason="市里已派工作组",
+        actor=leaders["city"].id,
+    )
+    await pipeline.finding("II", key="event:WS", title="资阳某厂停工40人")
+    await pipeline.finding("I", key="event:RB", title="资阳某工地堵路150人")
+    await pipeline.run()
+    ws = [m for m in mail.inbox if "停工" in m.subject]
+    rb = [m for m in mail.inbox if "堵路" in m.subject]
+    # II: held for the county (its own silence) and the city (the city's); I: a county's
+    # or a city's silence never holds it, whatever the configuration.
+    assert [r for m in ws for r in m.rcpt_tos] == []
+    assert sorted(r for m in rb for r in m.rcpt_tos) == sorted(
+        [leaders["county"].email, leaders["city"].email, leaders["province"].email]
+    )
+    await pipeline.book.end_silence(city_silence.id, actor=leaders["city"].id)
+    await pipeline.run()
+    ws = [m for m in mail.inbox if "停工" in m.subject]
+    # The city's silence ended: the city is told, the county's own silence still holds.
+    assert [r for m in ws for r in m.rcpt_tos] == [leaders["city"].email]
