@@ -29,7 +29,6 @@ from typing import Any
 import httpx
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
@@ -38,6 +37,7 @@ from monitor.alerting.messages import subject_for
 from monitor.alerting.metrics import alerting_metrics
 from monitor.alerting.notifiers import DeliveryError, Notifier, NotifierEnv, build_notifiers
 from monitor.context import Context
+from monitor.db import is_transient
 from monitor.logging import get_logger
 from monitor.loops import Waker, finish, seconds_until
 from monitor.models import Alert, ChannelHealth, Delivery, DeliveryAttempt
@@ -504,7 +504,9 @@ class OutboxSender:
                     await self.start()
                     await self._dispatch_due()
                     timeout = seconds_until(await finish(self.next_due()), self.ctx.clock, poll)
-                except (DBAPIError, OSError) as exc:
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
                     log.error("outbox: database unavailable, retrying", error=str(exc)[:300])
                     self._started = False
                 await waker.wait(timeout)
