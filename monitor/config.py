@@ -53,6 +53,24 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
 
 DEFAULT_DB_URL = "sqlite:///./var/labormon.db"
 
+#: The installed daemon's configuration. Commands read it when neither `--config` nor
+#: LABORMON_CONFIG names another file, so that an operator's `labormon accounts add` on
+#: the host writes to the daemon's store with the daemon's key (not ./var of the cwd).
+SYSTEM_CONFIG = Path("/etc/labormon/labormon.toml")
+
+
+def find_config(explicit: str | Path | None = None) -> tuple[Path | None, str]:
+    """The configuration file a command uses and why: `--config`, then LABORMON_CONFIG,
+    then /etc/labormon/labormon.toml when it exists, else none (the defaults)."""
+    if explicit:
+        return Path(explicit), "--config"
+    if os.environ.get("LABORMON_CONFIG"):
+        return Path(os.environ["LABORMON_CONFIG"]), "LABORMON_CONFIG"
+    if SYSTEM_CONFIG.is_file():
+        return SYSTEM_CONFIG, "the installed configuration"
+    return None, "no configuration file (defaults)"
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
 _UNITS = {
     "ms": 0.001,

@@ -21,6 +21,7 @@ from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.context import Context
 from monitor.db import Database
+from monitor.keycheck import verify_key
 from monitor.logging import get_logger
 
 log = get_logger("labormon.daemon")
@@ -198,6 +199,8 @@ class Daemon:
         """Run every service until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
         stop = stop or self._signal_event()
         await self.ctx.db.migrate()
+        # One store, one key: refuse (KeyMismatch) rather than write unreadable data.
+        await verify_key(self.ctx.db, self.ctx.privacy, self.ctx.clock)
         for factory in self._factories:
             service = factory(self.ctx, self)
             if service is not None:
