@@ -99,6 +99,21 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+#: What the example configuration ships in place of real keys and passwords.
+PLACEHOLDER = "CHANGE-ME"
+
+
+def _not_placeholder(value: str) -> str:
+    """A value still holding the example's placeholder is refused at start: a robot or
+    mail account that can never work would otherwise fail on every alert for days."""
+    if PLACEHOLDER.lower() in value.lower():
+        raise ValueError(
+            f"still holds the example's placeholder {PLACEHOLDER}: put the real value in, "
+            "or remove (comment out) the entry"
+        )
+    return value
+
+
 class Section(BaseModel):
     """A configuration table: unknown keys are errors, not silently ignored."""
 
@@ -154,7 +169,7 @@ class MqttConfig(Section):
         parts = urlsplit(value)
         if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
             raise ValueError("must look like mqtt://[user:password@]host:port")
-        return value
+        return _not_placeholder(value)
 
     @property
     def host(self) -> str:
@@ -247,7 +262,7 @@ class SmtpConfig(Section):
             parts = urlsplit(value)
             if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
                 raise ValueError("must look like smtp://[user:password@]host:port[?starttls=true]")
-        return value
+        return _not_placeholder(value)
 
     @property
     def enabled(self) -> bool:
@@ -607,7 +622,7 @@ class GroupConfig(Section):
     def _http(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
-        return value
+        return _not_placeholder(value)
 
 
 class OutboxConfig(Section):

@@ -80,6 +80,7 @@ COMMANDS = (
     "monitor.cli.alerts",
     "monitor.cli.detect",
     "monitor.cli.ops",
+    "monitor.cli.doctor",
 )
 
 for _module in COMMANDS:
