@@ -121,6 +121,17 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         if "locked" in reason or "busy" in reason:
             fail(f"the database is busy (another process holds it): {reason}; try again")
         fail(f"database error: {reason}")
+    except sa_exc.DBAPIError as exc:
+        # Any other refusal by the database (unknown role or database, wrong password,
+        # missing rights): one line naming it, not a traceback.
+        fail(f"database error: {db_reason(exc)}")
+
+
+def db_reason(exc: sa_exc.DBAPIError) -> str:
+    """The driver's own message, without SQLAlchemy's wrapping and background link."""
+    orig = exc.orig
+    text = str(orig) if orig is not None else str(exc).split("\n", 1)[0]
+    return " ".join(text.split()) or type(orig or exc).__name__
 
 
 def os_reason(exc: OSError, path: Path | str | None = None) -> str:
