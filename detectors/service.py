@@ -35,12 +35,11 @@ import numpy as np
 from sqlalchemy import select
 
 from detectors import evidence, forecast, rules, scoring
-from detectors.base import LEVEL_NAMES, RANK, FindingDraft
+from detectors.base import RANK, RISK_KINDS, FindingDraft, risk_heading
 from detectors.features import compute
 from detectors.load import load_panel
 from detectors.panel import PanelView
 from detectors.persist import (
-    changes,
     claim_events,
     claim_job,
     claim_wage_reports,
@@ -51,6 +50,7 @@ from detectors.persist import (
     save_model,
     unchecked_wage_reports,
     write_findings,
+    write_risk_findings,
     write_scores,
 )
 from detectors.severity import SeverityPolicy, assess, event_finding
@@ -70,7 +70,6 @@ if TYPE_CHECKING:
 log = get_logger("labormon.detectors")
 
 RESCORE, RETRAIN = "detectors.rescore", "detectors.retrain"
-RISK_KINDS = ("enterprise_risk", "county_risk", "petition_surge")
 
 
 def scoring_policy(cfg: DetectorsConfig) -> scoring.ScoringPolicy:
@@ -86,7 +85,9 @@ def scoring_policy(cfg: DetectorsConfig) -> scoring.ScoringPolicy:
             baseline=cfg.surge_baseline_days,
             alpha=cfg.surge_alpha,
             alpha_season=cfg.surge_alpha_festival,
+            min_count=cfg.surge_min_count,
         ),
+        enterprise_surge_min=cfg.surge_min_count,
     )
 
 
@@ -296,7 +297,7 @@ class DetectorService:
                         region_code=panel.counties[panel.county[i]],
                         score=self.policy.threshold(level),
                         level=level,
-                        title=f"【{LEVEL_NAMES[level]}】{panel.names[i]}：{factors[i][0].text}",
+                        title=f"{risk_heading(level)}{panel.names[i]}：{factors[i][0].text}",
                         factors=factors[i],
                         # The new reports first, then the records behind the rules.
                         source_ids=new + behind[i],
@@ -435,9 +436,16 @@ class DetectorService:
         async with self.ctx.db.connect() as conn:
             previous = await latest_findings(conn, RISK_KINDS)
             drafts += _surge_clearings(previous, table.surges, panel)
-            chosen, summary = changes(drafts, previous, now, min_level=self.cfg.finding_min_level)
+            chosen, summary = await write_risk_findings(
+                conn,
+                drafts,
+                previous,
+                now,
+                open_after=self.cfg.risk_open_after,
+                close_after=self.cfg.risk_close_after,
+                min_level=self.cfg.finding_min_level,
+            )
             scores = await write_scores(conn, table, now, now)
-            await write_findings(conn, chosen, now, now)
         for draft in chosen:
             self.ctx.metrics.detector_findings.labels(draft.kind, draft.level or "none").inc()
         details = {"method": table.method, "scores": scores} | summary.as_dict()

@@ -194,7 +194,11 @@ async def test_nightly_rescore_once_across_daemons_and_clearing(
     await FileImporter(ctx.store).run(sim_dir)
     a, b = DetectorService(ctx, holder="a"), DetectorService(ctx, holder="b")
     for service in (a, b):
-        service.cfg = service.cfg.model_copy(update={"min_history_incidents": 10})
+        # One scoring opens or clears here: the hysteresis has its own test
+        # (tests/alerting/test_risk_alerts.py).
+        service.cfg = service.cfg.model_copy(
+            update={"min_history_incidents": 10, "risk_open_after": 1, "risk_close_after": 1}
+        )
     _local(clock, "2024-01-20T02:29:00+08:00")
     await asyncio.gather(a.run_due_jobs(), b.run_due_jobs())
     async with ctx.db.session() as s:
@@ -306,6 +310,8 @@ async def test_the_daemon_loop_is_woken_by_the_bus_and_the_clock(
         await conn.execute(update(InformantReport).values(severity_checked_at=clock.now()))
         await conn.execute(update(Petition).values(severity_checked_at=clock.now()))
     _local(clock, "2024-02-01T01:00:00+08:00")
+    # The first scoring writes risk findings (the hysteresis has its own test).
+    ctx.settings.detectors.risk_open_after = 1
     daemon = Daemon(ctx, only=["detectors"])
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))

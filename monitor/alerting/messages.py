@@ -29,6 +29,8 @@ EVENT_TYPE_NAMES = glossary.EVENT_TYPES
 CATEGORY_NAMES = glossary.CATEGORIES
 TIER_NAMES = {"point": "监测点", "county": "区县级", "city": "市级", "province": "省级"}
 STATUS_NAMES = glossary.ALERT_STATUS
+#: Forecasts (CONTRACT §5): named by their colour band (橙色风险提示), never 特别重大.
+RISK_KINDS = frozenset({"enterprise_risk", "county_risk", "petition_surge"})
 #: The heading of a message by why it is sent.
 PURPOSE_TITLES = {
     "alert": "预警",
@@ -224,12 +226,17 @@ class MessageBuilder:
             for e in events
             if (text := timeline_text(e)) is not None
         ][-8:]
+        risk = alert.kind in RISK_KINDS
+        level_name = f"{colour_name}风险提示" if risk else LEVEL_NAMES.get(alert.level, alert.level)
         return {
             "alert_id": alert.id,
             "purpose": purpose,
             "purpose_title": PURPOSE_TITLES.get(purpose, "通知"),
             "level": alert.level,
-            "level_name": LEVEL_NAMES.get(alert.level, alert.level),
+            "level_name": level_name,
+            # How the level reads in a line: "特别重大（红色）", or a forecast's band.
+            "level_label": level_name if risk else f"{level_name}（{colour_name}）",
+            "risk": risk,
             "colour_name": colour_name,
             "colour": colour,
             "kind": alert.kind,
@@ -239,6 +246,7 @@ class MessageBuilder:
             "status_name": STATUS_NAMES.get(alert.status, alert.status),
             "region_code": alert.region_code,
             "place": " ".join(r.name for r in reversed(chain[:2])) or alert.region_code,
+            "county": chain[0].name if chain else alert.region_code,
             "enterprise": evidence.get("enterprise_name") or "",
             "point_id": alert.point_id or "",
             "people": alert.people_involved,
@@ -256,12 +264,17 @@ class MessageBuilder:
 
 
 def subject_for(body: dict[str, Any]) -> str:
-    """The email subject / chat heading of a message."""
+    """The email subject / chat heading of a message: level, place and what, once each
+    ("【I级·特别重大】南县 星东建筑 300人堵路讨薪", "【橙色风险提示】资阳区 ...")."""
     kind = body.get("kind")
     items: list[dict[str, Any]] = body.get("items") or []
     if kind == "digest":
         return (
             f"【一般预警日报】{body.get('region_name', '')} {body.get('date', '')} 共{len(items)}条"
+        )
+    if kind == "risk_digest":
+        return (
+            f"【风险提示周报】{body.get('region_name', '')} {body.get('week', '')} 共{len(items)}条"
         )
     if not items:
         return str(body.get("subject") or "劳动关系风险监测通知")
@@ -269,13 +282,20 @@ def subject_for(body: dict[str, Any]) -> str:
     if len(items) == 1:
         if first["kind"] == "overdue_report" and first["purpose"] == "alert":
             return f"【报告逾期提醒】{first['title']}"
-        return (
-            f"【{first['level_name']}·{first['colour_name']}{first['purpose_title']}】"
-            f"{first['place']} {first['title']}"
-        )
+        purpose = "" if first["purpose"] == "alert" else f"·{first['purpose_title']}"
+        if first.get("risk"):
+            heading = f"{first['level_name']}{purpose}"
+        else:
+            heading = f"{first['level']}级·{first['level_name']}{purpose}"
+        return f"【{heading}】{first.get('county') or first['place']} {_headline(first)}"
     levels = sorted({i["level"] for i in items}, key=lambda lv: ("I", "II", "III", "IV").index(lv))
     names = "/".join(LEVEL_NAMES[lv] for lv in levels)
-    return f"【{names}预警汇总】共{len(items)}条：{first['place']} {first['title']}等"
+    return f"【{names}预警汇总】共{len(items)}条：{first['place']} {_headline(first)}等"
+
+
+def _headline(item: dict[str, Any]) -> str:
+    """The item's title without a heading in 【】 that the subject already says."""
+    return re.sub(r"^【[^】]*】", "", str(item["title"])).strip()
 
 
 def _render(

@@ -149,7 +149,8 @@ async def test_a_silence_holds_messages_back_and_its_end_sends_them(
         reason="已进入调解程序",
         actor=leaders["county"].id,
     )
-    await pipeline.finding("III", key="enterprise_risk:P1", kind="enterprise_risk")
+    # An event: it escalates (a risk alert would stay with the county, CONTRACT §5).
+    await pipeline.finding("III", key="event:R8")
     await pipeline.finding("I", key="event:R9", title="资阳建工工人堵路")
     await pipeline.run()
     silenced, urgent = await pipeline.alerts()
