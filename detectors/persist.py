@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -76,11 +76,47 @@ async def claim_events(
         model.people_involved,
     ]
     if kind == "petition":
-        columns += [Petition.summary, Petition.channel, Petition.over_level]
+        columns += [
+            Petition.summary,
+            Petition.channel,
+            Petition.over_level,
+            Petition.received_at,
+        ]
     else:
-        columns += [InformantReport.event_type, InformantReport.description]
+        columns += [
+            InformantReport.event_type,
+            InformantReport.description,
+            InformantReport.occurred_at,
+            InformantReport.follows,
+        ]
     rows = await conn.execute(select(*columns).where(pk.in_(ids)))
     return [dict(row) for row in rows.mappings()]
+
+
+async def petitions_about(
+    conn: AsyncConnection,
+    *,
+    point_id: str | None,
+    name: str | None,
+    region_code: str,
+    since: datetime,
+    until: datetime,
+) -> list[tuple[str, datetime]]:
+    """Distinct petitions about one enterprise (its point, or the name it was petitioned
+    under in its county) received in [since, until], oldest first."""
+    about = []
+    if point_id:
+        about.append(Petition.point_id == point_id)
+    if name:
+        about.append(and_(Petition.enterprise_name == name, Petition.region_code == region_code))
+    if not about:
+        return []
+    rows = await conn.execute(
+        select(Petition.petition_id, Petition.received_at)
+        .where(or_(*about), Petition.received_at >= since, Petition.received_at <= until)
+        .order_by(Petition.received_at, Petition.petition_id)
+    )
+    return [(str(pid), at) for pid, at in rows]
 
 
 async def unchecked_wage_reports(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:

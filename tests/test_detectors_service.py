@@ -110,16 +110,17 @@ async def test_event_severity_at_once(ctx: Context) -> None:
     assert await service.check_new_records() == 6
     assert ctx.bus._events[bus.FINDINGS].is_set()
     found = {f.evidence["source_ids"][0]: f for f in await _findings(ctx, "event")}
-    # One worker's petition is a reported event too (IV, the county's digest); a remark
-    # on the canteen that involves nobody is none.
-    assert set(found) == {"R1", "R2", "R4", "Q1", "Q2"}
-    assert found["Q1"].level == "IV"
+    # One worker's petition is no event (CONTRACT §5: counted in the digest, used by the
+    # detectors); a remark on the canteen that involves nobody is none either.
+    assert set(found) == {"R1", "R2", "R4", "Q2"}
     assert found["R1"].level == "I"
+    assert found["R1"].title == "赫山鑫达建筑工程有限公司 3人堵路"
+    assert found["R1"].score == 0  # events carry no risk score
     assert found["R1"].dedup_key == "point:P1:event"
     assert found["R2"].level == "II"  # owner absconding: immediate on-site response
     assert found["R4"].level == "II"
-    assert found["R4"].entity_type == "event"
-    assert found["R4"].dedup_key == "event:report:R4:event"
+    assert found["R4"].entity_type == "firm"
+    assert found["R4"].dedup_key == "firm:430921:某物流公司:event"
     assert found["Q2"].level == "III"
     assert found["Q2"].evidence["people_involved"] == 12
     for finding in found.values():
