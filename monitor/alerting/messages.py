@@ -37,6 +37,7 @@ PURPOSE_TITLES = {
     "escalation": "升级通报",
     "repeat": "再次提醒",
     "level_raised": "预警升级",
+    "follow_up": "续报·新情况",
     "reescalated": "确认超时·重新通报",
     "reminder": "待处置提醒",
     "acknowledged": "已确认",
@@ -73,6 +74,12 @@ def scrub(value: Any, limit: int = 500) -> str:
     for pattern in (_MOBILE, _LANDLINE, _LONG_DIGITS):
         text = pattern.sub(_mask_digits, text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def mask_text(value: Any, limit: int = 600) -> str:
+    """A record's free text as a notification may show it: numbers masked (names are
+    replaced before, by `redact`, from the record's own personal fields)."""
+    return scrub(value, limit)
 
 
 def _mask_digits(match: re.Match[str]) -> str:
@@ -139,6 +146,8 @@ def timeline_text(event: AlertEvent) -> str | None:
                 return f"确认后超时未处置，重新通报{tiers}"
             if purpose == "level_raised":
                 return f"级别升高，通报{tiers}"
+            if purpose == "follow_up":
+                return f"续报新情况，通报{tiers}"
             if purpose == "silence_ended":
                 return f"静默期结束，补发通报{tiers}"
             return f"通报{tiers}"
@@ -154,7 +163,10 @@ def timeline_text(event: AlertEvent) -> str | None:
                 f"升至{LEVEL_NAMES.get(d.get('to', ''), '')}"
             )
         case "AlertUpdated":
-            return "收到新的情况报告"
+            # A finding that only refreshed the same facts is no news (not shown).
+            if d.get("joined") and d.get("title"):
+                return f"续报：{d['title']}"
+            return None
         case "AlertAcknowledged":
             return f"{d.get('actor_region_name') or ''}确认收到".lstrip()
         case "AcknowledgementReminded":
