@@ -1,7 +1,7 @@
 """Alert semantics (issue 13): incidents, follow-ups and risk hysteresis
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-06 23:50:00
 
 - `informant_reports.follows`: the report an informant's report follows up.
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0007"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
