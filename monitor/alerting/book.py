@@ -44,6 +44,7 @@ from monitor.models import (
     Alert,
     Finding,
     HandlingDeadline,
+    HandlingRecord,
     InformantReport,
     Petition,
     Region,
@@ -266,6 +267,72 @@ class AlertBook:
             await self._attach_open_risk(session, opened)
             return
         await self._join(session, alert, finding, occurred, now)
+        if follows and alert.status != "resolved":
+            await self._follow_up_record(session, alert, finding, str(follows), now)
+
+    async def _follow_up_record(
+        self, session: AsyncSession, alert: Alert, finding: Finding, follows: str, now: datetime
+    ) -> None:
+        """An informant's report that follows an earlier one is a 续报 on its alert
+        (CONTRACT §8): a `progress` record, which meets the follow-up deadline. Its author
+        is shown as 信息员, never by the informant's id."""
+        evidence = finding.evidence or {}
+        ids = [str(s) for s in evidence.get("source_ids") or []]
+        reports = [r for r in (alert.evidence or {}).get("reports") or [] if isinstance(r, dict)]
+        text_ = next(
+            (str(r.get("text") or "") for r in reports if ids and r.get("source_id") == ids[0]), ""
+        )
+        people = evidence.get("people_involved")
+        fields: dict[str, Any] = {"report_id": ids[0] if ids else None, "follows": follows}
+        if isinstance(people, int):
+            fields["people_now"] = people
+        record = HandlingRecord(
+            alert_id=alert.id,
+            kind="progress",
+            author_id="informant",
+            created_at=now,
+            text=text_,
+            fields=fields,
+            via="mqtt" if evidence.get("source") == "mqtt" else "report",
+        )
+        session.add(record)
+        await session.flush()
+        record_event(
+            session,
+            alert,
+            "HandlingRecorded",
+            now,
+            actor="system",
+            reason=f"progress record {record.id} (informant follow-up)",
+            details={"record_id": record.id, "kind": "progress", "via": record.via, "text": text_}
+            | {k: v for k, v in fields.items() if k == "people_now"},
+            metrics=self.metrics,
+        )
+        await self.dispatcher.publish(
+            session,
+            alert,
+            "HandlingRecorded",
+            now,
+            {
+                "record": {
+                    "id": record.id,
+                    "kind": "progress",
+                    "author_id": "informant",
+                    "created_at": now.isoformat(),
+                    "text": text_,
+                }
+                | fields
+            },
+        )
+        ended = await deadlines.progress_filed(
+            session,
+            alert,
+            fields.get("people_now"),
+            now,
+            self.ctx.settings.handling,
+            postgres=self.ctx.db.is_postgres,
+        )
+        await self.resolve_overdue(session, ended, now, reason=f"progress record {record.id}")
 
     async def _alert_of_source(self, session: AsyncSession, source_id: str) -> Alert | None:
         """The event alert holding the record `source_id` (the newest)."""

@@ -228,3 +228,30 @@ def deadline_json(deadline: HandlingDeadline) -> dict[str, Any]:
         "missed_at": deadline.missed_at.isoformat() if deadline.missed_at else None,
         "cancelled_at": deadline.cancelled_at.isoformat() if deadline.cancelled_at else None,
     }
+
+
+async def progress_filed(
+    session: AsyncSession,
+    alert: Alert,
+    people_now: int | None,
+    now: datetime,
+    config: HandlingConfig,
+    *,
+    postgres: bool = False,
+) -> list[HandlingDeadline]:
+    """A follow-up report meets the one due and sets the next; one that reports nobody
+    left (`people_now` 0) ends the event: the final report is due next. Returns the
+    deadlines met (their overdue alerts are to be resolved)."""
+    ended = await meet(session, alert, "progress", now, postgres=postgres)
+    if alert.kind != "event":
+        return ended
+    final_pending = await pending(session, alert.id, "final", postgres=postgres)
+    if people_now == 0:
+        within = by_level(config.final_within, alert.level)
+        if within and not final_pending:
+            await add(session, alert, "final", now + within, now)
+        return ended
+    every = by_level(config.progress_every, alert.level)
+    if every and not final_pending:
+        await add(session, alert, "progress", now + every, now)
+    return ended

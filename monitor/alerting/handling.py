@@ -388,22 +388,9 @@ class Handling:
     async def _progress(
         self, session: AsyncSession, alert: Alert, people_now: int | None, now: datetime
     ) -> list[HandlingDeadline]:
-        """A follow-up report meets the one due and sets the next; one that reports
-        nobody left (`people_now` 0) ends the event: the final report is due next."""
-        postgres = self.ctx.db.is_postgres
-        ended = await deadlines.meet(session, alert, "progress", now, postgres=postgres)
-        if alert.kind != "event":
-            return ended
-        if people_now == 0:
-            if not await deadlines.pending(session, alert.id, "final", postgres=postgres):
-                within = deadlines.by_level(self.config.final_within, alert.level)
-                if within:
-                    await deadlines.add(session, alert, "final", now + within, now)
-            return ended
-        every = deadlines.by_level(self.config.progress_every, alert.level)
-        if every and not await deadlines.pending(session, alert.id, "final", postgres=postgres):
-            await deadlines.add(session, alert, "progress", now + every, now)
-        return ended
+        return await deadlines.progress_filed(
+            session, alert, people_now, now, self.config, postgres=self.ctx.db.is_postgres
+        )
 
     async def _settle_sources(
         self, session: AsyncSession, alert: Alert, verdict: str, now: datetime
