@@ -11,12 +11,12 @@ informants. It never reaches informants or notifications.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select
 
-from monitor.models import InformantReport
+from monitor.models import InformantReport, Petition, WageReport
 
 #: How much of "true" each settled verdict counts for.
 TRUTH = {"true": 1.0, "corroborated": 1.0, "partly": 0.5, "false": 0.0}
@@ -85,3 +85,70 @@ async def informant_reliability(
             shrunk(true_weight, int(settled), prior, prior_weight),
         )
     return found
+
+
+async def corroborate(
+    session: Any, now: datetime, window: timedelta, *, limit: int = 500
+) -> list[str]:
+    """Settle unsettled reports that something else confirms (idempotent): another
+    informant's report, a petition, or a wage report with arrears at the same enterprise
+    within `window` of the report. Returns the report ids settled."""
+    candidates = list(
+        (
+            await session.scalars(
+                select(InformantReport)
+                .where(
+                    InformantReport.verification.is_(None),
+                    InformantReport.point_id.is_not(None),
+                    InformantReport.occurred_at >= now - 2 * window,
+                )
+                .order_by(InformantReport.occurred_at)
+                .limit(limit)
+            )
+        ).all()
+    )
+    by_point: dict[str, list[InformantReport]] = {}
+    for report in candidates:
+        by_point.setdefault(str(report.point_id), []).append(report)
+    settled: list[str] = []
+    for point, reports in by_point.items():
+        low = min(r.occurred_at for r in reports) - window
+        high = max(r.occurred_at for r in reports) + window
+        others = (
+            await session.execute(
+                select(InformantReport.informant_id, InformantReport.occurred_at).where(
+                    InformantReport.point_id == point,
+                    InformantReport.occurred_at >= low,
+                    InformantReport.occurred_at <= high,
+                )
+            )
+        ).all()
+        confirming: list[datetime] = list(
+            await session.scalars(
+                select(Petition.received_at).where(
+                    Petition.point_id == point,
+                    Petition.received_at >= low,
+                    Petition.received_at <= high,
+                )
+            )
+        )
+        confirming += list(
+            await session.scalars(
+                select(WageReport.ingested_at).where(
+                    WageReport.point_id == point,
+                    WageReport.arrears_workers > 0,
+                    WageReport.ingested_at >= low,
+                    WageReport.ingested_at <= high,
+                )
+            )
+        )
+        for report in reports:
+            near = any(
+                informant != report.informant_id and abs(at - report.occurred_at) <= window
+                for informant, at in others
+            ) or any(abs(at - report.occurred_at) <= window for at in confirming)
+            if near:
+                report.verification = "corroborated"
+                report.verified_at = now
+                settled.append(report.report_id)
+    return settled

@@ -5,7 +5,7 @@ same precursor from an informant with a good record (both databases)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from monitor.clock import FrozenClock
 from monitor.context import Context
 from monitor.models import Alert, InformantReport
 from monitor.records import parse_obj
-from monitor.reliability import informant_reliability, shrunk
+from monitor.reliability import corroborate, informant_reliability, shrunk
 from monitor.store import Submission
 
 COUNTY = "430903"
@@ -136,3 +136,43 @@ async def test_untrue_lowers_reliability_and_the_informants_precursors_weigh_les
     assert weights["G3"] == pytest.approx(0.8 / 0.7)
     print("risk scores with the same precursor:", scores)
     assert scores["P2"] - scores["P1"] >= 1.0  # 12.6 vs 11.0 when measured
+
+
+async def test_a_second_informant_or_a_petition_corroborates_a_lone_report_stays_unsettled(
+    ctx: Context,
+) -> None:
+    await ctx.store.store(
+        "point",
+        [point("P1", "赫山甲建筑公司"), point("P2", "赫山乙建筑公司"), point("P3", "赫山丙公司")],
+    )
+    precursor = {"event_type": "precursor", "people_involved": 0, "description": "工资推迟发放"}
+    await ctx.store.store(
+        "report",
+        [
+            report("A1", "inf-a", "P1", **precursor),
+            report("B1", "inf-b", "P1", **precursor, occurred_at="2025-01-13T10:00:00+08:00"),
+            report("C1", "inf-c", "P2", **precursor),
+            report("C2", "inf-c", "P2", **precursor, occurred_at="2025-01-14T10:00:00+08:00"),
+            report("D1", "inf-d", "P3", **precursor),
+        ],
+    )
+    petition = {
+        "petition_id": "Q1",
+        "received_at": "2025-01-10T09:00:00+08:00",
+        "channel": "hotline_12351",
+        "region_code": COUNTY,
+        "point_id": "P3",
+        "people_involved": 3,
+        "summary": "反映丙公司拖欠工资",
+    }
+    await ctx.store.store("petition", [Submission(parse_obj("petition", petition), "http", "s")])
+    async with ctx.db.session() as session:
+        settled = await corroborate(session, ctx.clock.now(), timedelta(days=7))
+    # The same informant twice is no corroboration; another informant or a petition is.
+    assert sorted(settled) == ["A1", "B1", "D1"]
+    async with ctx.db.session() as session:
+        again = await corroborate(session, ctx.clock.now(), timedelta(days=7))
+        reliable = await informant_reliability(session, prior=0.7, prior_weight=4.0)
+    assert again == []
+    assert reliable["inf-a"].value == pytest.approx(0.76)
+    assert reliable["inf-c"].value == pytest.approx(0.7)

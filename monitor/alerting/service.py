@@ -3,7 +3,7 @@ escalation steps, ended silences and missed handling deadlines (`EscalationLoop`
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,8 +20,11 @@ from monitor.context import Context
 from monitor.logging import get_logger
 from monitor.loops import Waker, finish, seconds_until
 from monitor.models import Alert, AlertEvent, HandlingRecord, Silence
+from monitor.reliability import corroborate
 
 log = get_logger("labormon.alerting")
+#: How often the escalation loop looks for informants' reports that others confirm.
+CORROBORATE_EVERY = timedelta(minutes=1)
 
 
 class AlertingLoop:
@@ -68,6 +71,7 @@ class EscalationLoop:
         self.ctx = ctx
         self.book = book
         self.escalator = book.escalator
+        self._corroborated_at: datetime | None = None
 
     @classmethod
     def create(cls, ctx: Context) -> EscalationLoop | None:
@@ -108,7 +112,23 @@ class EscalationLoop:
                 break
         await self.end_silences(now)
         await self.handle_missed(now)
+        await self.corroborate(now)
         return await self.next_deadline()
+
+    async def corroborate(self, now: datetime) -> int:
+        """Informants' reports confirmed by another source are no longer 待核实."""
+        window = self.ctx.settings.handling.corroboration_window
+        if window <= timedelta(0):
+            return 0
+        # A cheap pass, but not on every wake-up: once per CORROBORATE_EVERY.
+        if self._corroborated_at is not None and now - self._corroborated_at < CORROBORATE_EVERY:
+            return 0
+        self._corroborated_at = now
+        async with self.ctx.db.session() as session:
+            settled = await corroborate(session, now, window)
+        if settled:
+            log.info("reports corroborated", reports=len(settled))
+        return len(settled)
 
     async def handle_missed(self, now: datetime) -> int:
         """Missed handling deadlines: each opens its `overdue_handling` alert (whose first
