@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import labels as glossary
-from monitor.models import Alert, AlertEvent, Region
+from monitor.models import Alert, AlertEvent, HandlingRecord, Region
 from monitor.safetext import one_line
 
 LEVEL_NAMES = glossary.LEVEL_NAMES
@@ -321,7 +321,22 @@ class MessageBuilder:
             "created_at": local_text(alert.created_at, self.zone),
             "sent_for": local_text(now, self.zone),
             "ack_url": None,
+            "verification": await self._verification(session, alert),
         }
+
+    async def _verification(self, session: AsyncSession, alert: Alert) -> str:
+        """An event is 待核实 until a verify record (CONTRACT §8), whatever its level."""
+        if alert.kind != "event" or alert.id is None:
+            return ""
+        verdict = await session.scalar(
+            select(HandlingRecord.fields)
+            .where(HandlingRecord.alert_id == alert.id, HandlingRecord.kind == "verify")
+            .order_by(HandlingRecord.id.desc())
+            .limit(1)
+        )
+        if verdict is None:
+            return "待核实"
+        return "核实" + VERDICT_NAMES.get(str((verdict or {}).get("verdict")), "")
 
 
 def subject_for(body: dict[str, Any]) -> str:

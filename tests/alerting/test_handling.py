@@ -72,6 +72,9 @@ async def test_level_ii_verified_at_1_59_is_never_reminded(
 ) -> None:
     t0 = pipeline.clock.now()
     alert = await stoppage(pipeline)
+    # The first report is 待核实 on every channel until someone verifies it.
+    first = mail.to(leaders["county"].email)[0]
+    assert "核实：待核实" in first.text() and "待核实" in first.html()
     await pipeline.at(t0 + 2 * H - 61 * S)  # 1:58:59
     await pipeline.at(t0 + 2 * H - 60 * S)  # 1:59
     await file(pipeline, alert.id, leaders["county"].id, kind="verify", verdict="true", text="属实")
