@@ -124,6 +124,10 @@ class DatabaseConfig(Section):
     url: str = DEFAULT_DB_URL
     #: Connection pool size on PostgreSQL (SQLite uses one writer at a time anyway).
     pool_size: int = Field(default=10, ge=1, le=200)
+    #: While the database is unreachable (an outage, a restart, not up yet at start) the
+    #: daemon's loops retry with a back-off doubling from retry_min up to retry_max.
+    retry_min: Duration = timedelta(seconds=0.5)
+    retry_max: Duration = timedelta(seconds=10)
 
     @field_validator("url")
     @classmethod

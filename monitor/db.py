@@ -24,6 +24,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -173,3 +174,20 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
 
 def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the same transaction later can succeed (the database is away,
+    busy, or chose this transaction as a deadlock victim)."""
+    if isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        # 08 connection, 40 rollback (deadlock, serialization), 53 resources, 57 shutdown.
+        if isinstance(state, str) and state[:2] in {"08", "40", "53", "57"}:
+            return True
+    return False

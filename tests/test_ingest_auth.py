@@ -142,7 +142,9 @@ async def test_broker_with_generated_auth_files_keeps_accounts_apart(
         ("informant", "inf-gone"),
         ("point", "P000"),
     ]:
-        new = await ctx.accounts.add(kind=kind, account_id=account_id, region_code="430902")
+        # The stream's reports come from every county: the informants cover the city.
+        region = "430900" if kind == "informant" else "430902"
+        new = await ctx.accounts.add(kind=kind, account_id=account_id, region_code=region)
         secrets[account_id] = new.mqtt_password
     await ctx.accounts.revoke("inf-gone")
     result = cli("mqtt", "auth-files", str(tmp_path / "auth"), db_url=db_url)
