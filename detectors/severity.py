@@ -1,6 +1,6 @@
 """Event severity: the level I-IV of one informant report or petition, at once.
 
-CONTRACT §5 defaults: I for 100 or more people, or for road blocking, a threat of
+interfaces §5 defaults: I for 100 or more people, or for road blocking, a threat of
 self-harm (`extreme_act`) or storming an office whatever the number; II for 30-99;
 III for 10-29; IV below 10. Road blocking, storming and self-harm are also recognised in
 the free text ("堵路", "冲击政府", "扬言跳楼"), because informants often file them as a
@@ -8,7 +8,7 @@ gathering or a petition. A death in a dispute is I. An owner who absconds (老�
 immediate on-site response (DOMAIN) and is II by default.
 
 Every petition and every informant report that involves people or an online post is a
-reported event with a level (CONTRACT §5): the informant system exists so that what
+reported event with a level (interfaces §5): the informant system exists so that what
 informants see reaches the county at once, and a single worker's hotline call is still a
 case the county must know of. Small ones are IV, which goes to the county's daily digest
 rather than to anyone's phone; they also feed the surge and risk scores. Above that floor
@@ -61,7 +61,7 @@ ALWAYS_I = frozenset({"road_blocking", "extreme_act"})
 
 @dataclass(frozen=True)
 class SeverityPolicy:
-    """Thresholds of CONTRACT §5 (configurable)."""
+    """Thresholds of interfaces §5 (configurable)."""
 
     level_i_people: int = 100
     level_ii_people: int = 30

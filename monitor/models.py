@@ -1,4 +1,4 @@
-"""The storage schema: SQLAlchemy 2 models for everything in CONTRACT.md.
+"""The storage schema: SQLAlchemy 2 models for everything in docs/interfaces.md.
 
 Conventions that every stage relies on:
 - every input record is keyed by its own id and carries `payload_hash` (its normalised
@@ -124,7 +124,7 @@ class Account(Base):
     """Who may send or receive: informants, monitoring points, petition sources, leaders.
 
     Tokens and MQTT passwords are stored only as hashes; names and phones are personal
-    data (CONTRACT §7) and are stored encrypted.
+    data (interfaces §7) and are stored encrypted.
     """
 
     __tablename__ = "accounts"

@@ -1,4 +1,4 @@
-"""The records that come in (CONTRACT §2), validated the same way on every channel.
+"""The records that come in (interfaces §2), validated the same way on every channel.
 
 MQTT, HTTP and `labormon import` all validate with these models: JSON payloads
 in strict mode (`parse_json`: "12" is not a number), CSV/XLSX cells in lax mode

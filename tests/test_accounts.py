@@ -61,7 +61,7 @@ async def test_add_refuses_bad_requests(ctx: Context) -> None:
     for kwargs, message in cases:
         with pytest.raises(AccountError, match=message):
             await ctx.accounts.add(**kwargs)  # type: ignore[arg-type]
-    # A point's account may come before the point's registry entry (CONTRACT §4 sets no
+    # A point's account may come before the point's registry entry (interfaces §4 sets no
     # order); the operator is told, and wage reports wait for the point to be imported.
     early = await ctx.accounts.add(kind="point", account_id="P404", region_code="430902")
     assert any("not registered yet" in w for w in early.warnings)

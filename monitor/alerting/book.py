@@ -205,7 +205,7 @@ class AlertBook:
 
     async def _personal_values(self, session: AsyncSession, finding: Finding) -> dict[str, str]:
         """Personal values behind the finding's sources, each with its stand-in: what a
-        careless detector could have copied into a title (CONTRACT §7)."""
+        careless detector could have copied into a title (interfaces §7)."""
         ids = [str(s) for s in (finding.evidence or {}).get("source_ids") or []][:200]
         if not ids:
             return {}
@@ -512,7 +512,7 @@ async def _regions_within(session: AsyncSession, scope: str) -> list[str]:
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
-    """The CONTRACT §4 shape of an alert (`labormon alerts list --json`)."""
+    """The interfaces §4 shape of an alert (`labormon alerts list --json`)."""
     return {
         "id": alert.id,
         "kind": alert.kind,

@@ -1,6 +1,6 @@
 """The daily digest of level IV (一般, blue) alerts, one email per county contact.
 
-Level IV alerts reach the county through this digest instead of a message each (CONTRACT
+Level IV alerts reach the county through this digest instead of a message each (interfaces
 §5). At `alerting.digest.at` local time, each county's digest lists its level IV alerts
 still open or raised in the last day. Exactly once across daemons: the daemon whose
 `job_runs(job, key)` insert succeeds writes the county's deliveries in the same

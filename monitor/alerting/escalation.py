@@ -1,4 +1,4 @@
-"""Escalation: the policy of each level (CONTRACT §5, configurable) and the loop that
+"""Escalation: the policy of each level (interfaces §5, configurable) and the loop that
 carries alerts up the tiers county -> city -> province until someone acknowledges.
 
 All state lives in the alert's columns: `escalation_started_at` (when this round began;
