@@ -14,9 +14,11 @@ from monitor.accounts import AccountError, check_mosquitto_hash, hash_token
 from monitor.cli import app
 from monitor.context import Context
 from monitor.models import Account
+from tests.conftest import SECRET
 from tests.support.broker import Broker
 
-runner = CliRunner()
+# The installation's key (a PostgreSQL store refuses to make one of its own).
+runner = CliRunner(env={"LABORMON_SECRET_KEY": SECRET})
 
 
 async def test_add_stores_only_hashes_and_encrypts_identity(ctx: Context) -> None:
