@@ -25,7 +25,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from ingest.topics import KIND_SEGMENT, SENDER_KIND, alerts_topic, errors_topic, input_filters
+from ingest.topics import (
+    KIND_SEGMENT,
+    SENDER_KIND,
+    alerts_topic,
+    errors_topic,
+    input_filters,
+    probe_topic,
+)
 from monitor.accounts import Accounts
 from monitor.db import Database
 from monitor.models import Account, Region
@@ -90,6 +97,11 @@ def build(accounts: list[Account], regions: list[tuple[str, str | None]], prefix
             rules += [
                 f"topic write {errors_topic(prefix, '+')}",
                 f"topic write {alerts_topic(prefix, '+')}",
+            ]
+            # `labormon doctor` proves the daemon may read each input with a probe.
+            rules += [
+                f"topic write {probe_topic(prefix, segment, account.id)}"
+                for segment in KIND_SEGMENT.values()
             ]
         else:
             result.skipped.append((account.id, f"no broker rights for kind {account.kind}"))

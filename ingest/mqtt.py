@@ -47,7 +47,7 @@ from ingest.pipeline import (
     is_transient,
     record_id_from_payload,
 )
-from ingest.topics import errors_topic, input_filters, parse_input_topic, shared
+from ingest.topics import errors_topic, input_filters, is_probe, parse_input_topic, shared
 from monitor.clock import Clock
 from monitor.context import Context
 from monitor.db import Database
@@ -470,6 +470,10 @@ class MqttIngest:
 
     def _handle(self, conn: _Connection, message: aiomqtt.Message) -> None:
         topic = message.topic.value
+        if is_probe(self.prefix, topic):  # `labormon doctor` checking the ACL: not input
+            if message.qos > 0 and conn.open:
+                conn.client._client.ack(message.mid, message.qos)
+            return
         target = parse_input_topic(self.prefix, topic)
         payload = message.payload
         if isinstance(payload, bytes | bytearray):

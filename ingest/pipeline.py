@@ -87,10 +87,6 @@ REASON_TEXT_ZH: dict[str, str] = {
 #: What an account id (and so the id in a topic) looks like; see monitor.accounts.
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 
-# A JSON \u0000 escape (an odd number of backslashes before u0000): PostgreSQL can keep
-# NUL neither in text nor in jsonb, so it is refused on every backend alike.
-_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -196,8 +192,6 @@ def validate(env: Envelope, max_bytes: int) -> Envelope:
             "invalid_encoding",
             FieldError(None, f"not UTF-8 (byte 0x{env.payload[exc.start]:02X} at {exc.start})"),
         )
-    if _NUL_ESCAPE.search(env.payload):
-        return env.refuse("invalid_field", FieldError(None, "text must not contain \\u0000"))
     try:
         record = parse_json(env.kind, env.payload)
     except ValidationError as exc:
@@ -264,6 +258,8 @@ def classify_store_error(kind: str, error: FieldError) -> str:
     """Reason code of a refusal by the store (it checks against what is already stored)."""
     if error.field == RECORD_TYPES[kind].id_field or "already" in error.reason:
         return "conflict"
+    if "outside" in error.reason or error.reason.startswith("only informant accounts"):
+        return "forbidden"
     if error.reason.startswith("unknown"):
         return "unknown_reference"
     return "invalid_field"

@@ -26,6 +26,7 @@ from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.context import Context
 from monitor.db import Database, is_transient
+from monitor.keycheck import verify_key
 from monitor.logging import get_logger
 
 log = get_logger("labormon.daemon")
@@ -210,6 +211,8 @@ class Daemon:
         stop = stop or self._signal_event()
         if not await self._wait_for_database(stop):
             return
+        # One store, one key: refuse (KeyMismatch) rather than write unreadable data.
+        await verify_key(self.ctx.db, self.ctx.privacy, self.ctx.clock)
         for factory in self._factories:
             service = factory(self.ctx, self)
             if service is not None:

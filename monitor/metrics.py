@@ -131,6 +131,11 @@ class Metrics:
             ["service"],
             registry=registry,
         )
+        self.decrypt_failures = Counter(
+            "labormon_decrypt_failures",
+            "Personal data that did not decrypt with this daemon's key (wrong key, damage).",
+            registry=registry,
+        )
         self.mqtt_sessions_rescued = Counter(
             "labormon_mqtt_sessions_rescued",
             "Sessions of stopped peer daemons taken over and drained.",

@@ -35,12 +35,18 @@ from monitor import bus
 from monitor.alerting.contacts import Contact
 from monitor.alerting.messages import subject_for
 from monitor.alerting.metrics import alerting_metrics
-from monitor.alerting.notifiers import DeliveryError, Notifier, NotifierEnv, build_notifiers
+from monitor.alerting.notifiers import (
+    ComposeError,
+    DeliveryError,
+    Notifier,
+    NotifierEnv,
+    build_notifiers,
+)
 from monitor.context import Context
 from monitor.db import is_transient
 from monitor.logging import get_logger
 from monitor.loops import Waker, finish, seconds_until
-from monitor.models import Alert, ChannelHealth, Delivery, DeliveryAttempt
+from monitor.models import Alert, AlertEvent, ChannelHealth, Delivery, DeliveryAttempt
 
 log = get_logger("labormon.outbox")
 
@@ -380,6 +386,18 @@ class OutboxSender:
             elif error.permanent:
                 row.status, row.last_error, row.claimed_until = "failed", str(error)[:2000], None
                 outcome = "failed"
+                if isinstance(error, ComposeError) and row.alert_id is not None:
+                    # On the alert's timeline in the console: an operator must look.
+                    session.add(
+                        AlertEvent(
+                            alert_id=row.alert_id,
+                            at=now,
+                            event="DeliveryComposeFailed",
+                            actor="system",
+                            reason=str(error)[:500],
+                            details={"delivery_id": row.id, "channel": channel},
+                        )
+                    )
             elif now - row.created_at >= self.config.give_up_after:
                 row.status, row.claimed_until = "failed", None
                 row.last_error = f"gave up after {row.attempts} attempts: {error}"[:2000]
@@ -399,6 +417,14 @@ class OutboxSender:
                 outcome = "retry"
             health = await self._update_health(session, channel, recipient, error, now, outcome)
         self.metrics.deliveries.labels(channel, outcome).inc()
+        if isinstance(error, ComposeError):
+            self.metrics.compose_errors.labels(channel).inc()
+            log.error(
+                "message could not be composed; failed without retrying",
+                delivery=delivery.id,
+                channel=channel,
+                error=str(error)[:300],
+            )
         if outcome == "sent":
             self.metrics.delivery_latency.labels(channel).observe(
                 max(0.0, (now - delivery.created_at).total_seconds())
