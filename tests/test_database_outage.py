@@ -75,6 +75,7 @@ async def test_postgresql_gone_30s_under_a_stream_of_1000_then_all_stored_once(
     ctx.settings.mqtt.url = own_broker.url
     ctx.settings.mqtt.client_id = "outage-daemon"
     await prepare(ctx)
+    clerk = await ctx.accounts.add(kind="informant", account_id="inf-http", region_code="430902")
     daemon = Daemon(ctx)  # every service: intake, detectors, alerting, outbox, ...
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
@@ -102,6 +103,14 @@ async def test_postgresql_gone_30s_under_a_stream_of_1000_then_all_stored_once(
                 seen_503 = body
             assert not task.done(), "the daemon stopped during the outage"
             await asyncio.sleep(2)
+        # HTTP intake says so at once rather than hanging until its timeout.
+        body_http = dict(publisher.message("http", 2, "reports").payload)
+        body_http["informant_id"] = "inf-http"
+        started = asyncio.get_running_loop().time()
+        answer = await _post(daemon, "/api/v1/reports", body_http, clerk.token)
+        assert answer.status_code == 503, answer.text
+        assert "database" in answer.json()["detail"]
+        assert asyncio.get_running_loop().time() - started < 5
         assert seen_503 is not None
         assert seen_503["status"] == "error"
         assert any("database (PostgreSQL) unreachable" in r for r in seen_503["reasons"])
@@ -153,3 +162,13 @@ async def test_started_while_the_database_is_down_it_waits_then_runs(
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def _post(daemon: Daemon, path: str, body: dict[str, Any], token: str) -> httpx.Response:
+    http = service(daemon, HttpService)
+    assert isinstance(http, HttpService)
+    transport = httpx.ASGITransport(app=http.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://daemon") as client:
+        return await client.post(
+            path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
