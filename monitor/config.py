@@ -135,7 +135,7 @@ class DatabaseConfig(Section):
         scheme = value.split(":", 1)[0].split("+", 1)[0]
         if scheme not in {"sqlite", "postgresql", "postgres"}:
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
-        return value
+        return _not_placeholder(value)
 
 
 class MqttConfig(Section):
