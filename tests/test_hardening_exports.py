@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, timedelta
+from pathlib import Path
 
 from monitor.clock import SHANGHAI
 from monitor.context import Context
@@ -63,3 +64,29 @@ async def test_the_monthly_report_csv_holds_no_formula(ctx: Context) -> None:
             assert not cell.startswith(("=", "+", "@", "\t", "\r")), row
             assert not cell.startswith("-") or cell.lstrip("-").replace(".", "").isdigit(), row
     assert "'" + FORMULAS[0] in labels
+
+
+async def test_an_xlsx_that_unpacks_too_large_is_refused_before_it_is_read(
+    ctx: Context, tmp_path: Path
+) -> None:
+    """The zip-bomb bound of `.xlsx` imports: openpyxl reads rows lazily, but not the
+    shared strings; the declared unpacked size is checked first."""
+    from openpyxl import Workbook
+
+    from ingest.files import FileImporter
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["petition_id", "received_at", "channel", "region_code", "people_involved"])
+    sheet.append(["XB-1", "2025-01-10T10:00:00+08:00", "visit", "430902", 1])
+    sheet.append(["XB-2", "2025-01-10T10:00:00+08:00", "visit", "430902", 1, "啊" * 100_000])
+    path = tmp_path / "petitions.xlsx"
+    book.save(path)
+    assert path.stat().st_size < 200_000  # the long text compresses to almost nothing
+    report = await FileImporter(ctx.store, xlsx_max_unpacked=100_000).run(path)
+    assert report.stored == 0
+    assert len(report.errors) == 1
+    assert "unpacks to" in report.errors[0].reason
+    fine = await FileImporter(ctx.store).run(path)
+    assert fine.stored == 2
