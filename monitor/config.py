@@ -89,7 +89,7 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
     if isinstance(value, str):
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
     return value
@@ -688,6 +688,10 @@ class AlertingConfig(Section):
     poll_interval: Duration = timedelta(seconds=10)
     #: How long an acknowledge link in an email stays valid.
     ack_link_ttl: Duration = timedelta(hours=72)
+    #: Levels whose acknowledge links work only for the leader they were sent to once
+    #: signed in (console session or API token): a forwarded mail alone acknowledges
+    #: nothing and shows nothing. Empty: links work for whoever holds them.
+    ack_link_login_levels: list[Literal["I", "II", "III", "IV"]] = ["I", "II"]
     #: Whether a silence may hold back level I (特别重大) alerts too.
     silences_cover_level_i: bool = False
     #: Publish alert events on `{mqtt.topic_prefix}/alerts/{region_code}`.

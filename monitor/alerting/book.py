@@ -78,7 +78,11 @@ class AlertBook:
         self.metrics = alerting_metrics(ctx.metrics)
         self.outbox = Outbox(batch_window=config.batch_window, postgres=ctx.db.is_postgres)
         self.links = AckLinks(
-            ctx.privacy, ctx.clock, ctx.settings.http.base_url, config.ack_link_ttl
+            ctx.privacy,
+            ctx.clock,
+            ctx.settings.http.base_url,
+            config.ack_link_ttl,
+            login_levels=frozenset(config.ack_link_login_levels),
         )
         self.dispatcher = Dispatcher(ctx.settings, self.outbox, self.links, self.metrics)
         self.policies = Policies(ctx.settings)
