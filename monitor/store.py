@@ -515,6 +515,7 @@ class RecordStore:
             "category": rec.category,
             "people_involved": rec.people_involved,
             "description": rec.description,
+            "follows": rec.follows,
         }
 
 
