@@ -13,6 +13,7 @@ from monitor.config import Settings
 from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.privacy import Privacy, load_secret
+from monitor.regions import catalogue
 from monitor.store import CategoryInferrer, RecordStore
 
 
@@ -42,7 +43,12 @@ class Context:
         db = db or Database(settings.database.url, pool_size=settings.database.pool_size)
         privacy = Privacy(load_secret(settings.security))
         store = RecordStore(
-            db, privacy, clock, zone=settings.organisation.zone, infer_category=infer_category
+            db,
+            privacy,
+            clock,
+            zone=settings.organisation.zone,
+            infer_category=infer_category,
+            catalogue=catalogue(settings.organisation.regions_file),
         )
         return cls(
             settings=settings,

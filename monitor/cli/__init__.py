@@ -79,6 +79,7 @@ COMMANDS = (
     "monitor.cli.mqtt",
     "monitor.cli.alerts",
     "monitor.cli.detect",
+    "monitor.cli.regions",
 )
 
 for _module in COMMANDS:

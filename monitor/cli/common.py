@@ -17,7 +17,10 @@ from sqlalchemy.engine import make_url
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.context import Context
 from monitor.daemon import make_context
-from monitor.logging import configure
+from monitor.logging import configure, get_logger
+from monitor.regionload import load_regions
+
+log = get_logger("labormon.cli")
 
 T = TypeVar("T")
 
@@ -91,6 +94,13 @@ async def open_context(settings: Settings, *, migrate: bool = True) -> AsyncIter
                 await ctx.db.migrate()
             except OSError as exc:
                 fail(f"cannot reach the database {safe_url(settings.database.url)}: {exc}")
+            # The installation's scope (a city, a province) from the GB/T 2260 list: a
+            # province installation needs no region typed in, and a renamed code follows.
+            loaded = await load_regions(
+                ctx.db, ctx.store.catalogue, settings.organisation.scope_code
+            )
+            if loaded.added or loaded.changed:
+                log.info("regions loaded", summary=loaded.summary())
         yield ctx
     finally:
         await ctx.close()
