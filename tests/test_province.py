@@ -4,10 +4,13 @@ each mailed to its own leaders once across two daemons; the console's scope by t
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from datetime import date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -15,13 +18,14 @@ from monitor.clock import FrozenClock
 from monitor.config import Settings
 from monitor.context import Context
 from monitor.daemon import Daemon, make_context
-from monitor.models import Delivery, Document, JobRun
+from monitor.models import Delivery, Document, JobRun, RiskScore
 from monitor.records import parse_row
 from monitor.regionload import load_regions
 from monitor.regions import CITY, COUNTY, catalogue
 from monitor.report import make_document
 from monitor.report.service import JOB
 from monitor.store import Submission
+from monitor.web.app import create_app
 from tests.support.mail import MailSink
 
 PROVINCE = "430000"
@@ -156,3 +160,76 @@ async def test_a_city_report_holds_its_counties_and_the_province_compares_cities
     assert tables["t-county"].header[0] == "市州"
     assert tables["t-county-rank"].rows[0][0] == "1"
     assert cat.get("430100").tier == CITY
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_console_shows_a_province_leader_every_city_and_a_city_leader_its_own(
+    ctx: Context, tmp_path: Path
+) -> None:
+    cat = catalogue()
+    await load_regions(ctx.db, cat, PROVINCE)
+    ctx.settings.organisation.scope_code = PROVINCE
+    ctx.settings.console.mail_dir = str(tmp_path / "mail")
+    counties = [e for e in cat.subtree(PROVINCE) if e.tier == COUNTY]
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        # Every county scored; the higher the code, the riskier (so ranks are known).
+        session.add_all(
+            RiskScore(
+                entity_type="county",
+                entity_id=c.code,
+                region_code=c.code,
+                score=float(i),
+                level="III" if i > 100 else None,
+                factors=[],
+                as_of=now,
+                scored_at=now,
+            )
+            for i, c in enumerate(counties)
+        )
+        session.add_all(
+            Document(
+                kind="monthly_report",
+                key=key,
+                filename=f"{name}.docx",
+                content_type="application/octet-stream",
+                data=b"x",
+                created_at=now,
+            )
+            for key, name in [
+                ("2025-01", "湖南省月报"),
+                ("2025-01/430100", "长沙市月报"),
+                ("2025-01/430800", "张家界市月报"),
+            ]
+        )
+    province = await ctx.accounts.add(kind="leader", account_id="lead-430000", region_code=PROVINCE)
+    changsha = await ctx.accounts.add(kind="leader", account_id="lead-430100", region_code="430100")
+    app = create_app(ctx)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+        await client.post("/login", data={"token": province.token})
+        page = (await client.get("/risk")).text
+        shown_cities = re.findall(r'data-city="(\d{6})"', page)
+        assert shown_cities == [c.code for c in cat.children(PROVINCE)]
+        assert len(re.findall(r'data-county="(\d{6})"', page)) == 122
+        one = (await client.get("/risk?region=430800")).text
+        assert "风险 · 张家界市" in one
+        assert len(re.findall(r'data-county="(\d{6})"', one)) == 4
+        reports = (await client.get("/reports")).text
+        for name in ("湖南省月报.docx", "长沙市月报.docx", "张家界市月报.docx"):
+            assert name in reports
+
+        client.cookies.clear()
+        await client.post("/login", data={"token": changsha.token})
+        page = (await client.get("/risk")).text
+        assert re.findall(r'data-city="(\d{6})"', page) == []  # one city: no city tiles
+        shown = re.findall(r'data-county="(\d{6})"', page)
+        assert shown == [c.code for c in cat.children("430100")]
+        # Each county in context: its rank in Changsha (9 counties) and in Hunan (122).
+        last = cat.children("430100")[-1]
+        rank_in_province = 122 - counties.index(last)
+        assert f"长沙市第 1/9 · 全省第 {rank_in_province}/122" in page
+        assert (await client.get("/risk?region=430800")).status_code == 403
+        reports = (await client.get("/reports")).text
+        assert "长沙市月报.docx" in reports
+        assert "湖南省月报.docx" not in reports and "张家界市月报.docx" not in reports
