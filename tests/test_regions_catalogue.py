@@ -150,3 +150,13 @@ def test_regions_load_on_the_command_line(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "439999 is not a GB/T 2260 region code" in bad.stderr
+
+
+def test_scope_code_and_its_old_name_city_code() -> None:
+    assert load_settings().organisation.scope_code == "430900"  # the default: Yiyang
+    old = load_settings(overrides={"organisation": {"city_code": "430100"}}).organisation
+    assert (old.scope_code, old.city_code, old.province_code) == ("430100", "430100", "430000")
+    province = load_settings(overrides={"organisation": {"scope_code": "440000"}}).organisation
+    assert (province.scope_code, province.province_code) == ("440000", "440000")
+    city = load_settings(overrides={"organisation": {"scope_code": "440300"}}).organisation
+    assert (city.city_code, city.province_code) == ("440300", "440000")
