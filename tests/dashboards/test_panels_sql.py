@@ -177,9 +177,7 @@ SCENARIOS = [
 ]
 
 
-async def variable_options(
-    conn: asyncpg.Connection, board: dict[str, Any]
-) -> dict[str, Variable]:
+async def variable_options(conn: asyncpg.Connection, board: dict[str, Any]) -> dict[str, Variable]:
     """Every region variable at "All", resolved in order as Grafana does (province ->
     city -> county, each query expanded with the ones before it)."""
     resolved: dict[str, Variable] = {}
