@@ -229,7 +229,7 @@ def default_model() -> CategoryModel:
 
 
 def infer_category(text: str) -> str:
-    """The most likely category of a petition summary (one of CONTRACT's categories)."""
+    """The most likely category of a petition summary (one of the categories of interfaces §2)."""
     return default_model().predict(text)
 
 

@@ -280,7 +280,7 @@ class _Events:
 
 
 class PanelBuilder:
-    """Collects rows (dicts with CONTRACT field names, plus `source` and `ingested_at`
+    """Collects rows (dicts with the field names of interfaces §2, plus `source` and `ingested_at`
     when they come from the database) and builds a `Panel`."""
 
     def __init__(self, zone: tzinfo = SHANGHAI, *, trust_record_dates: bool = False) -> None:

@@ -1,13 +1,13 @@
 """Event severity: the level I-IV of one informant report or petition, at once.
 
-CONTRACT §5 defaults: I for 100 or more people, or for road blocking, a threat of
+interfaces §5 defaults: I for 100 or more people, or for road blocking, a threat of
 self-harm (`extreme_act`) or storming an office whatever the number; II for 30-99;
 III for 10-29; IV below 10. Road blocking, storming and self-harm are also recognised in
 the free text ("堵路", "冲击政府", "扬言跳楼"), because informants often file them as a
 gathering or a petition. A death in a dispute is I. An owner who absconds (老板跑路) calls for an
 immediate on-site response (DOMAIN) and is II by default.
 
-What is an event (CONTRACT §5): every informant report of an incident or a precursor; a
+What is an event (interfaces §5): every informant report of an incident or a precursor; a
 petition only when it is collective (5 or more people), over the level (越级访), or
 carries an always-I, owner-gone or death signal. Every other petition is stored, counted
 (the county's daily digest) and used by every detector, and raises no alert of its own;
@@ -73,7 +73,7 @@ DEMANDS = {
 
 @dataclass(frozen=True)
 class SeverityPolicy:
-    """Thresholds of CONTRACT §5 (configurable)."""
+    """Thresholds of interfaces §5 (configurable)."""
 
     level_i_people: int = 100
     level_ii_people: int = 30
@@ -261,7 +261,7 @@ def event_finding(
 
     Its entity is the enterprise (the monitoring point, or the name an unregistered one
     was reported under), so that the alerting stage can join the events of one incident
-    (CONTRACT §5); a record that names no enterprise is an incident of its own."""
+    (interfaces §5); a record that names no enterprise is an incident of its own."""
     if severity.level is None:
         return None
     is_petition = record_kind == "petition"
@@ -295,7 +295,7 @@ def event_finding(
         entity_type=entity_type,
         entity_id=entity_id,
         region_code=str(record["region_code"]),
-        # Events carry no risk score (CONTRACT §5): the level says how serious.
+        # Events carry no risk score (interfaces §5): the level says how serious.
         score=0.0,
         level=severity.level,
         title=title,
@@ -328,7 +328,7 @@ def cluster_finding(
     level: str,
 ) -> FindingDraft:
     """One event for several distinct petitions about one enterprise within `days`
-    (CONTRACT §5): it lists them; later ones in the window join it."""
+    (interfaces §5): it lists them; later ones in the window join it."""
     ids = [pid for pid, _ in petitions]
     last = max(at for _, at in petitions)
     entity_id = point_id or f"{region_code}:{name}"

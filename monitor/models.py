@@ -1,4 +1,4 @@
-"""The storage schema: SQLAlchemy 2 models for everything in CONTRACT.md.
+"""The storage schema: SQLAlchemy 2 models for everything in docs/interfaces.md.
 
 Conventions that every stage relies on:
 - every input record is keyed by its own id and carries `payload_hash` (its normalised
@@ -124,7 +124,7 @@ class Account(Base):
     """Who may send or receive: informants, monitoring points, petition sources, leaders.
 
     Tokens and MQTT passwords are stored only as hashes; names and phones are personal
-    data (CONTRACT §7) and are stored encrypted.
+    data (interfaces §7) and are stored encrypted.
     """
 
     __tablename__ = "accounts"
@@ -253,7 +253,7 @@ class InformantReport(Base):
     account_id: Mapped[str | None] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     severity_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    #: The `report_id` of an earlier report this one follows up (CONTRACT §5): it joins
+    #: The `report_id` of an earlier report this one follows up (interfaces §5): it joins
     #: that report's alert.
     follows: Mapped[str | None] = mapped_column(String(64))
 
@@ -421,7 +421,7 @@ class Alert(Base):
     #: `dedup_key` adds the incident's first record.
     entity_key: Mapped[str | None] = mapped_column(String(200), index=True)
     #: When the incident's first and latest events happened (their own `occurred_at` /
-    #: `received_at`); the latest decides whether a new event joins (CONTRACT §5).
+    #: `received_at`); the latest decides whether a new event joins (interfaces §5).
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

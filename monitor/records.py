@@ -1,4 +1,4 @@
-"""The records that come in (CONTRACT §2), validated the same way on every channel.
+"""The records that come in (interfaces §2), validated the same way on every channel.
 
 MQTT, HTTP and `labormon import` all validate with these models: JSON payloads
 in strict mode (`parse_json`: "12" is not a number), CSV/XLSX cells in lax mode
@@ -329,7 +329,7 @@ class InformantReportIn(Record):
     people_involved: Annotated[int, Field(ge=0, le=1_000_000)]
     description: LongText = ""
     #: The `report_id` of an earlier report (by any informant) this one follows up: it
-    #: joins that report's alert (CONTRACT §5).
+    #: joins that report's alert (interfaces §5).
     follows: RecordId | None = None
 
     @model_validator(mode="after")

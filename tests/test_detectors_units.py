@@ -233,7 +233,7 @@ def test_petition_levels() -> None:
             policy=policy,
         ).level
 
-    # Every petition is a reported event (CONTRACT §5): below 10 people it is IV.
+    # Every petition is a reported event (interfaces §5): below 10 people it is IV.
     assert level(1) == "IV"
     assert level(4) == "IV"
     assert level(5) == "IV"
