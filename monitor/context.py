@@ -13,6 +13,7 @@ from monitor.config import Settings
 from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.privacy import Privacy, load_secret
+from monitor.regions import catalogue
 from monitor.store import CategoryInferrer, PeopleReader, RecordStore
 
 
@@ -43,7 +44,9 @@ class Context:
         or 0."""
         clock = clock or SystemClock()
         db = db or Database(settings.database.url, pool_size=settings.database.pool_size)
-        privacy = Privacy(load_secret(settings.security))
+        # SQLite lives on one host: a first start may make its key. PostgreSQL is shared by
+        # hosts, so its key must be given (a missing one is SecretKeyError, not a new key).
+        privacy = Privacy(load_secret(settings.security, create=db.dialect == "sqlite"))
         store = RecordStore(
             db,
             privacy,
@@ -51,6 +54,7 @@ class Context:
             zone=settings.organisation.zone,
             infer_category=infer_category,
             read_people=read_people,
+            catalogue=catalogue(settings.organisation.regions_file),
         )
         return cls(
             settings=settings,
@@ -60,6 +64,9 @@ class Context:
             store=store,
             accounts=Accounts(db, clock, privacy),
         )
+
+    def __post_init__(self) -> None:
+        self.privacy.on_decrypt_failure = self.metrics.decrypt_failures.inc
 
     async def close(self) -> None:
         await self.db.dispose()

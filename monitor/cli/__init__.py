@@ -79,6 +79,9 @@ COMMANDS = (
     "monitor.cli.mqtt",
     "monitor.cli.alerts",
     "monitor.cli.detect",
+    "monitor.cli.ops",
+    "monitor.cli.doctor",
+    "monitor.cli.regions",
 )
 
 for _module in COMMANDS:

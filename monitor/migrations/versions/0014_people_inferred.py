@@ -1,7 +1,7 @@
 """petitions/informant_reports.people_inferred: the number of people read from the text
 
 Revision ID: 0014
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-07 00:00:00
 
 A petition or report that gives its number of people only in words ("上百名农民工") gets
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
