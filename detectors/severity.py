@@ -33,8 +33,12 @@ from detectors.panel import (
     FLAG_ROAD_BLOCK,
     FLAG_SELF_HARM,
     FLAG_STORMING,
+    ROAD_BLOCK,
+    SELF_HARM,
+    STORMING,
     text_flags,
 )
+from detectors.textrules import threat_is_hearsay, threat_is_own
 
 DEATH = re.compile(r"死亡|身亡|遇难|猝死|died|death|killed", re.IGNORECASE)
 
@@ -156,23 +160,45 @@ def assess(
     # reports talk of a plan, not the act: serious (III, someone must go and look), but
     # not the 特别重大 of the act itself. A threat of self-harm is the act (DOMAIN.md).
     talk_only = kind in ("precursor", "online_opinion")
+    # A rumour ("听说有人要去堵路", "网传有工人要跳楼") is checked first: III, as talk is.
     if flags & FLAG_ROAD_BLOCK and kind not in ALWAYS_I:
-        if talk_only:
+        if not talk_only and threat_is_hearsay(text, ROAD_BLOCK):
+            level = _higher(level, "III")
+            reasons.append(Factor("road_blocking_rumour", "传言有人要堵路，需核实并提前稳控", 70.0))
+        elif talk_only:
             level = _higher(level, "III")
             reasons.append(Factor("road_blocking_talk", "有人扬言堵路，需提前稳控", 70.0))
         else:
             level = "I"
             reasons.append(Factor("road_blocking_text", "堵塞道路，不论人数定为特别重大", 100.0))
     if flags & FLAG_STORMING and kind not in ALWAYS_I:
-        if talk_only:
+        if not talk_only and threat_is_hearsay(text, STORMING):
+            level = _higher(level, "III")
+            reasons.append(Factor("storming_rumour", "传言有人要冲击、围堵办公场所，需核实", 70.0))
+        elif talk_only:
             level = _higher(level, "III")
             reasons.append(Factor("storming_talk", "有人扬言冲击、围堵办公场所，需提前稳控", 70.0))
         else:
             level = "I"
             reasons.append(Factor("storming", "冲击、围堵机关或企业办公场所", 100.0))
     if flags & FLAG_SELF_HARM and kind != "extreme_act":
-        level = "I"
-        reasons.append(Factor("self_harm", "以自伤、跳楼等极端方式相威胁", 100.0))
+        if threat_is_hearsay(text, SELF_HARM):
+            level = _higher(level, "III")
+            reasons.append(
+                Factor("self_harm_rumour", "传言有人以跳楼等极端方式相威胁，需核实并稳控", 70.0)
+            )
+        else:
+            level = "I"
+            own = threat_is_own(text, SELF_HARM)
+            reasons.append(
+                Factor(
+                    "self_harm",
+                    "信访人本人以自伤、跳楼等极端方式相威胁"
+                    if own
+                    else "以自伤、跳楼等极端方式相威胁",
+                    100.0,
+                )
+            )
     if category == "injury" and DEATH.search(text):
         level = "I"
         reasons.append(Factor("death", "涉及人员死亡", 100.0))

@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -206,6 +207,8 @@ class Petition(Base):
     #: True when the category was inferred from the summary rather than given.
     category_inferred: Mapped[bool] = mapped_column(Boolean, default=False)
     people_involved: Mapped[int] = mapped_column(Integer)
+    #: True when the number of people was read from the summary (the field was 0 or missing).
+    people_inferred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     summary: Mapped[str] = mapped_column(Text)
     petitioner_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     petitioner_phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -246,6 +249,8 @@ class InformantReport(Base):
     event_type: Mapped[str] = mapped_column(String(16))
     category: Mapped[str | None] = mapped_column(String(20))
     people_involved: Mapped[int] = mapped_column(Integer)
+    #: True when the number of people was read from the description (the field was 0).
+    people_inferred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     description: Mapped[str] = mapped_column(Text)
     extra: Mapped[dict[str, Any] | None] = mapped_column(Json)
     payload_hash: Mapped[str] = mapped_column(String(64))

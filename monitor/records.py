@@ -295,7 +295,8 @@ class PetitionIn(Record):
     enterprise_name: ShortText | None = None
     #: Missing: inferred from `summary`.
     category: Category | None = None
-    people_involved: Annotated[int, Field(ge=1, le=1_000_000)]
+    #: Missing or 0: read from `summary` when it gives a number ("上百名农民工"), else 1.
+    people_involved: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     summary: LongText = ""
     petitioner_name: ShortText | None = None
     petitioner_phone: (
