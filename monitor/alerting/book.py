@@ -81,7 +81,11 @@ class AlertBook:
         self.metrics = alerting_metrics(ctx.metrics)
         self.outbox = Outbox(batch_window=config.batch_window, postgres=ctx.db.is_postgres)
         self.links = AckLinks(
-            ctx.privacy, ctx.clock, ctx.settings.http.base_url, config.ack_link_ttl
+            ctx.privacy,
+            ctx.clock,
+            ctx.settings.http.base_url,
+            config.ack_link_ttl,
+            login_levels=frozenset(config.ack_link_login_levels),
         )
         self.dispatcher = Dispatcher(ctx.settings, self.outbox, self.links, self.metrics)
         self.policies = Policies(ctx.settings)
@@ -230,7 +234,7 @@ class AlertBook:
     # ------------------------------------------------------------------ incidents
 
     async def _apply_event(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
-        """One alert per incident (CONTRACT §5): an event joins the open alert of its
+        """One alert per incident (interfaces §5): an event joins the open alert of its
         entity when it happened within `join_window` of that incident's last event, or
         the alert of the report it `follows`; otherwise it opens a new alert. Joining at
         level II or above, or raising the level, tells the tiers again (续报/新情况), even
@@ -546,7 +550,7 @@ class AlertBook:
 
     async def _personal_values(self, session: AsyncSession, finding: Finding) -> dict[str, str]:
         """Personal values behind the finding's sources, each with its stand-in: what a
-        careless detector could have copied into a title (CONTRACT §7)."""
+        careless detector could have copied into a title (interfaces §7)."""
         ids = [str(s) for s in (finding.evidence or {}).get("source_ids") or []][:200]
         if not ids:
             return {}
@@ -913,7 +917,7 @@ def _attach_risk(alert: Alert, factors: list[dict[str, Any]], kind: str) -> None
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
-    """The CONTRACT §4 shape of an alert (`labormon alerts list --json`)."""
+    """The interfaces §4 shape of an alert (`labormon alerts list --json`)."""
     return {
         "id": alert.id,
         "kind": alert.kind,

@@ -30,7 +30,7 @@ EVENT_TYPE_NAMES = glossary.EVENT_TYPES
 CATEGORY_NAMES = glossary.CATEGORIES
 TIER_NAMES = {"point": "监测点", "county": "区县级", "city": "市级", "province": "省级"}
 STATUS_NAMES = glossary.ALERT_STATUS
-#: Forecasts (CONTRACT §5): named by their colour band (橙色风险提示), never 特别重大.
+#: Forecasts (interfaces §5): named by their colour band (橙色风险提示), never 特别重大.
 RISK_KINDS = frozenset({"enterprise_risk", "county_risk", "petition_surge"})
 #: The heading of a message by why it is sent.
 PURPOSE_TITLES = {
@@ -229,9 +229,40 @@ def handling_text(d: dict[str, Any]) -> str:
     return f"{head}：{body}" if body else head
 
 
+# Characters that make markup in the robots' markdown (WeCom, DingTalk, Feishu's
+# lark_md, with their <font> and <at> tags): untrusted text gets the full-width twin,
+# which reads the same to a Chinese reader and means nothing to any of the three.
+_MARKDOWN_TWINS = str.maketrans(
+    {
+        "[": "［",
+        "]": "］",
+        "(": "（",
+        ")": "）",
+        "<": "＜",
+        ">": "＞",
+        "*": "＊",
+        "_": "＿",
+        "`": "｀",
+        "#": "＃",
+        "!": "！",
+        "|": "｜",
+        "~": "～",
+        "\\": "＼",
+        "&": "＆",
+        "=": "＝",
+    }
+)
+
+
+def markdown_text(value: Any) -> str:
+    """Untrusted text (a title, a company name) made inert in chat markdown: one line, no
+    markup, no bare link (a robot would make "http://..." clickable)."""
+    return one_line(value).translate(_MARKDOWN_TWINS).replace("://", "：//")
+
+
 @cache
 def templates() -> Environment:
-    return Environment(
+    env = Environment(
         loader=PackageLoader("monitor.alerting", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
         undefined=StrictUndefined,
@@ -239,6 +270,8 @@ def templates() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["md"] = markdown_text
+    return env
 
 
 class MessageBuilder:

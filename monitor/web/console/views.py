@@ -37,6 +37,7 @@ from monitor.web.console.auth import (
     csrf_token,
     end_sessions,
     make_cookie,
+    regions_below,
     same_origin,
     session_account,
     viewer_for,
@@ -336,13 +337,40 @@ def include(app: FastAPI, ctx: Context) -> None:
     # ------------------------------------------------------------------ risk
 
     @router.get("/risk", response_class=HTMLResponse)
-    async def risk_page(request: Request) -> Response:
+    async def risk_page(request: Request, region: str = "") -> Response:
         v = await viewer(request)
         if not v.regions or v.is_informant:
             return to_login(request) if not v.logged_in else RedirectResponse("/report", 303)
-        points = await queries.latest_risk(ctx, "point", v.regions)
-        tiles = await queries.county_tiles(ctx, v.regions)
-        return page(request, "risk.html", v, points=points[:100], total=len(points), tiles=tiles)
+        # A province's leader sees the province, each city (?region=<city>) and each county;
+        # a region outside the viewer's is refused, not silently widened.
+        shown = v.regions
+        if region:
+            if not v.sees_region(region):
+                return page(
+                    request,
+                    "error.html",
+                    v,
+                    status_code=403,
+                    message="这个地区不在您的管辖范围内。",
+                )
+            shown = await regions_below(ctx, region) & v.regions
+        points = await queries.latest_risk(ctx, "point", shown)
+        tiles = await queries.county_tiles(ctx, shown)
+        cities = await queries.city_tiles(
+            ctx, v.regions, await queries.county_tiles(ctx, v.regions)
+        )
+        names = await queries.region_names(ctx)
+        return page(
+            request,
+            "risk.html",
+            v,
+            points=points[:100],
+            total=len(points),
+            tiles=tiles,
+            cities=cities if len(cities) > 1 else [],
+            region=region,
+            region_name=names.get(region, ""),
+        )
 
     @router.get("/risk/points/{point_id}", response_class=HTMLResponse)
     async def point_page(request: Request, point_id: str) -> Response:
@@ -512,9 +540,16 @@ def include(app: FastAPI, ctx: Context) -> None:
                 status_code=404,
                 message="本系统未启用本地邮件箱(仅演示模式提供)。",
             )
-        if not v.is_leader and not console.anonymous_read:
+        # Never open to anonymous read: mails hold every leader's acknowledge links. A
+        # signed-in leader sees the mail sent to their own address only.
+        if not v.is_leader or v.account is None:
             return to_login(request)
-        return page(request, "mail.html", v, mails=list_mail(Path(console.mail_dir)))
+        own = _own_address(v)
+        mails = [m for m in list_mail(Path(console.mail_dir)) if own in {t.lower() for t in m.to}]
+        return page(request, "mail.html", v, mails=mails)
+
+    def _own_address(v: Viewer) -> str:
+        return (v.account.email or "").strip().lower() if v.account else ""
 
     @router.get("/mail/{name}", response_class=HTMLResponse)
     async def mail_view(request: Request, name: str) -> Response:
@@ -523,9 +558,14 @@ def include(app: FastAPI, ctx: Context) -> None:
         path = (directory / name) if directory else None
         if path is None or "/" in name or not path.is_file():
             return page(request, "error.html", v, status_code=404, message="没有这封邮件。")
-        if not v.is_leader and not console.anonymous_read:
+        if not v.is_leader or v.account is None:
             return to_login(request)
         message = read_mail(path)
+        recipients = {
+            t.strip().lower() for t in str(message.get("X-Labormon-Envelope-To", "")).split(",")
+        }
+        if not _own_address(v) or _own_address(v) not in recipients:
+            return page(request, "error.html", v, status_code=404, message="没有这封邮件。")
         text, html = bodies(message)
         return page(request, "mail_view.html", v, message=message, text=text, html=html, mail=name)
 
@@ -536,7 +576,7 @@ def include(app: FastAPI, ctx: Context) -> None:
         v = await viewer(request)
         if not reads_reports(v):
             return to_login(request) if not v.logged_in else RedirectResponse("/", 303)
-        docs = await queries.latest_documents(ctx)
+        docs = await queries.latest_documents(ctx, regions=v.regions if v.logged_in else None)
         return page(request, "reports.html", v, documents=docs)
 
     @router.get("/documents/{document_id}")
@@ -549,6 +589,8 @@ def include(app: FastAPI, ctx: Context) -> None:
         doc = await queries.document(ctx, document_id)
         if doc is None or doc.kind != "monthly_report":
             return page(request, "error.html", v, status_code=404, message="没有这份文件。")
+        if v.logged_in and not v.sees_region(queries.document_region(ctx, doc.key)):
+            return page(request, "error.html", v, status_code=403, message=REPORT_READERS)
         return Response(
             doc.data,
             media_type=doc.content_type,
