@@ -437,3 +437,28 @@ def local_day(ctx: Context, value: datetime) -> date:
 def point_filter(query: Any, text: str) -> Any:
     like = f"%{text}%"
     return query.where(or_(MonitoringPoint.point_id.like(like), MonitoringPoint.name.like(like)))
+
+
+async def enterprises(
+    ctx: Context, regions: Iterable[str], q: str = "", *, exact: bool = False, limit: int = 20
+) -> list[MonitoringPoint]:
+    """Registered enterprises (monitoring points) of the given counties whose name holds
+    `q` (or is `q`, with `exact`): what an informant may pick on the report form."""
+    codes = list(regions)
+    if not codes:
+        return []
+    query = select(MonitoringPoint).where(MonitoringPoint.region_code.in_(codes))
+    q = q.strip()
+    if exact:
+        query = query.where(MonitoringPoint.name == q)
+    elif q:
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(MonitoringPoint.name.like(f"%{escaped}%", escape="\\"))
+    async with ctx.db.session() as session:
+        rows = await session.scalars(query.order_by(MonitoringPoint.name).limit(limit))
+        return list(rows.all())
+
+
+async def enterprise(ctx: Context, point_id: str) -> MonitoringPoint | None:
+    async with ctx.db.session() as session:
+        return await session.get(MonitoringPoint, point_id)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -42,19 +42,20 @@ from monitor.web.console.auth import (
     viewer_for,
 )
 from monitor.web.console.charts import sparkline
+from monitor.web.console.informant import consequence, contradiction, parse_people
 from monitor.web.mailsink import bodies, list_mail, read_mail
 
 HERE = Path(__file__).resolve().parent.parent  # monitor/web
-CROSS_SITE = "请求来自其他网站,已拒绝。请直接在本系统页面上操作。"
+CROSS_SITE = "请求来自其他网站，已拒绝。请直接在本系统页面上操作。"
 REPORT_READERS = (
-    "月报只向收件层级(默认为省、市两级)的领导开放;如需查看,请联系市总工会的系统管理员。"
+    "月报只向收件层级（默认为省、市两级）的领导开放；如需查看，请联系市总工会的系统管理员。"
 )
 LEVEL_NAMES = glossary.LEVEL_NAMES
 LEVEL_COLOURS = {"I": "red", "II": "orange", "III": "yellow", "IV": "blue"}
 STATUS_NAMES = glossary.ALERT_STATUS
 KIND_NAMES = glossary.ALERT_KINDS
 #: The form explains what "extreme act" covers, since it decides level I by itself.
-EVENT_NAMES = glossary.EVENT_TYPES | {"extreme_act": "极端行为(含扬言自伤、冲击机关)"}
+EVENT_NAMES = glossary.EVENT_TYPES | {"extreme_act": "极端行为（含扬言自伤、冲击机关）"}
 CATEGORY_NAMES = glossary.CATEGORIES
 INDUSTRY_NAMES = glossary.INDUSTRIES
 CHANNEL_NAMES = {
@@ -76,11 +77,13 @@ EVENT_LOG_NAMES = {
     "IncludedInDigest": "已随每日汇总发送",
     "AlertAcknowledged": "确认收到",
     "AcknowledgementReminded": "提醒尽快处置",
-    "AcknowledgementExpired": "确认后超时未处置,重新上报",
+    "AcknowledgementExpired": "确认后超时未处置，重新上报",
     "AlertResolved": "预警解除",
     "NotificationsSuppressed": "静默期内暂不通知",
     "SilenceEnded": "静默结束",
     "NotificationUndeliverable": "通知无法送达",
+    "AlertCorrected": "信息员更正报告",
+    "ReportWithdrawn": "信息员撤回报告",
 }
 DELIVERY_STATUS = {"pending": "待发送", "sent": "已送达", "failed": "发送失败"}
 #: Why a notification was sent (monitor/messages.py's headings, plus the channels' own).
@@ -189,7 +192,7 @@ def include(app: FastAPI, ctx: Context) -> None:
                 await viewer(request),
                 status_code=401,
                 next=next,
-                error="令牌无效或已停用:请使用领导或信息员账号的令牌登录。",
+                error="令牌无效或已停用：请使用领导或信息员账号的令牌登录。",
                 demo_logins=demo_logins(),
             )
         target = next if next.startswith("/") and not next.startswith("//") else "/"
@@ -285,7 +288,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             return to_login(request)
         if not check_csrf(ctx, request, csrf):
             return page(
-                request, "error.html", v, status_code=400, message="表单已过期,请刷新页面后重试。"
+                request, "error.html", v, status_code=400, message="表单已过期，请刷新页面后重试。"
             )
         if action not in {"ack", "resolve"}:
             return page(request, "error.html", v, status_code=404, message="未知操作。")
@@ -345,10 +348,11 @@ def include(app: FastAPI, ctx: Context) -> None:
         form = dict(await request.form())
         if not check_csrf(ctx, request, str(form.pop("csrf", ""))):
             return page(
-                request, "error.html", v, status_code=400, message="表单已过期,请刷新页面后重试。"
+                request, "error.html", v, status_code=400, message="表单已过期，请刷新页面后重试。"
             )
         values = {k: str(val).strip() for k, val in form.items()}
         data, errors = _report_payload(v, values)
+        await _check_enterprise(v, values, data, errors)
         record = None
         try:
             # Validated even when the form already found a problem, so that every bad
@@ -360,6 +364,14 @@ def include(app: FastAPI, ctx: Context) -> None:
         if errors:
             record = None
         if record is not None:
+            confirm = _needs_confirmation(data)
+            digest = _confirmation_digest(data)
+            if confirm and values.get("confirmed") != digest:
+                # Said before sending: what a level I/II report sets off, and a count
+                # that the description contradicts. The same form, sent again, confirms.
+                values["confirmed"] = digest
+                context = await _report_context(v, values, errors)
+                return page(request, "report.html", v, confirm=confirm, **context)
             result = await ctx.store.store("report", [Submission(record, "web", v.account.id)])
             rejected = result.rejected.get(record.record_id)
             if rejected is None:
@@ -369,6 +381,78 @@ def include(app: FastAPI, ctx: Context) -> None:
         return page(
             request, "report.html", v, status_code=422, **await _report_context(v, values, errors)
         )
+
+    @router.get("/report/enterprises")
+    async def enterprise_search(request: Request, q: str = "") -> Response:
+        """Search-as-you-type over the registry of the informant's counties."""
+        v = await viewer(request)
+        if not v.logged_in or v.account is None:
+            return JSONResponse({"error": "请先登录。"}, status_code=401)
+        found = await queries.enterprises(ctx, _counties(v), q)
+        return JSONResponse(
+            [{"point_id": p.point_id, "name": p.name, "region_code": p.region_code} for p in found]
+        )
+
+    def _counties(v: Viewer) -> list[str]:
+        codes = [c for c in v.regions if len(c) == 6 and not c.endswith("00")]
+        return codes or ([v.account.region_code] if v.account else [])
+
+    async def _check_enterprise(
+        v: Viewer, values: dict[str, str], data: dict[str, Any], errors: dict[str, str]
+    ) -> None:
+        """The enterprise comes from the county's registry; free text only when the
+        informant says it is not in it (and is then marked as such)."""
+        name = values.get("enterprise_name", "")
+        point_id = values.get("point_id", "")
+        data.pop("point_id", None)
+        data.pop("enterprise_name", None)
+        counties = set(_counties(v))
+        point = await queries.enterprise(ctx, point_id) if point_id else None
+        if point is None and name:
+            exact = await queries.enterprises(ctx, counties, name, exact=True, limit=1)
+            point = exact[0] if exact else None
+        if point is not None and point.region_code in counties:
+            data["point_id"] = point.point_id
+            data["enterprise_name"] = point.name
+            values["point_id"], values["enterprise_name"] = point.point_id, point.name
+            return
+        values["point_id"] = ""
+        if point_id and not name:
+            errors["enterprise_name"] = "请从列表中选择本县（市、区）名录中的企业。"
+        elif name and values.get("unlisted"):
+            data["enterprise_name"] = name
+            data["enterprise_unlisted"] = True
+        elif name:
+            errors["enterprise_name"] = (
+                "名录中没有这家企业：请输入名称的一部分后从列表中选择；"
+                "确实不在名录中，请勾选“不在名录中的企业”。"
+            )
+
+    def _needs_confirmation(data: dict[str, Any]) -> dict[str, str]:
+        from detectors.service import severity_policy
+        from detectors.severity import assess
+
+        severity = assess(
+            event_type=data.get("event_type"),
+            people=int(data.get("people_involved") or 0),
+            category=data.get("category"),
+            text=str(data.get("description") or ""),
+            is_petition=False,
+            policy=severity_policy(ctx.settings.detectors),
+        )
+        found: dict[str, str] = {}
+        if (said := consequence(severity.level)) is not None:
+            found["consequence"] = said
+            found["level"] = str(severity.level)
+        people = int(data.get("people_involved") or 0)
+        if (warning := contradiction(people, str(data.get("description") or ""))) is not None:
+            found["contradiction"] = warning
+        return found
+
+    def _confirmation_digest(data: dict[str, Any]) -> str:
+        fields = {k: v for k, v in data.items() if k not in {"report_id", "occurred_at"}}
+        text = json.dumps(fields, ensure_ascii=False, sort_keys=True)
+        return ctx.privacy.sign(("confirm:" + text).encode())[:32]
 
     @router.get("/report/{report_id}", response_class=HTMLResponse)
     async def report_receipt(request: Request, report_id: str, fragment: int = 0) -> Response:
@@ -386,7 +470,8 @@ def include(app: FastAPI, ctx: Context) -> None:
             )
         alerts = await queries.alerts_from_report(ctx, mine[0])
         name = "_receipt_alerts.html" if fragment else "receipt.html"
-        return page(request, name, v, report=mine[0], alerts=alerts)
+        names = await queries.region_names(ctx)
+        return page(request, name, v, report=mine[0], alerts=alerts, names=names)
 
     async def _report_context(
         v: Viewer, values: dict[str, str], errors: dict[str, str]
@@ -431,13 +516,16 @@ def include(app: FastAPI, ctx: Context) -> None:
                 errors["occurred_at"] = "时间格式应为 2025-01-15T09:30。"
         people_text = values.get("people_involved", "")
         people = 0
-        if people_text.isdigit():
-            people = int(people_text)
+        counted = parse_people(people_text)
+        if counted is not None:
+            people = counted
         elif people_text == "":
-            errors["people_involved"] = "请填写涉及人数(不清楚可填 0)。"
+            errors["people_involved"] = "请填写涉及人数（不清楚可填 0）。"
         else:
-            errors["people_involved"] = "涉及人数应为不小于 0 的整数。"
-        report_id = "web-" + ctx.clock.now().strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+            errors["people_involved"] = "涉及人数应为人数，可写数字或汉字（如 30、三十）。"
+        # The receipt number carries the local date and time (the informant's day).
+        local_now = ctx.clock.now().astimezone(ctx.settings.organisation.zone)
+        report_id = "web-" + local_now.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
         data: dict[str, Any] = {
             "report_id": report_id,
             "informant_id": v.account.id,
@@ -463,7 +551,7 @@ def include(app: FastAPI, ctx: Context) -> None:
                 "error.html",
                 v,
                 status_code=404,
-                message="本系统未启用本地邮件箱(仅演示模式提供)。",
+                message="本系统未启用本地邮件箱（仅演示模式提供）。",
             )
         if not v.is_leader and not console.anonymous_read:
             return to_login(request)
@@ -518,7 +606,7 @@ _REASONS = {
     "unknown region code": "未知的区县代码。",
     "is in the future": "发生时间不能晚于现在。",
     "Input should be greater than or equal to 0": "不能为负数。",
-    "String should match pattern": "格式不正确(只能包含字母、数字和 _ . : -)。",
+    "String should match pattern": "格式不正确（只能包含字母、数字和 _ . : -）。",
     "String should have at most": "内容过长。",
 }
 
@@ -537,10 +625,10 @@ def _zh_reason(reason: str) -> str:
 ACTION_MESSAGES = {
     "missing": "没有这条预警。",
     "forbidden": "只有本区域或上级区域的领导、值班员可以确认或处置这条预警。",
-    "acknowledged": "已确认收到,逐级上报已停止。",
+    "acknowledged": "已确认收到，逐级上报已停止。",
     "resolved": "已标记为处置完毕。",
-    "already_resolved": "操作未完成:这条预警已处置完毕。",
-    "failed": "操作未完成,请稍后重试。",
+    "already_resolved": "操作未完成：这条预警已处置完毕。",
+    "failed": "操作未完成，请稍后重试。",
 }
 
 
