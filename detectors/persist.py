@@ -77,7 +77,12 @@ async def claim_events(
     if kind == "petition":
         columns += [Petition.summary, Petition.channel, Petition.over_level]
     else:
-        columns += [InformantReport.event_type, InformantReport.description]
+        columns += [
+            InformantReport.event_type,
+            InformantReport.description,
+            InformantReport.corrects,
+            InformantReport.withdraws,
+        ]
     rows = await conn.execute(select(*columns).where(pk.in_(ids)))
     return [dict(row) for row in rows.mappings()]
 

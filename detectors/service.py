@@ -53,7 +53,7 @@ from detectors.persist import (
     write_findings,
     write_scores,
 )
-from detectors.severity import SeverityPolicy, assess, event_finding
+from detectors.severity import SeverityPolicy, assess, correction_finding, event_finding
 from detectors.surge import SurgePolicy
 from monitor import bus
 from monitor.clock import local_date
@@ -234,6 +234,10 @@ class DetectorService:
                     point_name=known.get(row["point_id"]) if row.get("point_id") else None,
                     severity=severity,
                 )
+                if draft is None and (row.get("corrects") or row.get("withdraws")):
+                    # A correction to nothing worth a level, or a withdrawal: the alert of
+                    # the report it names must still hear of it (CONTRACT §8).
+                    draft = correction_finding(kind, row)
                 if draft is not None:
                     drafts.append(draft)
             await write_findings(conn, drafts, now, now)

@@ -183,6 +183,9 @@ class IngestConfig(Section):
     #: Back-off while the database is unreachable (nothing is acknowledged meanwhile).
     retry_min: Duration = timedelta(seconds=0.2)
     retry_max: Duration = timedelta(seconds=10)
+    #: How long after an informant's report its sender may correct or withdraw it
+    #: (CONTRACT §8: `corrects`, `withdraws`), counted from the first report's receipt.
+    correction_window: Duration = timedelta(minutes=30)
 
 
 class HttpConfig(Section):

@@ -42,7 +42,12 @@ class Context:
         db = db or Database(settings.database.url, pool_size=settings.database.pool_size)
         privacy = Privacy(load_secret(settings.security))
         store = RecordStore(
-            db, privacy, clock, zone=settings.organisation.zone, infer_category=infer_category
+            db,
+            privacy,
+            clock,
+            zone=settings.organisation.zone,
+            infer_category=infer_category,
+            correction_window=settings.ingest.correction_window,
         )
         return cls(
             settings=settings,

@@ -253,6 +253,9 @@ class InformantReport(Base):
     account_id: Mapped[str | None] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     severity_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: CONTRACT §8: the sender's own earlier report this one corrects or withdraws.
+    corrects: Mapped[str | None] = mapped_column(String(64), index=True)
+    withdraws: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class RejectedMessage(Base):

@@ -1,0 +1,39 @@
+"""informant_reports.corrects / withdraws: an informant corrects or withdraws a report
+
+Revision ID: 0013
+Revises: 0007
+Create Date: 2026-12-06 23:50:00
+
+CONTRACT §8: within a window after sending, an informant may send a report that corrects
+(full new content) or withdraws their own earlier report. The new report is stored as
+any other; these columns name the report it acts on, so the original stays as it was
+sent (the audit trail) and "is this report already corrected?" is one indexed lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0013"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Nullable columns: SQLite adds them without rebuilding the table (views stay valid).
+    op.add_column("informant_reports", sa.Column("corrects", sa.String(64)))
+    op.add_column("informant_reports", sa.Column("withdraws", sa.String(64)))
+    op.create_index("ix_informant_reports_corrects", "informant_reports", ["corrects"])
+    op.create_index("ix_informant_reports_withdraws", "informant_reports", ["withdraws"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_informant_reports_withdraws", "informant_reports")
+    op.drop_index("ix_informant_reports_corrects", "informant_reports")
+    with op.batch_alter_table("informant_reports") as batch:
+        batch.drop_column("withdraws")
+        batch.drop_column("corrects")
