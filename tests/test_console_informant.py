@@ -134,3 +134,60 @@ async def test_the_receipt_number_carries_the_local_day(
     done = await _post(console, occurred_at=local.strftime("%Y-%m-%dT%H:%M"))
     assert done.status_code == 303
     assert f"/report/web-{local:%Y%m%d%H%M}" in done.headers["location"]
+
+
+async def test_an_informant_corrects_then_cannot_withdraw_after_the_window(
+    ctx: Context, clock: FrozenClock, console: Console, people: dict[str, NewAccount]
+) -> None:
+    await console.login(people["informant"])
+    text = "工地三十多名农民工聚集讨薪"
+    asked = await _post(console, people_involved="300", description=text)
+    sent = await _post(
+        console, people_involved="300", description=text, confirmed=_confirmation(asked)
+    )
+    assert sent.status_code == 303
+    first = sent.headers["location"]
+    receipt = (await console.client.get(first)).text
+    assert "09:30:00 前更正或撤回" in receipt  # 30 minutes from 09:00 local
+    # The correction form starts from what was sent.
+    original_id = first.rsplit("/", 1)[1]
+    form = (await console.client.get("/report", params={"corrects": original_id})).text
+    assert f'name="corrects" value="{original_id}"' in form
+    assert 'value="300"' in form and text in form
+    clock.advance(minutes=5)
+    fields = {"people_involved": "30", "description": text, "corrects": original_id}
+    asked = await _post(console, **fields)
+    fixed = await _post(console, **fields, confirmed=_confirmation(asked))
+    assert fixed.status_code == 303, fixed.text[:500]
+    receipt = (await console.client.get(fixed.headers["location"])).text
+    assert f'已更正报告 <a href="/report/{original_id}">{original_id}</a>' in receipt
+    assert 'id="receipt-people">30 人' in receipt
+    old = (await console.client.get(first)).text
+    assert "这份报告已更正" in old and 'id="correct"' not in old
+    # After the window: refused, with the time it ended, in Chinese.
+    correction_id = fixed.headers["location"].rsplit("/", 1)[1]
+    clock.advance(minutes=25, seconds=1)
+    late = await console.client.post(
+        f"/report/{correction_id}/withdraw", data={"csrf": await console.csrf("/report")}
+    )
+    assert late.status_code == 409
+    assert "更正、撤回期限已于 2025-01-15 09:30 结束" in late.text
+    assert "期限已过" in (await console.client.get(fixed.headers["location"])).text
+
+
+async def test_an_informant_withdraws_a_report(
+    ctx: Context, console: Console, people: dict[str, NewAccount]
+) -> None:
+    await console.login(people["informant"])
+    sent = await _post(console, people_involved="5")
+    report_id = sent.headers["location"].rsplit("/", 1)[1]
+    gone = await console.client.post(
+        f"/report/{report_id}/withdraw", data={"csrf": await console.csrf("/report")}
+    )
+    assert gone.status_code == 303
+    receipt = (await console.client.get(gone.headers["location"])).text
+    assert "撤回已收到" in receipt and f'已撤回报告 <a href="/report/{report_id}">' in receipt
+    async with ctx.db.session() as session:
+        withdrawal = await session.get(InformantReport, gone.headers["location"].rsplit("/")[-1])
+    assert withdrawal is not None and withdrawal.withdraws == report_id
+    assert withdrawal.people_involved == 5

@@ -462,3 +462,47 @@ async def enterprises(
 async def enterprise(ctx: Context, point_id: str) -> MonitoringPoint | None:
     async with ctx.db.session() as session:
         return await session.get(MonitoringPoint, point_id)
+
+
+@dataclass
+class CorrectionState:
+    """Where a report stands for its sender (CONTRACT §8)."""
+
+    #: Until when it may be corrected or withdrawn (None: no longer).
+    open_until: datetime | None
+    #: The report that corrected or withdrew it, if any.
+    corrected_by: str | None = None
+    withdrawn_by: str | None = None
+
+
+async def correction_state(ctx: Context, report: InformantReport, window: Any) -> CorrectionState:
+    async with ctx.db.session() as session:
+        later = (
+            await session.execute(
+                select(InformantReport.report_id, InformantReport.withdraws).where(
+                    or_(
+                        InformantReport.corrects == report.report_id,
+                        InformantReport.withdraws == report.report_id,
+                    )
+                )
+            )
+        ).first()
+        first = report
+        for _ in range(20):
+            if not first.corrects:
+                break
+            parent = await session.get(InformantReport, first.corrects)
+            if parent is None:
+                break
+            first = parent
+    ends = first.ingested_at + window
+    state = CorrectionState(open_until=ends if ctx.clock.now() <= ends else None)
+    if later is not None:
+        state.open_until = None
+        if later.withdraws:
+            state.withdrawn_by = later.report_id
+        else:
+            state.corrected_by = later.report_id
+    if report.withdraws:
+        state.open_until = None
+    return state

@@ -10,6 +10,7 @@ sees the report form and what became of their own reports.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -334,11 +335,68 @@ def include(app: FastAPI, ctx: Context) -> None:
     # ------------------------------------------------------------------ informant report
 
     @router.get("/report", response_class=HTMLResponse)
-    async def report_form(request: Request) -> Response:
+    async def report_form(request: Request, corrects: str = "") -> Response:
         v = await viewer(request)
         if not v.logged_in or v.account is None:
             return to_login(request)
-        return page(request, "report.html", v, **await _report_context(v, {}, {}))
+        values: dict[str, str] = {}
+        if corrects:
+            # A correction starts from what was sent (CONTRACT §8: full new content).
+            original = await _own_report(v, corrects)
+            if original is None:
+                return page(
+                    request, "error.html", v, status_code=404, message="没有找到要更正的报告。"
+                )
+            values = _values_of(original) | {"corrects": original.report_id}
+        return page(request, "report.html", v, **await _report_context(v, values, {}))
+
+    async def _own_report(v: Viewer, report_id: str) -> Any:
+        assert v.account is not None
+        return next(
+            (
+                r
+                for r in await queries.my_reports(ctx, v.account.id, limit=200)
+                if r.report_id == report_id
+            ),
+            None,
+        )
+
+    def _values_of(report: Any) -> dict[str, str]:
+        local = report.occurred_at.astimezone(ctx.settings.organisation.zone)
+        unlisted = bool((report.extra or {}).get("enterprise_unlisted"))
+        return {
+            "occurred_at": local.strftime("%Y-%m-%dT%H:%M"),
+            "region_code": report.region_code,
+            "point_id": report.point_id or "",
+            "enterprise_name": report.enterprise_name or "",
+            "unlisted": "1" if unlisted else "",
+            "event_type": report.event_type,
+            "category": report.category or "",
+            "people_involved": str(report.people_involved),
+            "description": report.description,
+        }
+
+    @router.post("/report/{report_id}/withdraw", response_class=HTMLResponse)
+    async def report_withdraw(request: Request, report_id: str, csrf: str = Form("")) -> Response:
+        v = await viewer(request)
+        if not v.logged_in or v.account is None:
+            return to_login(request)
+        if not check_csrf(ctx, request, csrf):
+            return page(
+                request, "error.html", v, status_code=400, message="表单已过期，请刷新页面后重试。"
+            )
+        record = parse_obj(
+            "report",
+            {"report_id": _new_report_id(), "informant_id": v.account.id, "withdraws": report_id},
+        )
+        result = await ctx.store.store("report", [Submission(record, "web", v.account.id)])
+        refused = result.rejected.get(record.record_id)
+        if refused is not None:
+            return page(
+                request, "error.html", v, status_code=409, message=_zh_reason(refused.reason)
+            )
+        ctx.bus.notify(bus.RECORDS)
+        return RedirectResponse(f"/report/{record.record_id}", status_code=303)
 
     @router.post("/report", response_class=HTMLResponse)
     async def report_submit(request: Request) -> Response:
@@ -377,7 +435,10 @@ def include(app: FastAPI, ctx: Context) -> None:
             if rejected is None:
                 ctx.bus.notify(bus.RECORDS)
                 return RedirectResponse(f"/report/{record.record_id}", status_code=303)
-            errors[rejected.field or "form"] = _zh_reason(rejected.reason)
+            where = rejected.field or "form"
+            errors["form" if where in {"corrects", "withdraws"} else where] = _zh_reason(
+                rejected.reason
+            )
         return page(
             request, "report.html", v, status_code=422, **await _report_context(v, values, errors)
         )
@@ -469,9 +530,25 @@ def include(app: FastAPI, ctx: Context) -> None:
                 request, "error.html", v, status_code=404, message="没有找到这份报告的回执。"
             )
         alerts = await queries.alerts_from_report(ctx, mine[0])
+        if not alerts and (mine[0].corrects or mine[0].withdraws):
+            # A correction's alert is the one of the report it corrects.
+            first = await _own_report(v, str(mine[0].corrects or mine[0].withdraws))
+            alerts = await queries.alerts_from_report(ctx, first) if first else []
         name = "_receipt_alerts.html" if fragment else "receipt.html"
         names = await queries.region_names(ctx)
-        return page(request, name, v, report=mine[0], alerts=alerts, names=names)
+        changes = await queries.correction_state(
+            ctx, mine[0], ctx.settings.ingest.correction_window
+        )
+        return page(
+            request,
+            name,
+            v,
+            report=mine[0],
+            alerts=alerts,
+            names=names,
+            changes=changes,
+            now=ctx.clock.now(),
+        )
 
     async def _report_context(
         v: Viewer, values: dict[str, str], errors: dict[str, str]
@@ -499,6 +576,11 @@ def include(app: FastAPI, ctx: Context) -> None:
             "now_local": now_local.strftime("%Y-%m-%dT%H:%M"),
         }
 
+    def _new_report_id() -> str:
+        # The receipt number carries the local date and time (the informant's day).
+        local_now = ctx.clock.now().astimezone(ctx.settings.organisation.zone)
+        return "web-" + local_now.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+
     def _report_payload(v: Viewer, values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         """The form's text as a record payload; form-level problems named by field."""
         assert v.account is not None
@@ -523,9 +605,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             errors["people_involved"] = "请填写涉及人数（不清楚可填 0）。"
         else:
             errors["people_involved"] = "涉及人数应为人数，可写数字或汉字（如 30、三十）。"
-        # The receipt number carries the local date and time (the informant's day).
-        local_now = ctx.clock.now().astimezone(ctx.settings.organisation.zone)
-        report_id = "web-" + local_now.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+        report_id = _new_report_id()
         data: dict[str, Any] = {
             "report_id": report_id,
             "informant_id": v.account.id,
@@ -535,7 +615,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             "people_involved": people,
             "description": values.get("description", ""),
         }
-        for optional in ("point_id", "enterprise_name", "category"):
+        for optional in ("point_id", "enterprise_name", "category", "corrects"):
             if values.get(optional):
                 data[optional] = values[optional]
         return data, errors
@@ -611,9 +691,27 @@ _REASONS = {
 }
 
 
+_CORRECTION_REASONS = (
+    (
+        re.compile(r"window to correct or withdraw report \S+ ended at (.+?) local time"),
+        "更正、撤回期限已于 {0} 结束，不能再更正或撤回。如需更正，请重新上报或联系区县工会。",
+    ),
+    (
+        re.compile(r"already corrected by report (\S+)"),
+        "这份报告已由 {0} 更正，请在最新的回执上操作。",
+    ),
+    (re.compile(r"already withdrawn by report (\S+)"), "这份报告已撤回（{0}）。"),
+    (re.compile(r"only its sender"), "只能更正或撤回自己的报告。"),
+    (re.compile(r"is itself a withdrawal"), "撤回的回执不能再更正或撤回。"),
+)
+
+
 def _zh_reason(reason: str) -> str:
     """The validation reason in Chinese for the form (the English one when we have no
     words for it: better precise than vague)."""
+    for pattern, chinese in _CORRECTION_REASONS:
+        if (match := pattern.search(reason)) is not None:
+            return chinese.format(*match.groups())
     for english, chinese in _REASONS.items():
         if english in reason:
             return chinese
