@@ -146,17 +146,22 @@ class DetectorService:
     async def run(self) -> None:
         subscribe = getattr(self.ctx.clock, "subscribe", None)
         clock_moved: asyncio.Event | None = subscribe() if callable(subscribe) else None
+        # Our own wake-up: another consumer of RECORDS cannot swallow it.
+        records = self.ctx.bus.subscribe(bus.RECORDS)
         while True:
             checked = await self.check_new_records()
             await self.run_due_jobs()
             if checked >= self.cfg.batch_size:
                 continue  # a backlog: keep going
-            await self._sleep(clock_moved)
+            await self._sleep(records, clock_moved)
 
-    async def _sleep(self, clock_moved: asyncio.Event | None) -> None:
+    async def _sleep(self, records: asyncio.Event, clock_moved: asyncio.Event | None) -> None:
+        if records.is_set():
+            records.clear()
+            return
         waiters = [
             asyncio.ensure_future(
-                self.ctx.bus.wait(bus.RECORDS, self.cfg.poll_interval.total_seconds())
+                asyncio.wait_for(records.wait(), self.cfg.poll_interval.total_seconds())
             ),
             asyncio.ensure_future(self._wake.wait()),
         ]
@@ -170,6 +175,7 @@ class DetectorService:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*waiters, return_exceptions=True)
             self._wake.clear()
+            records.clear()
             if clock_moved is not None:
                 clock_moved.clear()
 

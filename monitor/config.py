@@ -53,6 +53,24 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
 
 DEFAULT_DB_URL = "sqlite:///./var/labormon.db"
 
+#: The installed daemon's configuration. Commands read it when neither `--config` nor
+#: LABORMON_CONFIG names another file, so that an operator's `labormon accounts add` on
+#: the host writes to the daemon's store with the daemon's key (not ./var of the cwd).
+SYSTEM_CONFIG = Path("/etc/labormon/labormon.toml")
+
+
+def find_config(explicit: str | Path | None = None) -> tuple[Path | None, str]:
+    """The configuration file a command uses and why: `--config`, then LABORMON_CONFIG,
+    then /etc/labormon/labormon.toml when it exists, else none (the defaults)."""
+    if explicit:
+        return Path(explicit), "--config"
+    if os.environ.get("LABORMON_CONFIG"):
+        return Path(os.environ["LABORMON_CONFIG"]), "LABORMON_CONFIG"
+    if SYSTEM_CONFIG.is_file():
+        return SYSTEM_CONFIG, "the installed configuration"
+    return None, "no configuration file (defaults)"
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
 _UNITS = {
     "ms": 0.001,
@@ -81,6 +99,21 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+#: What the example configuration ships in place of real keys and passwords.
+PLACEHOLDER = "CHANGE-ME"
+
+
+def _not_placeholder(value: str) -> str:
+    """A value still holding the example's placeholder is refused at start: a robot or
+    mail account that can never work would otherwise fail on every alert for days."""
+    if PLACEHOLDER.lower() in value.lower():
+        raise ValueError(
+            f"still holds the example's placeholder {PLACEHOLDER}: put the real value in, "
+            "or remove (comment out) the entry"
+        )
+    return value
+
+
 class Section(BaseModel):
     """A configuration table: unknown keys are errors, not silently ignored."""
 
@@ -91,6 +124,10 @@ class DatabaseConfig(Section):
     url: str = DEFAULT_DB_URL
     #: Connection pool size on PostgreSQL (SQLite uses one writer at a time anyway).
     pool_size: int = Field(default=10, ge=1, le=200)
+    #: While the database is unreachable (an outage, a restart, not up yet at start) the
+    #: daemon's loops retry with a back-off doubling from retry_min up to retry_max.
+    retry_min: Duration = timedelta(seconds=0.5)
+    retry_max: Duration = timedelta(seconds=10)
 
     @field_validator("url")
     @classmethod
@@ -136,7 +173,7 @@ class MqttConfig(Section):
         parts = urlsplit(value)
         if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
             raise ValueError("must look like mqtt://[user:password@]host:port")
-        return value
+        return _not_placeholder(value)
 
     @property
     def host(self) -> str:
@@ -232,7 +269,7 @@ class SmtpConfig(Section):
             parts = urlsplit(value)
             if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
                 raise ValueError("must look like smtp://[user:password@]host:port[?starttls=true]")
-        return value
+        return _not_placeholder(value)
 
     @property
     def enabled(self) -> bool:
@@ -592,7 +629,7 @@ class GroupConfig(Section):
     def _http(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
-        return value
+        return _not_placeholder(value)
 
 
 class OutboxConfig(Section):

@@ -614,3 +614,15 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InstallationSetting(Base):
+    """Facts about the installation kept with its data, e.g. the check value of the secret
+    key that encrypted it (`monitor.keycheck`), so that a daemon or a command holding
+    another key refuses to run instead of writing data nobody can read back."""
+
+    __tablename__ = "installation"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -43,6 +43,7 @@ from monitor.models import (
     Silence,
 )
 from monitor.privacy import mask_phone
+from monitor.safetext import one_line
 
 log = get_logger("labormon.alerting")
 
@@ -248,7 +249,7 @@ class AlertBook:
                 sources.append(str(source))
         alert.source_ids = sources
         if headline:
-            alert.title = scrub(redact(finding.title, known), 300)
+            alert.title = one_line(scrub(redact(finding.title, known), 300))
             alert.score = finding.score
             alert.factors = [
                 {**f, "text": scrub(redact(str(f.get("text") or ""), known), 300)}

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import labels as glossary
 from monitor.models import Alert, AlertEvent, Region
+from monitor.safetext import one_line
 
 LEVEL_NAMES = glossary.LEVEL_NAMES
 LEVEL_COLOURS = glossary.LEVEL_COLOURS
@@ -253,12 +254,12 @@ class MessageBuilder:
             "colour": colour,
             "kind": alert.kind,
             "kind_name": KIND_NAMES.get(alert.kind, alert.kind),
-            "title": scrub(alert.title, 200),
+            "title": one_line(scrub(alert.title, 200)),
             "status": alert.status,
             "status_name": STATUS_NAMES.get(alert.status, alert.status),
             "region_code": alert.region_code,
             "place": " ".join(r.name for r in reversed(chain[:2])) or alert.region_code,
-            "enterprise": evidence.get("enterprise_name") or "",
+            "enterprise": one_line(evidence.get("enterprise_name") or ""),
             "point_id": alert.point_id or "",
             "people": alert.people_involved,
             "event_type": EVENT_TYPE_NAMES.get(str(evidence.get("event_type")), ""),
@@ -276,7 +277,11 @@ class MessageBuilder:
 
 
 def subject_for(body: dict[str, Any]) -> str:
-    """The email subject / chat heading of a message."""
+    """The email subject / chat heading of a message: always one line (a header)."""
+    return one_line(_subject(body))
+
+
+def _subject(body: dict[str, Any]) -> str:
     kind = body.get("kind")
     items: list[dict[str, Any]] = body.get("items") or []
     if kind == "digest":
@@ -298,14 +303,71 @@ def subject_for(body: dict[str, Any]) -> str:
     return f"【{names}预警汇总】共{len(items)}条：{first['place']} {first['title']}等"
 
 
-def _render(
-    template: str, body: dict[str, Any], delivery_id: str | None, flavour: str = "plain"
-) -> str:
+def _render_now(template: str, body: dict[str, Any], delivery_id: str | None, flavour: str) -> str:
     return (
         templates()
         .get_template(template)
         .render(body=body, subject=subject_for(body), delivery_id=delivery_id, flavour=flavour)
     )
+
+
+def _render(
+    template: str, body: dict[str, Any], delivery_id: str | None, flavour: str = "plain"
+) -> str:
+    """Render a message; an item that cannot be rendered is replaced by a line saying so
+    rather than sinking the whole message (a batch of level III/IV alerts), and only a
+    message with no item left to show raises (the outbox then fails it as permanent)."""
+    try:
+        return _render_now(template, body, delivery_id, flavour)
+    except Exception:
+        items = body.get("items")
+        if not isinstance(items, list) or not items:
+            raise
+    kept = []
+    for item in items:
+        try:
+            _render_now(template, {**body, "items": [item]}, delivery_id, flavour)
+            kept.append(item)
+        except Exception:
+            kept.append(unrenderable_item(item))
+    return _render_now(template, {**body, "items": kept}, delivery_id, flavour)
+
+
+def unrenderable_item(item: Any) -> dict[str, Any]:
+    """What a message shows for an item it could not render: which alert to look up."""
+    data = item if isinstance(item, dict) else {}
+    alert_id = data.get("alert_id")
+    level = str(data.get("level")) if data.get("level") in LEVEL_NAMES else "IV"
+    colour_name, colour = LEVEL_COLOURS.get(level, ("", "#555555"))
+    return {
+        "alert_id": alert_id if isinstance(alert_id, int) else 0,
+        "purpose": "alert",
+        "purpose_title": PURPOSE_TITLES["alert"],
+        "level": level,
+        "level_name": LEVEL_NAMES[level],
+        "colour_name": colour_name,
+        "colour": colour,
+        "kind": "event",
+        "kind_name": KIND_NAMES.get("event", ""),
+        "title": f"预警#{alert_id}（内容无法显示，请在控制台查看）",
+        "status": "triggered",
+        "status_name": STATUS_NAMES.get("triggered", ""),
+        "region_code": "",
+        "place": "",
+        "enterprise": "",
+        "point_id": "",
+        "people": None,
+        "event_type": "",
+        "category": "",
+        "period": "",
+        "due": "",
+        "score": None,
+        "factors": [],
+        "timeline": [],
+        "created_at": "",
+        "sent_for": "",
+        "ack_url": None,
+    }
 
 
 def render_text(

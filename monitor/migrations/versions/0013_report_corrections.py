@@ -1,7 +1,7 @@
 """informant_reports.corrects / withdraws: an informant corrects or withdraws a report
 
 Revision ID: 0013
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-06 23:50:00
 
 CONTRACT §8: within a window after sending, an informant may send a report that corrects
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0007"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

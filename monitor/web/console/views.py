@@ -83,6 +83,7 @@ EVENT_LOG_NAMES = {
     "NotificationsSuppressed": "静默期内暂不通知",
     "SilenceEnded": "静默结束",
     "NotificationUndeliverable": "通知无法送达",
+    "DeliveryComposeFailed": "通知无法生成（请系统管理员处理）",
     "AlertCorrected": "信息员更正报告",
     "ReportWithdrawn": "信息员撤回报告",
 }
@@ -339,6 +340,8 @@ def include(app: FastAPI, ctx: Context) -> None:
         v = await viewer(request)
         if not v.logged_in or v.account is None:
             return to_login(request)
+        if not v.is_informant:
+            return _not_an_informant(request, v)
         values: dict[str, str] = {}
         if corrects:
             # A correction starts from what was sent (CONTRACT §8: full new content).
@@ -398,11 +401,23 @@ def include(app: FastAPI, ctx: Context) -> None:
         ctx.bus.notify(bus.RECORDS)
         return RedirectResponse(f"/report/{record.record_id}", status_code=303)
 
+    def _not_an_informant(request: Request, v: Viewer) -> Response:
+        # The same rule as the API's 403: only informants file informant reports.
+        return page(
+            request,
+            "error.html",
+            v,
+            status_code=403,
+            message="只有信息员账号可以报送信息员报告。",
+        )
+
     @router.post("/report", response_class=HTMLResponse)
     async def report_submit(request: Request) -> Response:
         v = await viewer(request)
         if not v.logged_in or v.account is None:
             return to_login(request)
+        if not v.is_informant:
+            return _not_an_informant(request, v)
         form = dict(await request.form())
         if not check_csrf(ctx, request, str(form.pop("csrf", ""))):
             return page(
