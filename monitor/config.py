@@ -717,6 +717,11 @@ class ConsoleConfig(Section):
     #: The demo's accounts with their tokens (JSON), offered on the log-in page for one
     #: click. Demo only: a real installation never keeps tokens.
     demo_accounts_file: str = ""
+    #: Roles that see the contacts' phone numbers on the duty view (值班台); others see
+    #: names and roles only. Informants never see the duty view.
+    contact_phone_roles: list[str] = ["leader", "duty_officer"]
+    #: Alerts per page on the duty view.
+    duty_page_size: int = Field(default=50, ge=10, le=500)
 
 
 class DetectorsConfig(Section):

@@ -1,4 +1,5 @@
-"""informant_reports.corrects / withdraws: an informant corrects or withdraws a report
+"""informant_reports.corrects / withdraws: an informant corrects or withdraws a report;
+shift_handovers: the duty view's handover notes
 
 Revision ID: 0013
 Revises: 0011
@@ -29,9 +30,29 @@ def upgrade() -> None:
     op.add_column("informant_reports", sa.Column("withdraws", sa.String(64)))
     op.create_index("ix_informant_reports_corrects", "informant_reports", ["corrects"])
     op.create_index("ix_informant_reports_withdraws", "informant_reports", ["withdraws"])
+    op.create_table(
+        "shift_handovers",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("region_code", sa.String(6), nullable=False),
+        sa.Column("author_id", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["region_code"], ["regions.code"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_shift_handovers_region_code", "shift_handovers", ["region_code"])
+    op.create_index("ix_shift_handovers_created_at", "shift_handovers", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_shift_handovers_created_at", "shift_handovers")
+    op.drop_index("ix_shift_handovers_region_code", "shift_handovers")
+    op.drop_table("shift_handovers")
     op.drop_index("ix_informant_reports_withdraws", "informant_reports")
     op.drop_index("ix_informant_reports_corrects", "informant_reports")
     with op.batch_alter_table("informant_reports") as batch:

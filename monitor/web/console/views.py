@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -30,7 +30,7 @@ from monitor.clock import local_date
 from monitor.context import Context
 from monitor.records import CATEGORIES, EVENT_TYPES, field_errors, parse_obj
 from monitor.store import Submission
-from monitor.web.console import queries
+from monitor.web.console import duty, queries
 from monitor.web.console.auth import (
     COOKIE,
     Viewer,
@@ -304,6 +304,80 @@ def include(app: FastAPI, ctx: Context) -> None:
             )
         outcome = await act_on_alert(ctx, v, alert_id, action, note.strip() or None)
         return RedirectResponse(f"/alerts/{alert_id}?msg={outcome}", status_code=303)
+
+    # ------------------------------------------------------------------ duty view
+
+    @router.get("/duty", response_class=HTMLResponse)
+    async def duty_page(
+        request: Request,
+        status: str = "needs",
+        county: str = "",
+        kind: str = "",
+        level: str = "",
+        page_no: int = Query(1, alias="page", ge=1),
+        msg: str = "",
+    ) -> Response:
+        v = await viewer(request)
+        if not v.logged_in or v.account is None:
+            return to_login(request)
+        if not v.is_leader:
+            return page(
+                request,
+                "error.html",
+                v,
+                status_code=403,
+                message="值班台只向领导和值班员开放。",
+            )
+        rows = await duty.duty_rows(
+            ctx, v.regions, status=status, county=county, kind=kind, level=level
+        )
+        size = console.duty_page_size
+        pages = max(1, -(-len(rows) // size))
+        page_no = min(page_no, pages)
+        phones = v.account.role in console.contact_phone_roles
+        scope = [county] if county else sorted(v.regions)
+        query = {"status": status, "county": county, "kind": kind, "level": level}
+        notes = await duty.handovers(ctx, v.regions)
+        return page(
+            request,
+            "duty.html",
+            v,
+            rows=rows[(page_no - 1) * size : page_no * size],
+            total=len(rows),
+            overdue=sum(1 for r in rows if r.overdue),
+            page_no=page_no,
+            pages=pages,
+            filters=query,
+            base_query="&".join(f"{k}={quote(val)}" for k, val in query.items() if val),
+            counties=await duty.counties(ctx, v.regions),
+            names=await queries.region_names(ctx),
+            contacts=await duty.contacts(ctx, scope, phones=phones),
+            phones=phones,
+            handovers=notes,
+            labels=await queries.account_label(ctx, [n.author_id for n in notes]),
+            message="交接班记录已保存。" if msg == "handover" else None,
+        )
+
+    @router.post("/duty/handover")
+    async def duty_handover(
+        request: Request, csrf: str = Form(""), note: str = Form("")
+    ) -> Response:
+        v = await viewer(request)
+        if not v.logged_in or v.account is None:
+            return to_login(request)
+        if not check_csrf(ctx, request, csrf):
+            return page(
+                request, "error.html", v, status_code=400, message="表单已过期，请刷新页面后重试。"
+            )
+        if not v.can_act:
+            return page(
+                request, "error.html", v, status_code=403, message="只有领导或值班员可以交接班。"
+            )
+        text = note.strip()
+        if not text:
+            return page(request, "error.html", v, status_code=422, message="请填写交接班内容。")
+        await duty.hand_over(ctx, v.account, scrub(text, 2000))
+        return RedirectResponse("/duty?msg=handover", status_code=303)
 
     # ------------------------------------------------------------------ risk
 
