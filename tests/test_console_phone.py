@@ -141,20 +141,61 @@ def test_the_console_on_a_phone(demo: RunningDemo, phone: Page) -> None:
     assert page.evaluate(TOO_WIDE, 375) == []
     page.locator("#confirm").scroll_into_view_if_needed()
     shot(page, "report")
-    # Corrected before sending: 30 people is level II, asked again, then sent.
-    page.fill("#people_involved", "三十")
-    page.locator("#submit-report").click()
-    expect(page.locator("#consequence")).to_contain_text("县、市两级")
-    expect(page.locator("#people-contradiction")).to_have_count(0)
+    # Sent anyway as 300 (level I, the province is told at once) ...
     page.locator("#submit-report").click()
     expect(page.locator("#receipt-id")).to_have_text(re.compile(r"^web-"))
-    expect(page.locator("#receipt-people")).to_have_text("30 人")
+    expect(page.locator("#receipt-people")).to_have_text("300 人")
     expect(page.locator("#receipt-enterprise")).to_contain_text(name)
-    expect(page.locator(".receipt-alerts")).to_contain_text("II级", timeout=30_000)
+    expect(page.locator(".receipt-alerts")).to_contain_text("I级", timeout=30_000)
+    expect(page.locator("#correct-until")).to_contain_text("前更正或撤回")
     no_broken_text(page, "header.top")
     no_broken_text(page, "dl.facts")
     assert page.evaluate(TOO_WIDE, 375) == []
     shot(page, "receipt")
+    # ... and corrected to 30 from the receipt, within the window.
+    page.locator("#correct").click()
+    expect(page.locator("#people_involved")).to_have_value("300")
+    page.fill("#people_involved", "30")
+    page.locator("#submit-report").click()
+    expect(page.locator("#consequence")).to_contain_text("县、市两级")
+    page.locator("#submit-report").click()
+    expect(page.locator("#receipt-change")).to_contain_text("已更正报告")
+    expect(page.locator("#receipt-people")).to_have_text("30 人")
+    expect(page.locator(".receipt-alerts")).to_contain_text("II级", timeout=30_000)
+    shot(page, "correction")
+
+    # The province, told at level I, has the correction notice in its mail.
+    page.locator("#menu-toggle").click()
+    page.locator("form[action='/logout'] button").click()
+    log_in_as_phone(page, demo, "lead-430000")
+    notice = page.locator("#mail-table tbody tr", has_text="更正").filter(has_text="lead-430000")
+    for _ in range(30):
+        page.goto(demo.url + "/mail")
+        if notice.count():
+            break
+        page.wait_for_timeout(1000)
+    notice.first.locator("a").click()
+    expect(page.frame_locator("iframe.mail-html").locator("body")).to_contain_text(
+        "更正：涉及人数 300 → 30，等级 I → II"
+    )
+
+    # The city's duty officer: the duty view, needs action only, filtered by county.
+    page.locator("#menu-toggle").click()
+    page.locator("form[action='/logout'] button").click()
+    log_in_as_phone(page, demo, "duty-430900")
+    page.goto(demo.url + "/duty")
+    expect(page.locator("#duty-table")).to_be_visible()
+    assert "已解除" not in page.locator("#duty-table").inner_text()
+    expect(page.locator("#contacts")).to_contain_text("lead-430902")
+    no_broken_text(page, "header.top")
+    no_broken_text(page, "#duty-table")
+    assert page.evaluate(TOO_WIDE, 375) == []
+    shot(page, "duty")
+    page.select_option("#filter-county", "430902")
+    page.locator("#apply-filters").click()
+    counties = page.locator("#duty-table tbody tr[data-county]")
+    expect(counties.first).to_be_visible()
+    assert set(counties.evaluate_all("rows => rows.map(r => r.dataset.county)")) == {"430902"}
 
 
 def log_in_as_phone(page: Page, demo: RunningDemo, account_id: str) -> None:
