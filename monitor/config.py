@@ -423,6 +423,20 @@ class ReportConfig(Section):
     top_enterprises: int = Field(default=10, ge=1, le=100)
     #: Files attached to the email.
     attach: list[AttachFormat] = Field(default_factory=lambda: list(ATTACH_FORMATS))
+    #: Sign-off (审核/签发): the report is made on schedule as a draft, its reviewers are
+    #: told, and it is mailed to the recipients only when a reviewer signs it in the
+    #: console. Off: mailed at once, as before.
+    sign_off: bool = True
+    #: Who reviews and signs: leader accounts of this role at this tier (2 city, 1 province).
+    reviewer_role: str = "leader"
+    reviewer_tier: int = Field(default=2, ge=1, le=3)
+    #: Day of the month on which a still unsigned report reminds its reviewers (once).
+    remind_day: int = Field(default=5, ge=1, le=28)
+    #: The signed report's distribution lines (报/送/发) and its mark.
+    bao: str = ""
+    song: str = ""
+    fa: str = "各区县（市）总工会"
+    classification: str = "内部资料"
 
     @field_validator("schedule")
     @classmethod

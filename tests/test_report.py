@@ -192,7 +192,8 @@ def _settings(url: str, tmp: Path, **report: Any) -> Settings:
             overrides={
                 "database": {"url": url},
                 "security": {"secret_key": SECRET, "secret_key_file": str(tmp / "secret.key")},
-                "report": report,
+                # Mailed on schedule, without sign-off (tests/test_report_signoff.py).
+                "report": {"sign_off": False} | report,
             }
         )
 
@@ -1035,7 +1036,11 @@ def test_cli_refuses_a_future_month_and_bad_input(db_url: str, tmp_path: Path) -
 
 def _report_settings(settings: Settings, **report: Any) -> Settings:
     return settings.model_copy(
-        update={"report": settings.report.model_copy(update={"attach": ["docx"], **report})}
+        update={
+            "report": settings.report.model_copy(
+                update={"attach": ["docx"], "sign_off": False} | report
+            )
+        }
     )
 
 

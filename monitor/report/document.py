@@ -80,6 +80,13 @@ class ReportDocument:
     title: str
     blocks: list[Block]
     notes: list[str]
+    #: Sign-off (审核/签发): set on the signed report only; a draft carries none.
+    signatory: str | None = None
+    review_note: str | None = None
+    #: 报/送/发 lines of the signed report, as (label, text).
+    distribution: list[tuple[str, str]] = field(default_factory=list)
+    #: The mark in the top corner (内部资料).
+    classification: str = ""
 
     def tables(self) -> list[Table]:
         return [b for b in self.blocks if isinstance(b, Table)]

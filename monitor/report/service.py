@@ -37,9 +37,17 @@ from monitor import bus
 from monitor.clock import add_months
 from monitor.context import Context
 from monitor.logging import get_logger
-from monitor.models import Account, Delivery, Document, JobRun, Region
+from monitor.models import Document, JobRun
 from monitor.report import CONTENT_TYPES, make_document, render
 from monitor.report.mail import covering_mail
+from monitor.report.signoff import (
+    DRAFT_KIND,
+    email,
+    recipients_of,
+    remind_if_due,
+    review_mail,
+    reviewers,
+)
 
 log = get_logger("labormon.report")
 
@@ -131,6 +139,7 @@ class ReportService:
             self._wake.clear()
 
     async def run_due(self) -> RunResult | None:
+        await remind_if_due(self.ctx)
         month = self.due()
         if month is None:
             return None
@@ -216,10 +225,11 @@ class ReportService:
             # answering meanwhile.
             files[fmt] = await asyncio.to_thread(render, doc, fmt)
         mail = covering_mail(doc, list(files))
+        draft = self.config.sign_off
         async with ctx.db.session() as session:
             documents = [
                 Document(
-                    kind=DOCUMENT_KIND,
+                    kind=DRAFT_KIND if draft else DOCUMENT_KIND,
                     key=key,
                     filename=f"{doc.filename_stem}.{fmt}",
                     content_type=CONTENT_TYPES[fmt],
@@ -235,24 +245,19 @@ class ReportService:
                 "html": mail.html,
                 "attachments": [{"document_id": int(d.id)} for d in documents],
             }
-            recipients = await self._recipients(session)
-            deliveries = [
-                Delivery(
-                    id=str(uuid.uuid4()),
-                    alert_id=None,
-                    purpose="report",
-                    channel="email",
-                    recipient=recipient,
-                    address=address,
-                    subject=mail.subject,
-                    body=body,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-                for recipient, address in recipients
-            ]
+            if draft:
+                # Sign-off: the reviewers get a link to the draft; the recipients get the
+                # report when it is signed (monitor/report/signoff.py).
+                subject, review = review_mail(ctx, key, doc.filename_stem, reminder=False)
+                deliveries = [
+                    email(account_id, address, subject, review, now)
+                    for account_id, address in await reviewers(ctx, session)
+                ]
+            else:
+                deliveries = [
+                    email(recipient, address, mail.subject, body, now)
+                    for recipient, address in await self._recipients(session)
+                ]
             session.add_all(deliveries)
             finished = await session.execute(
                 update(JobRun)
@@ -263,6 +268,7 @@ class ReportService:
                     status="done",
                     finished_at=ctx.clock.now(),
                     details={
+                        "state": "draft" if draft else "sent",
                         "documents": [int(d.id) for d in documents],
                         "deliveries": len(deliveries),
                         "petitions": doc.figures.totals.current.petitions,
@@ -307,33 +313,4 @@ class ReportService:
                 )
 
     async def _recipients(self, session: AsyncSession) -> list[tuple[str | None, str]]:
-        """Leader accounts of the configured tiers with an email, within the union's
-        province and city, then the configured addresses; each address once."""
-        org = self.ctx.settings.organisation
-        codes = {org.province_code, org.city_code}
-        counties = await session.execute(
-            select(Region.code).where(Region.parent_code == org.city_code)
-        )
-        codes.update(code for (code,) in counties)
-        accounts = await session.execute(
-            select(Account.id, Account.email)
-            .where(
-                Account.kind == "leader",
-                Account.status == "active",
-                Account.email.is_not(None),
-                Account.tier.in_(self.config.recipient_tiers),
-                Account.region_code.in_(sorted(codes)),
-            )
-            .order_by(Account.tier, Account.id)
-        )
-        seen: set[str] = set()
-        out: list[tuple[str | None, str]] = []
-        for account_id, email in accounts:
-            if email and email.lower() not in seen:
-                seen.add(email.lower())
-                out.append((account_id, email))
-        for address in self.config.recipients:
-            if address.lower() not in seen:
-                seen.add(address.lower())
-                out.append(("report.recipients", address))
-        return out
+        return await recipients_of(self.ctx, session)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +29,7 @@ from monitor.alerting.messages import PURPOSE_TITLES, scrub
 from monitor.clock import local_date
 from monitor.context import Context
 from monitor.records import CATEGORIES, EVENT_TYPES, field_errors, parse_obj
+from monitor.report import signoff
 from monitor.store import Submission
 from monitor.web.console import duty, queries
 from monitor.web.console.auth import (
@@ -747,7 +748,70 @@ def include(app: FastAPI, ctx: Context) -> None:
         if not reads_reports(v):
             return to_login(request) if not v.logged_in else RedirectResponse("/", 303)
         docs = await queries.latest_documents(ctx)
-        return page(request, "reports.html", v, documents=docs)
+        drafts = await queries.latest_documents(ctx, kind="monthly_report_draft")
+        signed = {d.key for d in docs}
+        waiting = sorted({d.key for d in drafts} - signed, reverse=True)
+        return page(
+            request,
+            "reports.html",
+            v,
+            documents=docs,
+            waiting=waiting,
+            may_sign=signoff.may_sign(ctx, v.account),
+        )
+
+    @router.get("/reports/sign/{key}", response_class=HTMLResponse)
+    async def report_review(request: Request, key: str, msg: str = "") -> Response:
+        v = await viewer(request)
+        if not v.logged_in or v.account is None:
+            return to_login(request)
+        if not (reads_reports(v) or signoff.may_sign(ctx, v.account)):
+            return page(request, "error.html", v, status_code=403, message=REPORT_READERS)
+        drafts = [
+            d
+            for d in await queries.latest_documents(ctx, kind="monthly_report_draft", limit=50)
+            if d.key == key
+        ]
+        if not drafts:
+            return page(request, "error.html", v, status_code=404, message="没有这个月的月报草稿。")
+        run = await signoff.signed_run(ctx, key)
+        signed = [d for d in await queries.latest_documents(ctx, limit=50) if d.key == key]
+        return page(
+            request,
+            "report_review.html",
+            v,
+            key=key,
+            drafts=drafts,
+            run=run,
+            signed=signed,
+            may_sign=signoff.may_sign(ctx, v.account),
+            message="月报已签发，正在报送收件领导。" if msg == "signed" else None,
+        )
+
+    @router.post("/reports/sign/{key}", response_class=HTMLResponse)
+    async def report_sign(
+        request: Request, key: str, csrf: str = Form(""), note: str = Form("")
+    ) -> Response:
+        v = await viewer(request)
+        if not v.logged_in or v.account is None:
+            return to_login(request)
+        if not check_csrf(ctx, request, csrf):
+            return page(
+                request, "error.html", v, status_code=400, message="表单已过期，请刷新页面后重试。"
+            )
+        if not signoff.may_sign(ctx, v.account):
+            return page(
+                request, "error.html", v, status_code=403, message="只有指定的审核人可以签发月报。"
+            )
+        try:
+            month = date.fromisoformat(key + "-01")
+        except ValueError:
+            return page(request, "error.html", v, status_code=404, message="没有这个月的月报。")
+        try:
+            await signoff.sign(ctx, month, v.account, scrub(note.strip(), 2000) or None)
+        except signoff.SignError as exc:
+            return page(request, "error.html", v, status_code=409, message=str(exc))
+        return RedirectResponse(f"/reports/sign/{key}?msg=signed", status_code=303)
 
     @router.get("/documents/{document_id}")
     async def download(request: Request, document_id: int) -> Response:
@@ -757,7 +821,7 @@ def include(app: FastAPI, ctx: Context) -> None:
                 return to_login(request)
             return page(request, "error.html", v, status_code=403, message=REPORT_READERS)
         doc = await queries.document(ctx, document_id)
-        if doc is None or doc.kind != "monthly_report":
+        if doc is None or doc.kind not in {"monthly_report", "monthly_report_draft"}:
             return page(request, "error.html", v, status_code=404, message="没有这份文件。")
         return Response(
             doc.data,
