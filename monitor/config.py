@@ -437,6 +437,8 @@ class ReportConfig(Section):
     song: str = ""
     fa: str = "各区县（市）总工会"
     classification: str = "内部资料"
+    #: A sentence printed at the top of every report (the demo says its data is simulated).
+    notice: str = ""
 
     @field_validator("schedule")
     @classmethod

@@ -574,7 +574,7 @@ class Expected:
                     str(point["name"]),
                     self.region_name(point["region_code"]),
                     INDUSTRY[point["industry"]],
-                    str(f["d"]),
+                    str(f["d"].quantize(Decimal(1), rounding=ROUND_HALF_UP)),
                     RISK[f["level"]].split("（")[0],
                     factors[0]["text"] if factors else "—",
                 ]

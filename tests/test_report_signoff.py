@@ -18,7 +18,7 @@ from sqlalchemy import select
 from monitor.clock import FrozenClock
 from monitor.context import Context
 from monitor.daemon import make_context
-from monitor.models import Account, Delivery, Document
+from monitor.models import Account, Alert, Delivery, Document
 from monitor.report import signoff
 from monitor.report.service import ReportService
 from monitor.web.app import create_app
@@ -152,3 +152,60 @@ async def test_the_reviewer_signs_in_the_console(ctx: Context, clock: FrozenCloc
         assert twice.status_code == 409 and "不会重复发送" in twice.text
     recipients = [d.address for d in await deliveries(ctx) if d.body.get("attachments")]
     assert recipients == ["city@x.example"]
+
+
+async def test_alerts_count_in_the_month_of_their_event(ctx: Context, clock: FrozenClock) -> None:
+    """An alert raised on 3 February from a report of an event on 20 January is one of
+    January's alerts, as the console shows it (the demo's simulated events too)."""
+    from monitor.records import parse_obj
+    from monitor.report import collect_figures, options_from
+    from monitor.store import Submission
+
+    clock.set(datetime(2025, 2, 3, 10, 0, tzinfo=CST))
+    record = parse_obj(
+        "report",
+        {
+            "report_id": "late-1",
+            "informant_id": "inf-1",
+            "occurred_at": "2025-01-20T15:00:00+08:00",
+            "region_code": "430902",
+            "event_type": "gathering",
+            "people_involved": 40,
+        },
+    )
+    await ctx.store.store("report", [Submission(record, "file")])
+    raised = clock.now()
+    async with ctx.db.session() as session:
+        session.add(
+            Alert(
+                dedup_key="k",
+                kind="event",
+                level="II",
+                status="triggered",
+                region_code="430902",
+                title="聚集",
+                source_ids=["late-1"],
+                created_at=raised,
+                updated_at=raised,
+                tier_reached=3,
+                escalation_step=0,
+                repeats_done=0,
+            )
+        )
+    options = options_from(ctx.settings)
+    january = await collect_figures(ctx.db, date(2025, 1, 1), options=options, now=raised)
+    february = await collect_figures(ctx.db, date(2025, 2, 1), options=options, now=raised)
+    level_ii = {f.month: next(r for r in f.alerts if r.level == "II") for f in (january, february)}
+    assert (level_ii[date(2025, 1, 1)].opened, level_ii[date(2025, 1, 1)].open_at_end) == (1, 1)
+    assert level_ii[date(2025, 2, 1)].opened == 0
+
+
+async def test_a_notice_is_said_first_and_in_the_notes(ctx: Context, clock: FrozenClock) -> None:
+    from monitor.report import make_document
+    from monitor.report.render import render_html
+
+    ctx.settings.report.notice = "说明：本报告所用数据均为模拟数据。"
+    doc = await make_document(ctx.db, ctx.settings, date(2024, 12, 1), clock.now())
+    html = render_html(doc)
+    assert html.index("本报告所用数据均为模拟数据") < html.index('<table class="data')
+    assert doc.notes[0] == "说明：本报告所用数据均为模拟数据。"

@@ -8,6 +8,7 @@ renderers print is what the tests read back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from monitor.report import labels
@@ -439,7 +440,8 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                     p.name,
                     p.region,
                     p.industry,
-                    f"{p.score:.1f}",
+                    # Whole points, as the console shows scores.
+                    str(p.score.quantize(Decimal(1), rounding=ROUND_HALF_UP)),
                     labels.label(labels.RISK_LEVELS, p.level).split("（")[0],
                     p.factor or "—",
                 ]
@@ -493,8 +495,9 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         "上升、下降、持平；基期为零时不计算变化率，本期有数据标“新增”，均为零标“持平”。",
         "办结件数按办结日期统计；平均办理用时为受理至办结的天数平均值；办结率为本月受理的信访中"
         "月末前已办结的比例。",
-        "预警按当前级别统计：“本月新发”指本月生成，“本月解除”指本月解除，“月末未解除”指月末仍处于"
-        "未解除状态。确认用时为预警生成至确认的时长，按确认月份统计；确认层级指确认人所属层级"
+        "预警按当前级别统计，按其所依据事件的发生时间（信息员报告的发生时间、信访的受理时间；"
+        "无所依据记录的按生成时间）计入月份：“本月新发”指事件发生在本月，“本月解除”指本月解除，"
+        "“月末未解除”指事件发生在月末前且月末仍处于未解除状态。确认用时为预警生成至确认的时长，按确认月份统计；确认层级指确认人所属层级"
         "（省级、市级、区县级工会账号），非通过账号的确认（如系统操作员）单列。",
         "监测点风险等级取截至月末各监测点最近一次风险评分；“无预警”指评分未达预警等级，"
         "“未评分”指截至月末尚无评分。",
