@@ -177,7 +177,7 @@ def validate(env: Envelope, max_bytes: int) -> Envelope:
             "unknown_topic",
             FieldError(None, "not an input topic: use labormon/v1/{wages|petitions|reports}/{id}"),
         )
-    if env.sender is not None and not _ACCOUNT_ID.match(env.sender):
+    if env.sender is not None and not _ACCOUNT_ID.fullmatch(env.sender):
         return env.refuse(
             "unknown_topic",
             FieldError(None, "the id in the topic is not an account id (1-64 of A-Z a-z 0-9 _.:-)"),

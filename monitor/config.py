@@ -89,7 +89,7 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
     if isinstance(value, str):
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
     return value
@@ -135,7 +135,7 @@ class DatabaseConfig(Section):
         scheme = value.split(":", 1)[0].split("+", 1)[0]
         if scheme not in {"sqlite", "postgresql", "postgres"}:
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
-        return value
+        return _not_placeholder(value)
 
 
 class MqttConfig(Section):
@@ -682,6 +682,18 @@ class DigestConfig(Section):
     at: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
+class RiskAlertsConfig(Section):
+    """`[alerting.risk]`: risk alerts (forecasts) reach the county at once and the city in
+    a weekly digest; they never page the province by themselves (CONTRACT §5)."""
+
+    #: Tiers told at once when a risk alert opens or its band rises.
+    notify: list[Literal["county", "city"]] = ["county"]
+    #: The weekly risk digest (风险周报) of the city: weekday (0 Monday) and local time.
+    digest_weekday: int = Field(default=0, ge=0, le=6)
+    digest_at: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    digest_enabled: bool = True
+
+
 class AlertingConfig(Section):
     """`[alerting]`: escalation policies, contacts, risk alert groups and the outbox."""
 
@@ -695,6 +707,10 @@ class AlertingConfig(Section):
     poll_interval: Duration = timedelta(seconds=10)
     #: How long an acknowledge link in an email stays valid.
     ack_link_ttl: Duration = timedelta(hours=72)
+    #: Levels whose acknowledge links work only for the leader they were sent to once
+    #: signed in (console session or API token): a forwarded mail alone acknowledges
+    #: nothing and shows nothing. Empty: links work for whoever holds them.
+    ack_link_login_levels: list[Literal["I", "II", "III", "IV"]] = ["I", "II"]
     #: Whether a silence may hold back level I (特别重大) alerts too.
     silences_cover_level_i: bool = False
     #: Publish alert events on `{mqtt.topic_prefix}/alerts/{region_code}`.
@@ -704,6 +720,10 @@ class AlertingConfig(Section):
     outbox: OutboxConfig = OutboxConfig()
     overdue: OverdueConfig = OverdueConfig()
     digest: DigestConfig = DigestConfig()
+    #: A new event at an enterprise within this long of its open incident's last event
+    #: joins that incident's alert (CONTRACT §5).
+    join_window: Duration = timedelta(hours=72)
+    risk: RiskAlertsConfig = RiskAlertsConfig()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AlertingConfig:
@@ -774,6 +794,21 @@ class DetectorsConfig(Section):
     surge_baseline_days: int = Field(default=91, ge=28, le=730)
     surge_alpha: float = Field(default=0.01, gt=0, lt=0.5)
     surge_alpha_festival: float = Field(default=0.05, gt=0, lt=0.5)
+    #: A surge needs at least this many petitions in the window (county or enterprise):
+    #: a few petitions over a near-zero normal are no surge.
+    surge_min_count: int = Field(default=6, ge=1)
+    #: Risk hysteresis: a risk alert opens (or changes band) only after this many
+    #: consecutive scorings in the new band, and closes only after as many below.
+    risk_open_after: int = Field(default=3, ge=1, le=30)
+    risk_close_after: int = Field(default=3, ge=1, le=30)
+    #: A petition raises an event when collective (this many people or more), over the
+    #: level, or carrying an always-I, owner-gone or death signal ...
+    collective_people: int = Field(default=5, ge=2)
+    #: ... or as the `cluster_petitions`-th distinct petition about one enterprise within
+    #: `cluster_days` (one cluster event at `cluster_level` listing them).
+    cluster_petitions: int = Field(default=3, ge=2)
+    cluster_days: int = Field(default=30, ge=1, le=365)
+    cluster_level: Literal["I", "II", "III", "IV"] = "IV"
     #: Count every record from its own date rather than from when it was stored. Off:
     #: a record arriving late cannot rewrite what was known on a past day (no leakage in
     #: `score --as-of`). On: for history replayed over MQTT/HTTP, as the demo does.

@@ -253,6 +253,9 @@ class InformantReport(Base):
     account_id: Mapped[str | None] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     severity_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The `report_id` of an earlier report this one follows up (CONTRACT §5): it joins
+    #: that report's alert.
+    follows: Mapped[str | None] = mapped_column(String(64))
     #: CONTRACT §8: the sender's own earlier report this one corrects or withdraws.
     corrects: Mapped[str | None] = mapped_column(String(64), index=True)
     withdraws: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -416,6 +419,28 @@ class Alert(Base):
     #: The latest finding's evidence that notifications show (enterprise, event type,
     #: category, ...), without personal data.
     evidence: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    #: The entity + kind the alert is about (a finding's dedup key). A risk alert's
+    #: `dedup_key` is this; an event alert is one incident of the entity, so its
+    #: `dedup_key` adds the incident's first record.
+    entity_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    #: When the incident's first and latest events happened (their own `occurred_at` /
+    #: `received_at`); the latest decides whether a new event joins (CONTRACT §5).
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RiskStreak(Base):
+    """Hysteresis of a risk alert: how many consecutive scorings an entity's band has
+    stayed above (direction 1) or below (-1) the band its findings last reported, and
+    the band it held throughout (the mildest when rising, the worst when falling)."""
+
+    __tablename__ = "risk_streaks"
+
+    dedup_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    direction: Mapped[int] = mapped_column(SmallInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str | None] = mapped_column(String(3))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AlertEvent(Base):

@@ -308,6 +308,10 @@ class InformantReportIn(Record):
     #: fields may be omitted (the store takes them from the withdrawn report).
     withdraws: RecordId | None = None
 
+    #: The `report_id` of an earlier report (by any informant) this one follows up: it
+    #: joins that report's alert (CONTRACT §5).
+    follows: RecordId | None = None
+
     def content_hash(self, fields: dict[str, Any] | None = None) -> str:
         # Reports stored before `corrects`/`withdraws` existed keep their hash.
         data = self.known_fields() if fields is None else fields
@@ -330,6 +334,12 @@ class InformantReportIn(Record):
         if target is not None and target == self.report_id:
             field = "corrects" if self.corrects else "withdraws"
             raise ValueError(f"{field}: must name an earlier report, not this report's own id")
+        return self
+
+    @model_validator(mode="after")
+    def _follows_another(self) -> InformantReportIn:
+        if self.follows is not None and self.follows == self.report_id:
+            raise ValueError("follows: names this report itself; give an earlier report_id")
         return self
 
 

@@ -30,7 +30,7 @@ DEMO_REGIONS: list[tuple[str, str, str | None]] = [
 
 
 def is_region_code(code: str) -> bool:
-    return bool(_CODE.match(code))
+    return bool(_CODE.fullmatch(code))
 
 
 def tier_of(code: str) -> int:

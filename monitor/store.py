@@ -614,6 +614,7 @@ class RecordStore:
             "category": rec.category,
             "people_involved": rec.people_involved,
             "description": rec.description,
+            "follows": rec.follows,
             "corrects": rec.corrects,
             "withdraws": rec.withdraws,
         }

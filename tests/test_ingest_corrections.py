@@ -24,7 +24,12 @@ from tests.support.stream import prepare
 
 def report(rid: str, informant: str, **changes: object) -> dict[str, object]:
     body = dict(publisher.message("c", 2, "reports").payload)
-    return body | {"report_id": rid, "informant_id": informant, "people_involved": 300} | changes
+    return (
+        body
+        | {"report_id": rid, "informant_id": informant, "people_involved": 300}
+        | {"region_code": "430902"}
+        | changes
+    )
 
 
 async def test_over_the_api(ctx: Context, clock: FrozenClock) -> None:

@@ -26,6 +26,7 @@ from monitor.cli.common import (
     run,
     settings_from,
 )
+from monitor.safetext import SafeWriter
 
 
 def register(app: typer.Typer) -> None:
@@ -143,7 +144,7 @@ def score_command(
     except OSError as exc:
         fail(f"--out: cannot write {os_reason(exc, out_file)}")
     try:
-        writer = csv.writer(fh)
+        writer = SafeWriter(csv.writer(fh))
         header = ["point_id", "score", "level", "factors"]
         writer.writerow(([*header, "entity"]) if counties else header)
         for i, point_id in enumerate(table.point_ids):

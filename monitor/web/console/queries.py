@@ -368,6 +368,10 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
             )
             points.update((await session.scalars(named)).all())
         entity = Finding.entity_id == f"report:{report.report_id}"
+        if report.enterprise_name:
+            # An enterprise outside the registry is judged as a firm of its county.
+            firm = f"{report.region_code}:{report.enterprise_name}"
+            entity = or_(entity, Finding.entity_id == firm)
         rows = await session.execute(
             select(Finding.dedup_key, Finding.evidence).where(
                 Finding.detector == "severity",
@@ -383,7 +387,12 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
         }
         if not keys:
             return []
-        alerts = (await session.scalars(select(Alert).where(Alert.dedup_key.in_(keys)))).all()
+        # An event alert is one incident: keyed by its entity (CONTRACT §5).
+        alerts = (
+            await session.scalars(
+                select(Alert).where(or_(Alert.dedup_key.in_(keys), Alert.entity_key.in_(keys)))
+            )
+        ).all()
     return sorted(
         (a for a in alerts if report.report_id in (a.source_ids or [])),
         key=lambda a: (STATUS_ORDER.get(a.status, 9), LEVEL_ORDER.get(a.level, 9), -a.id),

@@ -723,9 +723,16 @@ def include(app: FastAPI, ctx: Context) -> None:
                 status_code=404,
                 message="本系统未启用本地邮件箱（仅演示模式提供）。",
             )
-        if not v.is_leader and not console.anonymous_read:
+        # Never open to anonymous read: mails hold every leader's acknowledge links. A
+        # signed-in leader sees the mail sent to their own address only.
+        if not v.is_leader or v.account is None:
             return to_login(request)
-        return page(request, "mail.html", v, mails=list_mail(Path(console.mail_dir)))
+        own = _own_address(v)
+        mails = [m for m in list_mail(Path(console.mail_dir)) if own in {t.lower() for t in m.to}]
+        return page(request, "mail.html", v, mails=mails)
+
+    def _own_address(v: Viewer) -> str:
+        return (v.account.email or "").strip().lower() if v.account else ""
 
     @router.get("/mail/{name}", response_class=HTMLResponse)
     async def mail_view(request: Request, name: str) -> Response:
@@ -734,9 +741,14 @@ def include(app: FastAPI, ctx: Context) -> None:
         path = (directory / name) if directory else None
         if path is None or "/" in name or not path.is_file():
             return page(request, "error.html", v, status_code=404, message="没有这封邮件。")
-        if not v.is_leader and not console.anonymous_read:
+        if not v.is_leader or v.account is None:
             return to_login(request)
         message = read_mail(path)
+        recipients = {
+            t.strip().lower() for t in str(message.get("X-Labormon-Envelope-To", "")).split(",")
+        }
+        if not _own_address(v) or _own_address(v) not in recipients:
+            return page(request, "error.html", v, status_code=404, message="没有这封邮件。")
         text, html = bodies(message)
         return page(request, "mail_view.html", v, message=message, text=text, html=html, mail=name)
 
