@@ -102,6 +102,10 @@ class ReportDocument:
         )
 
 
+#: The year-on-year cell when the store holds nothing for the same month a year before.
+NO_LAST_YEAR = "上年无数据"
+
+
 def compared_table(
     table_id: str,
     caption: str,
@@ -503,6 +507,14 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         "“未评分”指截至月末尚无评分。",
         "本报告由劳动关系风险监测预警系统根据系统数据自动生成，不含信访人姓名、联系方式等个人信息。",
     ]
+    if f.totals.last_year.petitions == 0:
+        # Nothing at all a year before (the system was not yet in use): a year-on-year
+        # "new" would read as a rise, so the tables say there is nothing to compare with.
+        for block in blocks:
+            if isinstance(block, Table) and "同比" in block.header:
+                column = block.header.index("同比")
+                for row in block.rows:
+                    row[column] = NO_LAST_YEAR
     return ReportDocument(
         figures=f,
         analysis=a,
