@@ -13,6 +13,7 @@ from monitor.config import Settings
 from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.privacy import Privacy, load_secret
+from monitor.regions import catalogue
 from monitor.store import CategoryInferrer, RecordStore
 
 
@@ -50,6 +51,7 @@ class Context:
             zone=settings.organisation.zone,
             infer_category=infer_category,
             correction_window=settings.ingest.correction_window,
+            catalogue=catalogue(settings.organisation.regions_file),
         )
         return cls(
             settings=settings,

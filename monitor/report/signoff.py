@@ -30,6 +30,7 @@ from monitor.clock import add_months, local_date
 from monitor.context import Context
 from monitor.logging import get_logger
 from monitor.models import Account, Delivery, Document, JobRun, Region
+from monitor.regions import CITY, ancestors, tier_of
 from monitor.report import CONTENT_TYPES, make_document, render
 from monitor.report.mail import covering_mail
 
@@ -89,12 +90,14 @@ async def reviewers(ctx: Context, session: AsyncSession) -> list[tuple[str, str]
 
 
 async def recipients_of(ctx: Context, session: AsyncSession) -> list[tuple[str | None, str]]:
-    """Leader accounts of the configured tiers with an email, within the union's
-    province and city, then the configured addresses; each address once."""
-    org = ctx.settings.organisation
-    codes = {org.province_code, org.city_code}
-    counties = await session.execute(select(Region.code).where(Region.parent_code == org.city_code))
-    codes.update(code for (code,) in counties)
+    """The recipients of the installation's own report (as `ReportService._recipients`):
+    leader accounts of the configured tiers with an email in the scope, the regions above
+    it and, for a city, its counties; then the configured addresses; each address once."""
+    scope = ctx.settings.organisation.scope_code
+    codes = {scope, *ancestors(scope)}
+    if tier_of(scope) == CITY:
+        counties = await session.execute(select(Region.code).where(Region.parent_code == scope))
+        codes.update(code for (code,) in counties)
     accounts = await session.execute(
         select(Account.id, Account.email)
         .where(
