@@ -2,7 +2,7 @@
 shift_handovers: the duty view's handover notes
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0014
 Create Date: 2026-12-06 23:50:00
 
 CONTRACT §8: within a window after sending, an informant may send a report that corrects
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0008"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
