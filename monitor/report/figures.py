@@ -414,7 +414,7 @@ async def collect_figures(
         cases = await _collective_cases(conn, month, options, scope)
         handling = await _handling(conn, month, start, as_of, scope)
         alerts, acks = await _alerts(conn, start, as_of, scope)
-        disposal = await _disposal(conn, start, as_of, {c: v[0] for c, v in regions.items()})
+        disposal = await _disposal(conn, start, as_of, {c: v[0] for c, v in regions.items()}, scope)
         risk_levels, risk_points = await _risk(conn, as_of, points, regions, options)
 
     def region_name(code: str) -> str:
@@ -850,7 +850,11 @@ def _median(values: Sequence[Fraction]) -> Decimal | None:
 
 
 async def _disposal(
-    conn: AsyncConnection, start: datetime, end: datetime, region_names: dict[str, str]
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    region_names: dict[str, str],
+    scope: frozenset[str] | None = None,
 ) -> Disposal | None:
     """处置情况 (CONTRACT §8): the month's event alerts by level with their verification
     and the median hours to the first verify record and to the final report; the
@@ -864,7 +868,8 @@ async def _disposal(
                 HandlingRecord.created_at,
                 HandlingRecord.fields,
             )
-            .where(HandlingRecord.created_at < end)
+            .join(Alert, Alert.id == HandlingRecord.alert_id)
+            .where(HandlingRecord.created_at < end, _within(Alert.region_code, scope))
             .order_by(HandlingRecord.created_at, HandlingRecord.id)
         )
     )
@@ -872,7 +877,11 @@ async def _disposal(
         await conn.execute(
             select(HandlingDeadline.kind, Alert.region_code)
             .join(Alert, Alert.id == HandlingDeadline.alert_id)
-            .where(HandlingDeadline.missed_at >= start, HandlingDeadline.missed_at < end)
+            .where(
+                HandlingDeadline.missed_at >= start,
+                HandlingDeadline.missed_at < end,
+                _within(Alert.region_code, scope),
+            )
         )
     )
     in_month = [r for r in records if start <= r.created_at < end]
@@ -881,7 +890,10 @@ async def _disposal(
     events = list(
         await conn.execute(
             select(Alert.id, Alert.level, Alert.created_at).where(
-                Alert.kind == "event", Alert.created_at >= start, Alert.created_at < end
+                Alert.kind == "event",
+                Alert.created_at >= start,
+                Alert.created_at < end,
+                _within(Alert.region_code, scope),
             )
         )
     )
