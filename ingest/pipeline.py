@@ -25,19 +25,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.topics import KIND_LABEL, SENDER_FIELD, SENDER_KIND
 from monitor import bus
 from monitor.context import Context
+from monitor.db import is_transient
 from monitor.logging import get_logger
 from monitor.models import Account
 from monitor.records import RECORD_TYPES, FieldError, Record, field_errors, parse_json
 from monitor.store import Submission
 
 log = get_logger("labormon.ingest")
+
+__all__ = ["is_transient"]  # re-exported: the MQTT service and tests import it from here
 
 Status = Literal["stored", "duplicate", "rejected"]
 
@@ -263,23 +265,6 @@ def classify_store_error(kind: str, error: FieldError) -> str:
     return "invalid_field"
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True when retrying the same transaction later can succeed (the database is away,
-    busy, or chose this transaction as a deadlock victim)."""
-    if isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.DisconnectionError):
-        return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
-            return True
-        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        # 08 connection, 40 rollback (deadlock, serialization), 53 resources, 57 shutdown.
-        if isinstance(state, str) and state[:2] in {"08", "40", "53", "57"}:
-            return True
-    return False
-
-
 #: Called after each commit with the batch and its outcomes (benchmarks, tests).
 CommitListener = Callable[[Sequence[Envelope], Sequence[Outcome]], None]
 
@@ -301,13 +286,26 @@ class IngestPipeline:
         #: MQTT sender -> (account kind, when the database said it was active).
         self._senders: dict[str, tuple[str, float]] = {}
         self.committed_batches = 0
+        #: Since when (monotonic) the writer has been retrying a batch because the
+        #: database is unreachable; None while it writes.
+        self.database_down_since: float | None = None
         self.metrics.ingest_queue.set_function(lambda: self._queue.qsize() + len(self._carry))
 
     def add_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
+    @property
+    def database_unavailable(self) -> bool:
+        return self.database_down_since is not None
+
     def health(self) -> dict[str, Any]:
-        return {"queued": self._queue.qsize() + len(self._carry)}
+        state: dict[str, Any] = {"queued": self._queue.qsize() + len(self._carry)}
+        if self.database_down_since is not None:
+            state["database"] = (
+                f"unavailable for {time.monotonic() - self.database_down_since:.0f} s; "
+                "nothing acknowledged until it is back"
+            )
+        return state
 
     # ------------------------------------------------------------------ intake
 
@@ -393,9 +391,17 @@ class IngestPipeline:
         while True:
             try:
                 outcomes = await self._write(batch)
+                if self.database_down_since is not None:
+                    log.info(
+                        "database back; storing again",
+                        after_seconds=round(time.monotonic() - self.database_down_since, 1),
+                    )
+                    self.database_down_since = None
                 break
             except Exception as exc:
                 if is_transient(exc):
+                    if self.database_down_since is None:
+                        self.database_down_since = time.monotonic()
                     attempt += 1
                     delay = min(
                         self.config.retry_max.total_seconds(),

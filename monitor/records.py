@@ -302,6 +302,15 @@ class InformantReportIn(Record):
     category: Category | None = None
     people_involved: Annotated[int, Field(ge=0, le=1_000_000)]
     description: LongText = ""
+    #: The `report_id` of an earlier report (by any informant) this one follows up: it
+    #: joins that report's alert (CONTRACT §5).
+    follows: RecordId | None = None
+
+    @model_validator(mode="after")
+    def _follows_another(self) -> InformantReportIn:
+        if self.follows is not None and self.follows == self.report_id:
+            raise ValueError("follows: names this report itself; give an earlier report_id")
+        return self
 
 
 class RegionIn(Record):

@@ -517,6 +517,7 @@ class RecordStore:
             "category": rec.category,
             "people_involved": rec.people_involved,
             "description": rec.description,
+            "follows": rec.follows,
         }
 
 

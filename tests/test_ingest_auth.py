@@ -122,6 +122,9 @@ def test_acl_rules_per_kind() -> None:
         "topic read labormon/v1/reports/+",
         "topic write labormon/v1/errors/+",
         "topic write labormon/v1/alerts/+",
+        "topic write labormon/v1/wages/~doctor.labormon",
+        "topic write labormon/v1/petitions/~doctor.labormon",
+        "topic write labormon/v1/reports/~doctor.labormon",
     ]
     assert files.skipped == [("odd:id", "':' cannot appear in an MQTT user name")]
 

@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor.alerting.acklinks import AckLinks
 from monitor.alerting.contacts import TIER_NUMBERS, Contact, Contacts
-from monitor.alerting.messages import LEVEL_NAMES, MessageBuilder, scrub
+from monitor.alerting.messages import (
+    LEVEL_COLOURS,
+    LEVEL_NAMES,
+    RISK_KINDS,
+    MessageBuilder,
+    scrub,
+)
 from monitor.alerting.metrics import AlertingMetrics
 from monitor.alerting.outbox import Outbox, priority_of
 from monitor.alerting.silences import active_silences, held_tiers
@@ -200,7 +206,11 @@ class Dispatcher:
             "alert_id": alert.id,
             "kind": alert.kind,
             "level": alert.level,
-            "level_name": LEVEL_NAMES.get(alert.level, alert.level),
+            "level_name": (
+                f"{LEVEL_COLOURS[alert.level][0]}风险提示"
+                if alert.kind in RISK_KINDS and alert.level in LEVEL_COLOURS
+                else LEVEL_NAMES.get(alert.level, alert.level)
+            ),
             "status": alert.status,
             "region_code": alert.region_code,
             "point_id": alert.point_id,

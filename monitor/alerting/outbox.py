@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import time
 import uuid
@@ -28,7 +29,6 @@ from typing import Any
 import httpx
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
@@ -43,6 +43,7 @@ from monitor.alerting.notifiers import (
     build_notifiers,
 )
 from monitor.context import Context
+from monitor.db import is_transient
 from monitor.logging import get_logger
 from monitor.loops import Waker, finish, seconds_until
 from monitor.models import Alert, AlertEvent, ChannelHealth, Delivery, DeliveryAttempt
@@ -192,15 +193,22 @@ def backoff(
     retry_after: float | None = None,
 ) -> timedelta:
     """initial * 2^(attempts-1), capped, with a fixed per-delivery jitter of +-15 %
-    (spreads retries after an outage, and stays reproducible under a frozen clock)."""
+    (spreads retries after an outage, and stays reproducible under a frozen clock).
+
+    The exponent is capped before the power is taken: `timedelta * 2**n` overflows
+    (OverflowError) from about n = 43, and a channel that fails for days gets there."""
     try:
         spread = int(delivery_id.replace("-", "")[:8], 16) / 0xFFFFFFFF
     except ValueError:
         spread = 0.5
-    delay = initial * (2 ** max(0, attempts - 1)) * (0.85 + 0.3 * spread)
-    delay = min(delay, cap)
+    if initial <= timedelta(0) or cap <= timedelta(0):
+        return max(cap, timedelta(0))
+    # The smallest doubling count that reaches the cap even at the lowest jitter (0.85).
+    ceiling = max(0, math.ceil(math.log2(cap / initial / 0.85)))
+    exponent = min(max(0, attempts - 1), ceiling)
+    delay = min(initial * (2**exponent) * (0.85 + 0.3 * spread), cap)
     if retry_after:
-        delay = max(delay, min(timedelta(seconds=retry_after), cap * 2))
+        delay = max(delay, timedelta(seconds=min(retry_after, (cap * 2).total_seconds())))
     return delay
 
 
@@ -522,7 +530,9 @@ class OutboxSender:
                     await self.start()
                     await self._dispatch_due()
                     timeout = seconds_until(await finish(self.next_due()), self.ctx.clock, poll)
-                except (DBAPIError, OSError) as exc:
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
                     log.error("outbox: database unavailable, retrying", error=str(exc)[:300])
                     self._started = False
                 await waker.wait(timeout)
