@@ -14,15 +14,23 @@ from typing import Any
 
 from sqlalchemy import select
 
+from detectors.service import RESCORE
 from ingest.pipeline import Envelope, IngestPipeline
 from monitor.alerting.messages import render_html, render_markdown, render_text, subject_for
 from monitor.alerting.metrics import alerting_metrics
+from monitor.context import Context
 from monitor.daemon import Daemon
-from monitor.models import AlertEvent, Delivery, InformantReport
+from monitor.models import AlertEvent, Delivery, InformantReport, JobRun
 from tests.alerting.conftest import COUNTY, Leader, Pipeline
+from tests.support.daemon import eventually
 from tests.support.mail import MailSink
 
 HOSTILE_NAME = "恶意公司\r\n丁"
+
+
+async def _rescore_status(ctx: Context) -> str | None:
+    async with ctx.db.session() as session:
+        return await session.scalar(select(JobRun.status).where(JobRun.job == RESCORE))
 
 
 def _report(report_id: str, **fields: Any) -> bytes:
@@ -50,15 +58,18 @@ async def test_a_level_i_report_with_a_line_break_in_its_company_name_reaches_al
     try:
         async with asyncio.timeout(15):
             await daemon.ready.wait()
+        # The daemon is up once its start-up re-score (of an empty store here) is done.
+        await eventually(lambda: _rescore_status(ctx), lambda s: s == "done", 30)
         intake = next(s for s in daemon.services if isinstance(s, IngestPipeline))
         started = time.perf_counter()
         outcome = await intake.submit_and_wait(
             Envelope("http", "/api/v1/reports", "report", "zy-inf-1", _report("HR-1"))
         )
         assert outcome.status == "stored", outcome
+        stored_after = time.perf_counter() - started
         received = await asyncio.to_thread(mail.wait_for, 3, 5)
         took = time.perf_counter() - started
-        assert took < 1.0, took
+        assert took < 1.0, (took, stored_after)
         assert {r for m in received for r in m.rcpt_tos} == {
             leaders["county"].email,
             leaders["city"].email,
