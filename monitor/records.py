@@ -102,6 +102,32 @@ def _instant(value: Any) -> Any:
 
 Instant = Annotated[AwareDatetime, BeforeValidator(_instant)]
 
+_DAY_HELP = "must be an ISO 8601 date, for example 2025-02-13"
+
+
+def _day(value: Any) -> Any:
+    """A calendar day is ISO 8601 text (or a spreadsheet date). Parsed here for the same
+    reason as `_instant`: the records' text cleaning is a model before-validator, after
+    which strict Python-mode validation would refuse the JSON text of a date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+        try:  # a spreadsheet's date cell read as text: "2025-02-13 00:00:00"
+            return datetime.fromisoformat(text).date()
+        except ValueError:
+            raise ValueError(_DAY_HELP) from None
+    raise ValueError(_DAY_HELP)
+
+
+Day = Annotated[date, BeforeValidator(_day)]
+
 
 def _period(value: Any) -> Any:
     """ "YYYY-MM" (also a date or datetime from a spreadsheet) -> first day of the month."""
@@ -234,7 +260,7 @@ class WageReportIn(Record):
     frontline_headcount: Count
     avg_frontline_wage: Money
     #: None: not yet paid.
-    wages_paid_on: date | None = None
+    wages_paid_on: Day | None = None
     arrears_amount: Money
     arrears_workers: Count
     arrears_months: Annotated[int, Field(ge=0, le=240)]

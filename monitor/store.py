@@ -42,7 +42,8 @@ from monitor.records import (
     RegionIn,
     WageReportIn,
 )
-from monitor.regions import covers, parent_of, tier_of
+from monitor.regions import Catalogue, covers, parent_of, tier_of
+from monitor.regions import catalogue as default_catalogue
 
 log = get_logger("labormon.store")
 
@@ -177,8 +178,12 @@ class RecordStore:
         *,
         zone: tzinfo = SHANGHAI,
         infer_category: CategoryInferrer | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.db = db
+        #: The GB/T 2260 list: a region record must be in it; a record's unknown region
+        #: is told apart as "not a code at all" or "outside this installation".
+        self.catalogue = catalogue or default_catalogue()
         self.privacy = privacy
         self.clock = clock
         self.zone = zone
@@ -392,6 +397,7 @@ class RecordStore:
         if isinstance(rec, RegionIn):
             try:
                 tier_of(rec.code)
+                self.catalogue.get(rec.code)
             except ValueError as exc:
                 return FieldError("code", str(exc))
             parent = rec.parent_code or parent_of(rec.code)
@@ -400,7 +406,16 @@ class RecordStore:
             return None
         code = getattr(rec, "region_code", None)
         if code is not None and code not in regions:
-            return FieldError("region_code", f"unknown region code {code}")
+            if code not in self.catalogue:
+                return FieldError(
+                    "region_code",
+                    f"unknown region code {code}: not a GB/T 2260 code ({self.catalogue.source})",
+                )
+            return FieldError(
+                "region_code",
+                f"unknown region code {code} ({self.catalogue.name(code)}): not among this "
+                "installation's regions (`labormon regions load --scope CODE` adds them)",
+            )
         if isinstance(rec, WageReportIn):
             if rec.point_id not in points:
                 return FieldError("point_id", f"unknown monitoring point {rec.point_id}")

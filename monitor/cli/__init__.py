@@ -81,6 +81,7 @@ COMMANDS = (
     "monitor.cli.detect",
     "monitor.cli.ops",
     "monitor.cli.doctor",
+    "monitor.cli.regions",
 )
 
 for _module in COMMANDS:

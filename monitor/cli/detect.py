@@ -52,6 +52,14 @@ def simulate_command(
     months: Annotated[int, typer.Option("--months", min=1, max=240, help="Months to simulate.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the data set.")],
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 1,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="GB/T 2260 code of the region: a city (default 430900 Yiyang), a province "
+            "(430000 Hunan: its 14 cities and 122 counties) or a county.",
+        ),
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option(
@@ -64,12 +72,19 @@ def simulate_command(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """A synthetic data set of the demo region with ground truth (incidents.csv).
+    """A synthetic data set of a region (default: the demo city) with ground truth
+    (incidents.csv).
 
     Writes files only: --config and --db are accepted (and checked) like everywhere else."""
+    from monitor.regions import DEMO_CITY, UnknownRegion, catalogue
     from monitor.simulator import default_start, write_dataset
 
     settings_from(config, db)
+    code = region or DEMO_CITY
+    try:
+        catalogue().get(code)
+    except UnknownRegion as exc:
+        fail(f"--region: {exc}")
     first = _month(start) or default_start(months)
     if out_dir.exists() and not out_dir.is_dir():
         fail(f"--out {out_dir} exists and is not a directory")
@@ -79,14 +94,17 @@ def simulate_command(
         fail(f"--out: cannot create {os_reason(exc, out_dir)}")
     started = time.perf_counter()
     try:
-        summary = write_dataset(out_dir, points=points, months=months, seed=seed, start=first)
+        summary = write_dataset(
+            out_dir, points=points, months=months, seed=seed, start=first, region=code
+        )
     except OSError as exc:
         fail(f"--out: cannot write {os_reason(exc, out_dir)}")
     if json_out:
         print(json.dumps(summary.as_dict()))
         return
     err.print(
-        f"simulated {summary.points} points x {summary.months} months "
+        f"simulated {catalogue().name(code)} ({code}): {summary.points} points x "
+        f"{summary.months} months "
         f"({summary.first_period:%Y-%m} .. {summary.last_period:%Y-%m}) in "
         f"{time.perf_counter() - started:.1f}s: {summary.wage_reports} wage reports, "
         f"{summary.petitions} petitions, {summary.informant_reports} informant reports, "

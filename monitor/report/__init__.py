@@ -50,10 +50,14 @@ __all__ = [
 ]
 
 
-def options_from(settings: Settings) -> ReportOptions:
+def options_from(settings: Settings, region: str | None = None) -> ReportOptions:
+    """The report of `region` (default: the installation's scope). A region below the
+    scope (a city of a province's installation) counts its own subtree only."""
     report = settings.report
+    scope = settings.organisation.scope_code
     return ReportOptions(
-        city_code=settings.organisation.city_code,
+        city_code=region or scope,
+        subtree_only=region is not None and region != scope,
         zone=settings.organisation.zone,
         issuer=report.issuer,
         collective_threshold=report.collective_threshold,
@@ -62,10 +66,11 @@ def options_from(settings: Settings) -> ReportOptions:
 
 
 async def make_document(
-    db: Database, settings: Settings, month: date, now: datetime
+    db: Database, settings: Settings, month: date, now: datetime, region: str | None = None
 ) -> ReportDocument:
-    """Figures and layout of the report for `month` as known at `now`."""
-    figures = await collect_figures(db, month, options=options_from(settings), now=now)
+    """Figures and layout of the report of `region` (default: the installation's scope)
+    for `month` as known at `now`."""
+    figures = await collect_figures(db, month, options=options_from(settings, region), now=now)
     return build_document(figures)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from monitor.regions import PROVINCE
 from monitor.report import labels
 from monitor.report.analysis import Analysis, analyse
 from monitor.report.figures import Compared, MonthlyFigures
@@ -233,17 +234,43 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         )
     blocks.append(Chart("trend", f"图{next(chart_no)}　近13个月信访件数（按诉求类别）"))
     heading("分区域情况")
+    # A province's report compares its cities (市州) and then ranks counties province-wide.
+    area = "市州" if f.region_tier == PROVINCE else "区县（市）"
     blocks.append(
         compared_table(
             "t-county",
-            caption("各区县（市）信访情况"),
-            "区县（市）",
+            caption(f"各{area}信访情况"),
+            area,
             f.by_county,
             total,
             collective_column=True,
         )
     )
-    blocks.append(Chart("county", f"图{next(chart_no)}　各区县（市）信访件数对比"))
+    blocks.append(Chart("county", f"图{next(chart_no)}　各{area}信访件数对比"))
+    if f.region_tier == PROVINCE:
+        blocks.append(
+            Table(
+                "t-county-rank",
+                caption(f"全省区县（市）信访件数排名（前{len(f.county_ranking)}位）"),
+                ["排名", "区县（市）", "件数", "占全省", "人次", "集体访", "上月", "环比"],
+                [
+                    [
+                        str(i),
+                        r.label,
+                        labels.fmt_int(r.current.petitions),
+                        labels.fmt_share(r.current.petitions, total.current.petitions),
+                        labels.fmt_int(r.current.people),
+                        labels.fmt_int(r.collective.petitions),
+                        labels.fmt_int(r.previous.petitions),
+                        labels.fmt_change(r.current.petitions, r.previous.petitions),
+                    ]
+                    for i, r in enumerate(f.county_ranking, start=1)
+                ],
+                ["r", "l", "r", "r", "r", "r", "r", "r"],
+                widths=[1.2, 4.6, 1.2, 1.7, 1.3, 1.4, 1.2, 1.9],
+                empty_text="（本月各区县均无信访）",
+            )
+        )
 
     # 五、集体访与越级访
     heading("集体访与越级访")

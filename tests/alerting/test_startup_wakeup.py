@@ -30,7 +30,7 @@ async def _rescore_status(ctx: Context) -> str | None:
         return await session.scalar(select(JobRun.status).where(JobRun.job == RESCORE))
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("backend", ["postgresql"])
 async def test_level_i_report_during_the_startup_rescore_is_mailed_when_it_ends(
     actx: Context, leaders: dict[str, Leader], mail: MailSink, sim_dir: Path
 ) -> None:
@@ -68,6 +68,15 @@ async def test_level_i_report_during_the_startup_rescore_is_mailed_when_it_ends(
         )
         ended = time.monotonic()
         assert await _rescore_status(ctx) == "done"
+
+        async def checked() -> bool:
+            async with ctx.db.session() as session:
+                row = await session.get(InformantReport, "WAKE-1")
+                return row is not None and row.severity_checked_at is not None
+
+        await eventually(checked, bool, 30, interval=0.005, what="report checked")
+        # The detectors took it up at once (a lost wake-up cost their 30 s poll).
+        assert time.monotonic() - ended <= 1.0
         arrived: dict[str, float] = {}
         wanted = {leaders[t].email: t for t in ("county", "city", "province")}
         async with asyncio.timeout(20):
@@ -78,7 +87,10 @@ async def test_level_i_report_during_the_startup_rescore_is_mailed_when_it_ends(
                         arrived.setdefault(wanted[address], time.monotonic())
                 await asyncio.sleep(0.01)
         late = {tier: round(at - ended, 3) for tier, at in arrived.items()}
-        assert all(seconds <= 1.0 for seconds in late.values()), late
+        # Behind the mails of the re-score's own alerts, which it raised just before; a
+        # second on an idle machine, a few on this test's shared CI cores, never the
+        # 30 s poll.
+        assert all(seconds <= 10.0 for seconds in late.values()), late
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

@@ -63,6 +63,26 @@ class CountyTile:
     level: str | None
     open_alerts: int
     factors: list[dict[str, Any]] = field(default_factory=list)
+    #: The county in context: its city, and its rank by risk score among the scored
+    #: counties of its city and of its province (1 = riskiest; None when unscored).
+    city: str = ""
+    rank_in_city: int | None = None
+    scored_in_city: int = 0
+    rank_in_province: int | None = None
+    scored_in_province: int = 0
+
+
+@dataclass
+class CityTile:
+    """A city of a province-wide view: its counties' worst risk and its open alerts."""
+
+    code: str
+    name: str
+    counties: int
+    open_alerts: int
+    score: float | None
+    level: str | None
+    worst_county: str = ""
 
 
 async def region_names(ctx: Context) -> dict[str, str]:
@@ -248,9 +268,30 @@ async def county_tiles(ctx: Context, regions: Iterable[str]) -> list[CountyTile]
             .group_by(Alert.region_code)
         )
         open_alerts = {code: n for code, n in open_rows}
+        # Ranks put a county in context: among the counties of its city and of its
+        # province, whatever part of them the viewer sees.
+        provinces = {c.code[:2] for c in counties}
+        every = (
+            await session.execute(
+                select(Region.code, Region.parent_code).where(
+                    Region.tier == 3, func.substr(Region.code, 1, 2).in_(sorted(provinces))
+                )
+            )
+        ).all()
+    wide = {r.entity_id: r.score for r in await latest_risk(ctx, "county", [c for c, _ in every])}
+    parent_of = dict(every)
+
+    def rank(code: str, peers: list[str]) -> tuple[int | None, int]:
+        scored = sorted((-wide[c], c) for c in peers if c in wide)
+        position = next((i for i, (_s, c) in enumerate(scored, 1) if c == code), None)
+        return position, len(scored)
+
     tiles = []
     for county in counties:
         r = risk.get(county.code)
+        city = county.parent_code or county.code
+        in_city = rank(county.code, [c for c, p in every if p == city])
+        in_province = rank(county.code, [c for c, _ in every if c[:2] == county.code[:2]])
         tiles.append(
             CountyTile(
                 code=county.code,
@@ -259,9 +300,52 @@ async def county_tiles(ctx: Context, regions: Iterable[str]) -> list[CountyTile]
                 level=r.level if r else None,
                 open_alerts=int(open_alerts.get(county.code, 0)),
                 factors=r.factors[:3] if r else [],
+                city=names.get(city, city) if parent_of.get(county.code) else "",
+                rank_in_city=in_city[0],
+                scored_in_city=in_city[1],
+                rank_in_province=in_province[0],
+                scored_in_province=in_province[1],
             )
         )
     return tiles
+
+
+async def city_tiles(
+    ctx: Context, regions: Iterable[str], tiles: list[CountyTile]
+) -> list[CityTile]:
+    """The cities among `regions` with their counties' tiles summed (worst level, open
+    alerts), for a viewer who sees more than one city (a province's leader)."""
+    codes = set(regions)
+    async with ctx.db.session() as session:
+        cities = (
+            await session.scalars(
+                select(Region).where(Region.tier == 2, Region.code.in_(codes)).order_by(Region.code)
+            )
+        ).all()
+        parents = dict(
+            (
+                await session.execute(
+                    select(Region.code, Region.parent_code).where(Region.tier == 3)
+                )
+            ).all()
+        )
+    out = []
+    for city in cities:
+        mine = [t for t in tiles if parents.get(t.code) == city.code]
+        scored = [t for t in mine if t.score is not None]
+        worst = max(scored, key=lambda t: t.score or 0.0, default=None)
+        out.append(
+            CityTile(
+                code=city.code,
+                name=city.name,
+                counties=len(mine),
+                open_alerts=sum(t.open_alerts for t in mine),
+                score=worst.score if worst else None,
+                level=worst.level if worst else None,
+                worst_county=worst.name if worst else "",
+            )
+        )
+    return out
 
 
 @dataclass
@@ -390,20 +474,34 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
     )
 
 
+def document_region(ctx: Context, key: str) -> str:
+    """The region a monthly report covers: `YYYY-MM/<code>` is a city's report within a
+    province's installation; a bare month is the installation's own."""
+    _month, _, code = key.partition("/")
+    return code or ctx.settings.organisation.scope_code
+
+
 async def latest_documents(
-    ctx: Context, kind: str = "monthly_report", limit: int = 6
+    ctx: Context,
+    kind: str = "monthly_report",
+    limit: int = 6,
+    regions: frozenset[str] | None = None,
 ) -> list[Document]:
+    """The latest documents, of the reports on `regions` only when given (a city's
+    leader sees the city's report, a province's leader every report of the province)."""
     async with ctx.db.session() as session:
         rows = await session.execute(
             select(Document.id, Document.kind, Document.key, Document.filename, Document.created_at)
             .where(Document.kind == kind)
             .order_by(Document.key.desc(), Document.id.desc())
-            .limit(limit)
+            .limit(limit if regions is None else limit * 30)
         )
-        return [
+        docs = [
             Document(id=r.id, kind=r.kind, key=r.key, filename=r.filename, created_at=r.created_at)
             for r in rows
+            if regions is None or document_region(ctx, r.key) in regions
         ]
+        return docs[: limit if regions is None else limit * 15]
 
 
 async def document(ctx: Context, document_id: int) -> Document | None:
