@@ -452,11 +452,15 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
             )
             points.update((await session.scalars(named)).all())
         entity = Finding.entity_id == f"report:{report.report_id}"
+        # A report about an unregistered firm is judged as that firm's event (issue 13):
+        # any severity finding of the region made after the report was stored may be it;
+        # its evidence decides.
+        later = Finding.created_at >= report.ingested_at
         rows = await session.execute(
             select(Finding.dedup_key, Finding.evidence).where(
                 Finding.detector == "severity",
                 Finding.region_code == report.region_code,
-                or_(entity, Finding.point_id.in_(points)) if points else entity,
+                or_(entity, later, Finding.point_id.in_(points)) if points else or_(entity, later),
             )
         )
         keys = {
@@ -467,7 +471,13 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
         }
         if not keys:
             return []
-        alerts = (await session.scalars(select(Alert).where(Alert.dedup_key.in_(keys)))).all()
+        # An event alert is one incident: its dedup key may carry the finding's id, its
+        # entity key is the finding's key.
+        alerts = (
+            await session.scalars(
+                select(Alert).where(or_(Alert.dedup_key.in_(keys), Alert.entity_key.in_(keys)))
+            )
+        ).all()
     return sorted(
         (a for a in alerts if report.report_id in (a.source_ids or [])),
         key=lambda a: (STATUS_ORDER.get(a.status, 9), LEVEL_ORDER.get(a.level, 9), -a.id),
