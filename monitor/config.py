@@ -41,7 +41,7 @@ from pydantic_settings import (
 
 ENV_PREFIX = "LABORMON_"
 
-#: The contract's flat environment variables (CONTRACT §4) and the key each sets.
+#: The contract's flat environment variables (interfaces §4) and the key each sets.
 ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "LABORMON_DB": ("database", "url"),
     "LABORMON_MQTT_URL": ("mqtt", "url"),
@@ -499,7 +499,7 @@ class EscalationStepConfig(Section):
 
 
 class LevelPolicyConfig(Section):
-    """How one alert level escalates (CONTRACT §5)."""
+    """How one alert level escalates (interfaces §5)."""
 
     steps: list[EscalationStepConfig]
     #: After the last step, re-notify every tier reached this many more times, or
@@ -534,7 +534,7 @@ class LevelPolicyConfig(Section):
         return self
 
 
-#: CONTRACT §5 defaults. Reminders and re-escalation of acknowledged alerts are ours.
+#: interfaces §5 defaults. Reminders and re-escalation of acknowledged alerts are ours.
 DEFAULT_LEVEL_POLICIES: dict[str, dict[str, Any]] = {
     "I": {
         "steps": [{"after": "0s", "notify": ["county", "city", "province"]}],
@@ -690,7 +690,7 @@ class DigestConfig(Section):
 
 class RiskAlertsConfig(Section):
     """`[alerting.risk]`: risk alerts (forecasts) reach the county at once and the city in
-    a weekly digest; they never page the province by themselves (CONTRACT §5)."""
+    a weekly digest; they never page the province by themselves (interfaces §5)."""
 
     #: Tiers told at once when a risk alert opens or its band rises.
     notify: list[Literal["county", "city"]] = ["county"]
@@ -727,7 +727,7 @@ class AlertingConfig(Section):
     overdue: OverdueConfig = OverdueConfig()
     digest: DigestConfig = DigestConfig()
     #: A new event at an enterprise within this long of its open incident's last event
-    #: joins that incident's alert (CONTRACT §5).
+    #: joins that incident's alert (interfaces §5).
     join_window: Duration = timedelta(hours=72)
     risk: RiskAlertsConfig = RiskAlertsConfig()
 
@@ -783,7 +783,7 @@ class DetectorsConfig(Section):
     level_ii: float = Field(default=70.0, ge=0, le=100)
     level_iii: float = Field(default=55.0, ge=0, le=100)
     level_iv: float = Field(default=40.0, ge=0, le=100)
-    #: CONTRACT §5 people thresholds of a reported event.
+    #: interfaces §5 people thresholds of a reported event.
     event_level_i_people: int = Field(default=100, ge=1)
     event_level_ii_people: int = Field(default=30, ge=1)
     event_level_iii_people: int = Field(default=10, ge=1)

@@ -1,4 +1,4 @@
-"""Personal data (CONTRACT §7): encrypted at rest, masked on display, kept out of logs.
+"""Personal data (interfaces §7): encrypted at rest, masked on display, kept out of logs.
 
 Petitioners' names and phones and the people behind informant and leader accounts are
 encrypted with a key derived from the installation's secret (Fernet: AES-128-CBC with

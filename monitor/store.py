@@ -49,6 +49,8 @@ log = get_logger("labormon.store")
 
 #: Infers a petition category from its summary (the detectors provide the real one).
 CategoryInferrer = Callable[[str], str]
+#: The number of people a free text gives ("上百名农民工" -> 100), None if it gives none.
+PeopleReader = Callable[[str], int | None]
 
 #: How far in the future a record's own timestamp may lie (clock skew of senders).
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -178,6 +180,7 @@ class RecordStore:
         *,
         zone: tzinfo = SHANGHAI,
         infer_category: CategoryInferrer | None = None,
+        read_people: PeopleReader | None = None,
         catalogue: Catalogue | None = None,
     ) -> None:
         self.db = db
@@ -188,6 +191,7 @@ class RecordStore:
         self.clock = clock
         self.zone = zone
         self.infer_category = infer_category or (lambda _text: "other")
+        self.read_people = read_people
         self._regions: set[str] = set()
 
     # ------------------------------------------------------------------ public
@@ -502,6 +506,7 @@ class RecordStore:
             return base | fields
         if isinstance(rec, PetitionIn):
             inferred = rec.category is None
+            people, people_inferred = self._people(rec.people_involved, rec.summary)
             return base | {
                 "petition_id": rec.petition_id,
                 "received_at": rec.received_at,
@@ -512,7 +517,9 @@ class RecordStore:
                 "enterprise_name": rec.enterprise_name,
                 "category": self.infer_category(rec.summary) if inferred else rec.category,
                 "category_inferred": inferred,
-                "people_involved": rec.people_involved,
+                # A petition is at least its petitioner.
+                "people_involved": max(people, 1),
+                "people_inferred": people_inferred,
                 "summary": rec.summary,
                 "petitioner_name_enc": self.privacy.encrypt(rec.petitioner_name),
                 "petitioner_phone_enc": self.privacy.encrypt(rec.petitioner_phone),
@@ -520,6 +527,7 @@ class RecordStore:
                 "closed_at": rec.closed_at,
             }
         assert isinstance(rec, InformantReportIn)
+        people, people_inferred = self._people(rec.people_involved, rec.description)
         return base | {
             "report_id": rec.report_id,
             "informant_id": rec.informant_id,
@@ -530,10 +538,19 @@ class RecordStore:
             "enterprise_name": rec.enterprise_name,
             "event_type": rec.event_type,
             "category": rec.category,
-            "people_involved": rec.people_involved,
+            "people_involved": people,
+            "people_inferred": people_inferred,
             "description": rec.description,
             "follows": rec.follows,
         }
+
+    def _people(self, given: int | None, text: str) -> tuple[int, bool]:
+        """The number of people: as given, else (missing or 0) as the text gives it in
+        words or digits, recorded as inferred."""
+        if given or self.read_people is None:
+            return int(given or 0), False
+        read = self.read_people(text or "")
+        return (read, True) if read else (0, False)
 
 
 def _informant_error(

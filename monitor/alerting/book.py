@@ -224,7 +224,7 @@ class AlertBook:
     # ------------------------------------------------------------------ incidents
 
     async def _apply_event(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
-        """One alert per incident (CONTRACT §5): an event joins the open alert of its
+        """One alert per incident (interfaces §5): an event joins the open alert of its
         entity when it happened within `join_window` of that incident's last event, or
         the alert of the report it `follows`; otherwise it opens a new alert. Joining at
         level II or above, or raising the level, tells the tiers again (续报/新情况), even
@@ -474,7 +474,7 @@ class AlertBook:
 
     async def _personal_values(self, session: AsyncSession, finding: Finding) -> dict[str, str]:
         """Personal values behind the finding's sources, each with its stand-in: what a
-        careless detector could have copied into a title (CONTRACT §7)."""
+        careless detector could have copied into a title (interfaces §7)."""
         ids = [str(s) for s in (finding.evidence or {}).get("source_ids") or []][:200]
         if not ids:
             return {}
@@ -820,7 +820,7 @@ def _attach_risk(alert: Alert, factors: list[dict[str, Any]], kind: str) -> None
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
-    """The CONTRACT §4 shape of an alert (`labormon alerts list --json`)."""
+    """The interfaces §4 shape of an alert (`labormon alerts list --json`)."""
     return {
         "id": alert.id,
         "kind": alert.kind,

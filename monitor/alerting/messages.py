@@ -30,7 +30,7 @@ EVENT_TYPE_NAMES = glossary.EVENT_TYPES
 CATEGORY_NAMES = glossary.CATEGORIES
 TIER_NAMES = {"point": "监测点", "county": "区县级", "city": "市级", "province": "省级"}
 STATUS_NAMES = glossary.ALERT_STATUS
-#: Forecasts (CONTRACT §5): named by their colour band (橙色风险提示), never 特别重大.
+#: Forecasts (interfaces §5): named by their colour band (橙色风险提示), never 特别重大.
 RISK_KINDS = frozenset({"enterprise_risk", "county_risk", "petition_surge"})
 #: The heading of a message by why it is sent.
 PURPOSE_TITLES = {

@@ -1,7 +1,7 @@
 """The alerts face of the HTTP API: list, acknowledge, resolve, silences, and the pages
 behind the acknowledge links in emails.
 
-Bearer tokens per account (CONTRACT §3). Leader accounts (and daemon accounts) read the
+Bearer tokens per account (interfaces §3). Leader accounts (and daemon accounts) read the
 alerts of their region and the regions below it; leaders and duty officers act on
 them; anything else is 403. The link pages are HTML in Chinese; GET only shows the
 alert (mail scanners fetch links), POST acknowledges (see `monitor.alerting.acklinks`).
@@ -50,7 +50,7 @@ class SilenceIn(BaseModel):
 
 
 def api_json(alert: Alert) -> dict[str, Any]:
-    """The CONTRACT §4 fields, plus what the console needs."""
+    """The interfaces §4 fields, plus what the console needs."""
     return alert_json(alert) | {
         "people_involved": alert.people_involved,
         "score": alert.score,
