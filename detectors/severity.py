@@ -340,7 +340,37 @@ def event_finding(
             "over_level": record.get("over_level"),
             "channel": record.get("channel"),
             "why": why,
-        },
+        }
+        | _acts_on(record),
+    )
+
+
+def _acts_on(record: dict[str, Any]) -> dict[str, Any]:
+    """CONTRACT §8: the earlier report a correction or withdrawal acts on."""
+    return {k: str(record[k]) for k in ("corrects", "withdraws") if record.get(k)}
+
+
+def correction_finding(record_kind: str, record: dict[str, Any]) -> FindingDraft:
+    """A withdrawal, or a correction to something with no level: a finding without a
+    level that names the report it acts on (the alerting stage closes that alert)."""
+    record_id = str(record["report_id"])
+    withdrawn = bool(record.get("withdraws"))
+    return FindingDraft(
+        detector="severity",
+        kind="event",
+        entity_type="event",
+        entity_id=f"{record_kind}:{record_id}",
+        region_code=str(record["region_code"]),
+        score=0.0,
+        level=None,
+        title="报告已撤回" if withdrawn else "报告已更正，不再构成事件",
+        source_ids=[record_id],
+        point_id=str(record["point_id"]) if record.get("point_id") else None,
+        extra={
+            "people_involved": int(record.get("people_involved") or 0),
+            "record_kind": record_kind,
+        }
+        | _acts_on(record),
     )
 
 

@@ -220,6 +220,9 @@ class IngestConfig(Section):
     #: Back-off while the database is unreachable (nothing is acknowledged meanwhile).
     retry_min: Duration = timedelta(seconds=0.2)
     retry_max: Duration = timedelta(seconds=10)
+    #: How long after an informant's report its sender may correct or withdraw it
+    #: (CONTRACT §8: `corrects`, `withdraws`), counted from the first report's receipt.
+    correction_window: Duration = timedelta(minutes=30)
 
 
 class HttpConfig(Section):
@@ -445,6 +448,22 @@ class ReportConfig(Section):
     top_enterprises: int = Field(default=10, ge=1, le=100)
     #: Files attached to the email.
     attach: list[AttachFormat] = Field(default_factory=lambda: list(ATTACH_FORMATS))
+    #: Sign-off (审核/签发): the report is made on schedule as a draft, its reviewers are
+    #: told, and it is mailed to the recipients only when a reviewer signs it in the
+    #: console. Off: mailed at once, as before.
+    sign_off: bool = True
+    #: Who reviews and signs: leader accounts of this role at this tier (2 city, 1 province).
+    reviewer_role: str = "leader"
+    reviewer_tier: int = Field(default=2, ge=1, le=3)
+    #: Day of the month on which a still unsigned report reminds its reviewers (once).
+    remind_day: int = Field(default=5, ge=1, le=28)
+    #: The signed report's distribution lines (报/送/发) and its mark.
+    bao: str = ""
+    song: str = ""
+    fa: str = "各区县（市）总工会"
+    classification: str = "内部资料"
+    #: A sentence printed at the top of every report (the demo says its data is simulated).
+    notice: str = ""
 
     @field_validator("schedule")
     @classmethod
@@ -759,6 +778,11 @@ class ConsoleConfig(Section):
     #: The demo's accounts with their tokens (JSON), offered on the log-in page for one
     #: click. Demo only: a real installation never keeps tokens.
     demo_accounts_file: str = ""
+    #: Roles that see the contacts' phone numbers on the duty view (值班台); others see
+    #: names and roles only. Informants never see the duty view.
+    contact_phone_roles: list[str] = ["leader", "duty_officer"]
+    #: Alerts per page on the duty view.
+    duty_page_size: int = Field(default=50, ge=10, le=500)
 
 
 class DetectorsConfig(Section):

@@ -53,6 +53,7 @@ class Context:
             clock,
             zone=settings.organisation.zone,
             infer_category=infer_category,
+            correction_window=settings.ingest.correction_window,
             read_people=read_people,
             catalogue=catalogue(settings.organisation.regions_file),
         )

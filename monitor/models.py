@@ -261,6 +261,9 @@ class InformantReport(Base):
     #: The `report_id` of an earlier report this one follows up (interfaces §5): it joins
     #: that report's alert.
     follows: Mapped[str | None] = mapped_column(String(64))
+    #: CONTRACT §8: the sender's own earlier report this one corrects or withdraws.
+    corrects: Mapped[str | None] = mapped_column(String(64), index=True)
+    withdraws: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class RejectedMessage(Base):
@@ -653,3 +656,16 @@ class InstallationSetting(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShiftHandover(Base):
+    """交接班: a duty officer's note to the next shift of a region (append-only: the
+    duty view's audit log of who handed over what, and when)."""
+
+    __tablename__ = "shift_handovers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    region_code: Mapped[str] = mapped_column(String(6), ForeignKey("regions.code"), index=True)
+    author_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    text: Mapped[str] = mapped_column(Text)

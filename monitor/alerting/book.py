@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
 from monitor.alerting.acklinks import AckLinks
+from monitor.alerting.corrections import apply_correction
 from monitor.alerting.dispatch import Dispatcher, record_event
 from monitor.alerting.escalation import (
     NOTHING_REACHED,
@@ -136,6 +137,8 @@ class AlertBook:
 
     async def _apply(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
         await self._lock_key(session, finding.dedup_key)
+        if await apply_correction(self, session, finding, now):
+            return  # an informant's correction or withdrawal (CONTRACT §8)
         if finding.kind == "event" and finding.level is not None:
             await self._apply_event(session, finding, now)
             return
@@ -675,6 +678,7 @@ class AlertBook:
         actor: str,
         reason: str | None,
         via: str,
+        purpose: str = "resolved",
     ) -> None:
         # Tell whoever was messaged; a level IV that only sat in the digest needs no notice.
         told = [t for t in reached_tiers(alert) if not self._digest_only(alert, t) and t != "point"]
@@ -695,7 +699,7 @@ class AlertBook:
         )
         await self.dispatcher.publish(session, alert, "AlertResolved", now)
         if told:
-            await self.dispatcher.notify(session, alert, told, "resolved", now)
+            await self.dispatcher.notify(session, alert, told, purpose, now)
         log.info("alert resolved", alert=alert.id, via=via)
 
     def _digest_only(self, alert: Alert, tier: str) -> bool:
