@@ -96,6 +96,17 @@ DELIVERY_STATUS = {"pending": "待发送", "sent": "已送达", "failed": "发�
 PURPOSE_NAMES = PURPOSE_TITLES | {"event": "MQTT 事件推送", "overdue": "逾期提醒", "report": "月报"}
 
 
+def _local_path(target: str) -> bool:
+    """Only a path on this site may follow a log-in: not "//evil", nor "/\\evil", which
+    browsers read as another host, nor anything with a control character."""
+    return (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ord(c) < 32 or ord(c) == 127 for c in target)
+    )
+
+
 def _fmt_time(ctx: Context, value: datetime | None) -> str:
     if value is None:
         return ""
@@ -201,7 +212,7 @@ def include(app: FastAPI, ctx: Context) -> None:
                 error="令牌无效或已停用：请使用领导或信息员账号的令牌登录。",
                 demo_logins=demo_logins(),
             )
-        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        target = next if _local_path(next) else "/"
         if account.kind == "informant" and target in {"/", "/alerts"}:
             target = "/report"
         response = RedirectResponse(target, status_code=303)
