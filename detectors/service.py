@@ -258,7 +258,7 @@ class DetectorService:
                 )
                 if draft is None and (row.get("corrects") or row.get("withdraws")):
                     # A correction to nothing worth a level, or a withdrawal: the alert of
-                    # the report it names must still hear of it (CONTRACT §8).
+                    # the report it names must still hear of it (interfaces §8).
                     draft = correction_finding(kind, row)
                 if draft is not None:
                     drafts.append(draft)

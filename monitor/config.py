@@ -221,7 +221,7 @@ class IngestConfig(Section):
     retry_min: Duration = timedelta(seconds=0.2)
     retry_max: Duration = timedelta(seconds=10)
     #: How long after an informant's report its sender may correct or withdraw it
-    #: (CONTRACT §8: `corrects`, `withdraws`), counted from the first report's receipt.
+    #: (interfaces §8: `corrects`, `withdraws`), counted from the first report's receipt.
     correction_window: Duration = timedelta(minutes=30)
 
 
@@ -766,7 +766,7 @@ class AlertingConfig(Section):
 
 
 class HandlingConfig(Section):
-    """`[handling]`: deadlines of the handling after an alert (CONTRACT §8) and the
+    """`[handling]`: deadlines of the handling after an alert (interfaces §8) and the
     informants' reliability. A zero duration means no such deadline for that level."""
 
     #: Verification (核实) within this long of the alert, by level.

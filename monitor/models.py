@@ -264,7 +264,7 @@ class InformantReport(Base):
     #: The `report_id` of an earlier report this one follows up (interfaces §5): it joins
     #: that report's alert.
     follows: Mapped[str | None] = mapped_column(String(64))
-    #: CONTRACT §8: the sender's own earlier report this one corrects or withdraws.
+    #: interfaces §8: the sender's own earlier report this one corrects or withdraws.
     corrects: Mapped[str | None] = mapped_column(String(64), index=True)
     withdraws: Mapped[str | None] = mapped_column(String(64), index=True)
 
@@ -468,7 +468,7 @@ class AlertEvent(Base):
 
 
 class HandlingRecord(Base):
-    """处置记录 on an alert (CONTRACT §8): verify 核实, progress 续报, instruction 批示,
+    """处置记录 on an alert (interfaces §8): verify 核实, progress 续报, instruction 批示,
     answer, final 终报. Who, when, text, and the kind's structured fields."""
 
     __tablename__ = "handling_records"

@@ -407,7 +407,7 @@ class RecordStore:
     async def _check_correction(
         self, item: Submission, conn: AsyncConnection, now: datetime
     ) -> tuple[FieldError | None, Submission]:
-        """CONTRACT §8: a report that corrects or withdraws names the sender's own earlier
+        """interfaces §8: a report that corrects or withdraws names the sender's own earlier
         report, still inside the window counted from the first report of the chain, and
         not already corrected or withdrawn by another. A withdrawal takes the content of
         the report it withdraws."""

@@ -1,4 +1,4 @@
-"""Informants' reliability (CONTRACT §8): a report is 待核实 until a verify record settles
+"""Informants' reliability (interfaces §8): a report is 待核实 until a verify record settles
 it; 不实 resolves its alert as false and lowers the informant's reliability, and a later
 precursor from that informant then weighs less in the enterprise's risk score than the
 same precursor from an informant with a good record (both databases)."""

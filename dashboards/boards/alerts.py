@@ -70,7 +70,7 @@ def board() -> Board:
 
 
 def handling_by_county() -> Panel:
-    """Handling time by county (CONTRACT §8): verification and final report."""
+    """Handling time by county (interfaces §8): verification and final report."""
     return barchart(
         "各区县处置用时",
         "所选时间范围内产生的突发事件预警,从预警到核实、到终报的用时中位数;"

@@ -141,7 +141,7 @@ class AlertBook:
     async def _apply(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
         await self._lock_key(session, finding.dedup_key)
         if await apply_correction(self, session, finding, now):
-            return  # an informant's correction or withdrawal (CONTRACT §8)
+            return  # an informant's correction or withdrawal (interfaces §8)
         if finding.kind == "event" and finding.level is not None:
             await self._apply_event(session, finding, now)
             return
@@ -281,7 +281,7 @@ class AlertBook:
         self, session: AsyncSession, alert: Alert, finding: Finding, follows: str, now: datetime
     ) -> None:
         """An informant's report that follows an earlier one is a 续报 on its alert
-        (CONTRACT §8): a `progress` record, which meets the follow-up deadline. Its author
+        (interfaces §8): a `progress` record, which meets the follow-up deadline. Its author
         is shown as 信息员, never by the informant's id."""
         evidence = finding.evidence or {}
         ids = [str(s) for s in evidence.get("source_ids") or []]

@@ -1,4 +1,4 @@
-"""Handling deadlines of an alert (CONTRACT §8): verification, follow-up reports, the
+"""Handling deadlines of an alert (interfaces §8): verification, follow-up reports, the
 final report, answers to instructions. One `handling_deadlines` row per deadline.
 
 An event alert gets its verification and first follow-up deadline when it opens (from

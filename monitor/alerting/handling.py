@@ -1,4 +1,4 @@
-"""Handling records on an alert (处置, CONTRACT §8): verify 核实, progress 续报,
+"""Handling records on an alert (处置, interfaces §8): verify 核实, progress 续报,
 instruction 批示/督办, answer, final 终报.
 
 `Handling.add()` is the one write path the HTTP API, the console, the command line and
@@ -192,7 +192,7 @@ def _due(errors: dict[str, str], data: RecordIn, now: datetime) -> datetime | No
 
 
 def record_json(record: HandlingRecord) -> dict[str, Any]:
-    """CONTRACT §8: `{id, kind, author_id, created_at, text, ...fields}`."""
+    """interfaces §8: `{id, kind, author_id, created_at, text, ...fields}`."""
     fields = {k: v for k, v in (record.fields or {}).items() if k != "author_tier"}
     return {
         "id": record.id,
@@ -204,7 +204,7 @@ def record_json(record: HandlingRecord) -> dict[str, Any]:
 
 
 def stage_of(alert: Alert, records: list[HandlingRecord]) -> str:
-    """new | acknowledged | verified | handling | closed | false (CONTRACT §8)."""
+    """new | acknowledged | verified | handling | closed | false (interfaces §8)."""
     kinds = {r.kind for r in records}
     if alert.status == "resolved":
         false = any(

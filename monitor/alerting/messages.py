@@ -201,7 +201,7 @@ def timeline_text(event: AlertEvent) -> str | None:
     return None
 
 
-#: The handling records' kinds (CONTRACT §8), as the timeline names them.
+#: The handling records' kinds (interfaces §8), as the timeline names them.
 RECORD_NAMES = {
     "verify": "核实",
     "progress": "续报",
@@ -378,7 +378,7 @@ class MessageBuilder:
         }
 
     async def _verification(self, session: AsyncSession, alert: Alert) -> str:
-        """An event is 待核实 until a verify record (CONTRACT §8), whatever its level."""
+        """An event is 待核实 until a verify record (interfaces §8), whatever its level."""
         if alert.kind != "event" or alert.id is None:
             return ""
         verdict = await session.scalar(

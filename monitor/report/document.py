@@ -565,7 +565,7 @@ def _disposal_section(
     caption: Callable[[str], str],
     blocks: list[Block],
 ) -> None:
-    """处置情况 (CONTRACT §8): shown for a month in which something was handled."""
+    """处置情况 (interfaces §8): shown for a month in which something was handled."""
     heading("突发事件处置情况")
     rows = [
         [

@@ -856,7 +856,7 @@ async def _disposal(
     region_names: dict[str, str],
     scope: frozenset[str] | None = None,
 ) -> Disposal | None:
-    """处置情况 (CONTRACT §8): the month's event alerts by level with their verification
+    """处置情况 (interfaces §8): the month's event alerts by level with their verification
     and the median hours to the first verify record and to the final report; the
     deadlines missed in the month by county; the totals of the final reports filed in
     the month."""

@@ -43,7 +43,7 @@ class ActionIn(BaseModel):
 
 
 class RecordBody(BaseModel):
-    """A handling record (CONTRACT §8); which fields apply depends on `kind`."""
+    """A handling record (interfaces §8); which fields apply depends on `kind`."""
 
     kind: str
     text: str = ""

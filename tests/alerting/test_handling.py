@@ -1,4 +1,4 @@
-"""Handling after the alert (CONTRACT §8): records, deadlines per level claimed like
+"""Handling after the alert (interfaces §8): records, deadlines per level claimed like
 escalation steps, instructions down the tiers. Timed at exact boundaries with the
 injected clock; the mail goes to a real SMTP server."""
 

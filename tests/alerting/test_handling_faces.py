@@ -1,4 +1,4 @@
-"""Handling records through the faces (CONTRACT §8): `POST /api/v1/alerts/{id}/records`
+"""Handling records through the faces (interfaces §8): `POST /api/v1/alerts/{id}/records`
 (201 / 422 with field errors / 403 outside the region), `GET /api/v1/alerts/{id}`,
 `labormon alerts record|show|list --json`, and each record as an MQTT alert event."""
 

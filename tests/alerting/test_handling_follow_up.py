@@ -1,5 +1,5 @@
 """An informant's follow-up report over MQTT that names the first report (`follows`)
-is attached to that report's alert as a `progress` record (CONTRACT §8), meets the
+is attached to that report's alert as a `progress` record (interfaces §8), meets the
 follow-up deadline, and is published with the alert's other records; the informant's
 id is not its author."""
 

@@ -1,4 +1,4 @@
-"""The alert page's handling part (CONTRACT §8): the records' timeline, the deadlines,
+"""The alert page's handling part (interfaces §8): the records' timeline, the deadlines,
 the unanswered instructions, the informants' reports behind the alert with their
 reliability (for the officers who manage informants), and the forms that file each kind
 of record through the alerting core."""

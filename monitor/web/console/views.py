@@ -490,7 +490,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             return _not_an_informant(request, v)
         values: dict[str, str] = {}
         if corrects:
-            # A correction starts from what was sent (CONTRACT §8: full new content).
+            # A correction starts from what was sent (interfaces §8: full new content).
             original = await _own_report(v, corrects)
             if original is None:
                 return page(
