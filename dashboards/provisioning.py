@@ -42,6 +42,9 @@ class DatasourceSpec:
     sslmode: str
     #: True when the configured database is SQLite and the values are placeholders.
     placeholders: bool = False
+    #: Grafana's `postgresVersion` (major * 100 from PostgreSQL 10 on: 1500 for 15),
+    #: read from the server at export; 1200 ("12+") when it cannot be asked.
+    postgres_version: int = 1200
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DatasourceSpec:
@@ -77,8 +80,8 @@ class DatasourceSpec:
         return {
             "database": self.database,
             "sslmode": self.sslmode,
-            # "12+": the feature level Grafana assumes for the server.
-            "postgresVersion": 1200,
+            # The feature level Grafana assumes for the server: the real one when known.
+            "postgresVersion": self.postgres_version,
             "timescaledb": False,
             "maxOpenConns": 10,
             "maxIdleConns": 5,
@@ -179,9 +182,46 @@ class Exported:
     datasource: DatasourceSpec
 
 
-def export(settings: Settings, directory: Path) -> Exported:
-    """Write the provisioning tree under `directory` (see the module docstring)."""
+def grafana_version_of(server_version_num: int) -> int:
+    """`SHOW server_version_num` (150010) -> Grafana's postgresVersion (1500)."""
+    major = server_version_num // 10000
+    if major >= 10:
+        return major * 100
+    return server_version_num // 100  # 9.6 -> 906
+
+
+async def server_postgres_version(url: str) -> int | None:
+    """The PostgreSQL server's version as Grafana wants it, or None if unreachable."""
+    from monitor.db import Database
+
+    if not url.startswith(("postgresql", "postgres")):
+        return None
+    db = Database(url, pool_size=1)
+    try:
+        async with db.engine.connect() as conn:
+            value = await conn.exec_driver_sql("SHOW server_version_num")
+            return grafana_version_of(int(value.scalar_one()))
+    except Exception:  # unreachable or refused: the default stays
+        return None
+    finally:
+        await db.dispose()
+
+
+def export(
+    settings: Settings,
+    directory: Path,
+    *,
+    group: str | None = None,
+    postgres_version: int | None = None,
+) -> Exported:
+    """Write the provisioning tree under `directory` (see the module docstring). With
+    `group` (Grafana's service group), every file and folder written belongs to it and the
+    group may read them (the data source file holds a password: 0640)."""
+    import dataclasses
+
     spec = DatasourceSpec.from_settings(settings)
+    if postgres_version:
+        spec = dataclasses.replace(spec, postgres_version=postgres_version)
     datasources = directory / "datasources"
     boards = directory / "dashboards" / "labormon"
     for folder in (datasources, boards):
@@ -206,4 +246,18 @@ def export(settings: Settings, directory: Path) -> Exported:
         path = boards / f"{uid}.json"
         path.write_text(render(board), encoding="utf-8")
         files.append(path)
+    if group is not None:
+        _give_to_group(directory, [datasources, boards, boards.parent, *files], group)
     return Exported(files=files, datasource=spec)
+
+
+def _give_to_group(root: Path, paths: list[Path], group: str) -> None:
+    """Grafana runs as `grafana`: files written by root 0640 root:root are unreadable to it
+    (the same trap as Mosquitto's password file)."""
+    import grp
+
+    gid = grp.getgrnam(group).gr_gid
+    for path in [root, *paths]:
+        os.chown(path, -1, gid)
+        mode = os.stat(path).st_mode
+        os.chmod(path, (mode & 0o7777) | (0o050 if path.is_dir() else 0o040))

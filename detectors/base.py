@@ -17,6 +17,16 @@ from typing import Any, Protocol
 #: Alert levels, most severe first (CONTRACT §5).
 LEVELS = ("I", "II", "III", "IV")
 LEVEL_NAMES = {"I": "特别重大", "II": "重大", "III": "较大", "IV": "一般"}
+#: A risk alert (a forecast) carries its level as a colour band, never as 特别重大 etc.
+BAND_NAMES = {"I": "红色", "II": "橙色", "III": "黄色", "IV": "蓝色"}
+RISK_KINDS = ("enterprise_risk", "county_risk", "petition_surge")
+
+
+def risk_heading(level: str) -> str:
+    """The heading of a risk finding's title: 【橙色风险提示】."""
+    return f"【{BAND_NAMES[level]}风险提示】"
+
+
 #: Rank of a level (higher = more severe); None ranks 0.
 RANK = {None: 0, "IV": 1, "III": 2, "II": 3, "I": 4}
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +29,7 @@ from monitor.models import (
     JobRun,
     Petition,
     RiskScore,
+    RiskStreak,
     WageReport,
 )
 from monitor.season import day_number, from_day_number
@@ -75,11 +76,47 @@ async def claim_events(
         model.people_involved,
     ]
     if kind == "petition":
-        columns += [Petition.summary, Petition.channel, Petition.over_level]
+        columns += [
+            Petition.summary,
+            Petition.channel,
+            Petition.over_level,
+            Petition.received_at,
+        ]
     else:
-        columns += [InformantReport.event_type, InformantReport.description]
+        columns += [
+            InformantReport.event_type,
+            InformantReport.description,
+            InformantReport.occurred_at,
+            InformantReport.follows,
+        ]
     rows = await conn.execute(select(*columns).where(pk.in_(ids)))
     return [dict(row) for row in rows.mappings()]
+
+
+async def petitions_about(
+    conn: AsyncConnection,
+    *,
+    point_id: str | None,
+    name: str | None,
+    region_code: str,
+    since: datetime,
+    until: datetime,
+) -> list[tuple[str, datetime]]:
+    """Distinct petitions about one enterprise (its point, or the name it was petitioned
+    under in its county) received in [since, until], oldest first."""
+    about = []
+    if point_id:
+        about.append(Petition.point_id == point_id)
+    if name:
+        about.append(and_(Petition.enterprise_name == name, Petition.region_code == region_code))
+    if not about:
+        return []
+    rows = await conn.execute(
+        select(Petition.petition_id, Petition.received_at)
+        .where(or_(*about), Petition.received_at >= since, Petition.received_at <= until)
+        .order_by(Petition.received_at, Petition.petition_id)
+    )
+    return [(str(pid), at) for pid, at in rows]
 
 
 async def unchecked_wage_reports(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
@@ -187,6 +224,135 @@ def changes(
                 summary.raised += 1
     summary.written = len(out)
     return out, summary
+
+
+@dataclass
+class Streak:
+    direction: int
+    count: int
+    level: str | None
+
+
+async def load_streaks(conn: AsyncConnection) -> dict[str, Streak]:
+    rows = await conn.execute(
+        select(RiskStreak.dedup_key, RiskStreak.direction, RiskStreak.count, RiskStreak.level)
+    )
+    return {key: Streak(direction, count, level) for key, direction, count, level in rows}
+
+
+def _retitle(draft: FindingDraft, level: str | None) -> None:
+    """Give a draft whose band the hysteresis changed the heading of that band."""
+    from detectors.base import risk_heading
+
+    if draft.level and level and draft.title.startswith(risk_heading(draft.level)):
+        draft.title = risk_heading(level) + draft.title[len(risk_heading(draft.level)) :]
+    draft.level = level
+
+
+def hysteresis(
+    drafts: Iterable[FindingDraft],
+    previous: dict[str, tuple[str | None, datetime]],
+    streaks: dict[str, Streak],
+    *,
+    open_after: int,
+    close_after: int,
+    min_level: str = "IV",
+) -> tuple[list[FindingDraft], dict[str, Streak | None]]:
+    """Risk findings that keep their band for several scorings (no flapping).
+
+    A draft whose band differs from the last finding's counts one scoring towards the
+    change: above it for `open_after` consecutive scorings, the change is kept at the
+    mildest band it held throughout; below it for `close_after`, at the worst band it
+    held (None: closed). Until then the draft is held back. A scoring back in the last
+    band ends the streak. Returns the drafts to pass on (with their levels settled) and
+    the streaks to store (None: delete)."""
+    out: list[FindingDraft] = []
+    updates: dict[str, Streak | None] = {}
+    seen: set[str] = set()
+    for draft in drafts:
+        key = draft.dedup_key
+        seen.add(key)
+        level = draft.level if RANK[draft.level] >= RANK[min_level] else None
+        stable = previous[key][0] if key in previous else None
+        streak = streaks.get(key)
+        if RANK[level] == RANK[stable]:
+            if streak is not None:
+                updates[key] = None
+            out.append(draft)
+            continue
+        direction = 1 if RANK[level] > RANK[stable] else -1
+        if streak is not None and streak.direction == direction:
+            held = streak.level
+            if direction == 1:
+                held = level if RANK[level] < RANK[held] else held
+            else:
+                held = level if RANK[level] > RANK[held] else held
+            streak = Streak(direction, streak.count + 1, held)
+        else:
+            streak = Streak(direction, 1, level)
+        needed = open_after if direction == 1 else close_after
+        if streak.count >= needed:
+            _retitle(draft, streak.level)
+            out.append(draft)
+            if key in streaks:
+                updates[key] = None
+        else:
+            updates[key] = streak
+    # A rise that did not show today (a surge is a draft only while it lasts) is over.
+    for key, streak in streaks.items():
+        if key not in seen and streak.direction == 1:
+            updates[key] = None
+    return out, updates
+
+
+async def save_streaks(
+    conn: AsyncConnection, updates: dict[str, Streak | None], now: datetime
+) -> None:
+    if not updates:
+        return
+    keys = list(updates)
+    for start in range(0, len(keys), 500):
+        await conn.execute(
+            delete(RiskStreak).where(RiskStreak.dedup_key.in_(keys[start : start + 500]))
+        )
+    rows = [
+        {
+            "dedup_key": key,
+            "direction": s.direction,
+            "count": s.count,
+            "level": s.level,
+            "updated_at": now,
+        }
+        for key, s in updates.items()
+        if s is not None
+    ]
+    for start in range(0, len(rows), 1000):
+        await conn.execute(insert(RiskStreak), rows[start : start + 1000])
+
+
+async def write_risk_findings(
+    conn: AsyncConnection,
+    drafts: list[FindingDraft],
+    previous: dict[str, tuple[str | None, datetime]],
+    now: datetime,
+    *,
+    open_after: int,
+    close_after: int,
+    min_level: str = "IV",
+) -> tuple[list[FindingDraft], WriteSummary]:
+    """One scoring's risk findings: through the hysteresis, then only what changed."""
+    steady, streaks = hysteresis(
+        drafts,
+        previous,
+        await load_streaks(conn),
+        open_after=open_after,
+        close_after=close_after,
+        min_level=min_level,
+    )
+    await save_streaks(conn, streaks, now)
+    chosen, summary = changes(steady, previous, now, min_level=min_level)
+    await write_findings(conn, chosen, now, now)
+    return chosen, summary
 
 
 async def write_findings(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detectors import evidence, rules, surge
-from detectors.base import LEVEL_NAMES, RANK, Factor, FindingDraft
+from detectors.base import RANK, Factor, FindingDraft, risk_heading
 from detectors.expert import expert_probability
 from detectors.features import GROUPS, NAMES, NEUTRAL, Features, compute
 from detectors.forecast import Forecaster
@@ -69,7 +69,7 @@ class ScoringPolicy:
     max_factors: int = 5
     surge: surge.SurgePolicy = field(default_factory=surge.SurgePolicy)
     #: An enterprise surge needs at least this many petitions in the window.
-    enterprise_surge_min: int = 3
+    enterprise_surge_min: int = 6
 
     def threshold(self, level: str) -> float:
         return dict(self.thresholds)[level]
@@ -132,7 +132,7 @@ class ScoreTable:
             level = self.level(i)
             name = self.point_names[i]
             title = (
-                f"【{LEVEL_NAMES[level]}】{name}劳资冲突风险{self.score[i]:.0f}分"
+                f"{risk_heading(level)}{name}劳资冲突风险{self.score[i]:.0f}分"
                 if level
                 else f"{name}劳资冲突风险已回落（{self.score[i]:.0f}分）"
             )
@@ -167,7 +167,7 @@ class ScoreTable:
             level = self.county_level(j)
             where = (names or {}).get(code) or f"区县{code}"
             title = (
-                f"【{LEVEL_NAMES[level]}】{where}劳资冲突风险{self.county_score[j]:.0f}分"
+                f"{risk_heading(level)}{where}劳资冲突风险{self.county_score[j]:.0f}分"
                 if level
                 else f"{where}劳资冲突风险已回落（{self.county_score[j]:.0f}分）"
             )
@@ -437,6 +437,15 @@ def _surges(view: PanelView, policy: ScoringPolicy) -> tuple[list[FindingDraft],
     return drafts, county_surge
 
 
+def surge_text(observed: float, expected: float, *, ratio: bool = False) -> str:
+    """ "近28天5件，常态不足1件": a ratio over a near-zero normal means nothing, so it is
+    printed only when the normal is at least one petition."""
+    if expected < 1.0:
+        return f"近28天{observed:.0f}件，常态不足1件"
+    text = f"近28天{observed:.0f}件，常态约{expected:.1f}件"
+    return text + (f"（{observed / expected:.1f}倍）" if ratio else "")
+
+
 def _surge_draft(
     entity_type: str,
     entity_id: str,
@@ -450,11 +459,9 @@ def _surge_draft(
     ratio = observed / max(expected, 1e-9)
     level = "II" if ratio >= 3 or result.people_z[j] >= 6 else "III"
     who = name or "辖区"
-    title = (
-        f"【{LEVEL_NAMES[level]}】{who}信访激增：近28天{observed:.0f}件（常态约{expected:.1f}件）"
-    )
+    title = f"{risk_heading(level)}{who}信访激增：{surge_text(observed, expected)}"
     factors = [
-        Factor("surge_count", f"近28天信访{observed:.0f}件，为常态的{ratio:.1f}倍", 60.0),
+        Factor("surge_count", f"信访激增：{surge_text(observed, expected, ratio=True)}", 60.0),
         Factor(
             "surge_people",
             f"涉及{result.people[j]:.0f}人次（常态约{result.expected_people[j]:.0f}人次）",

@@ -35,12 +35,11 @@ import numpy as np
 from sqlalchemy import select
 
 from detectors import evidence, forecast, rules, scoring
-from detectors.base import LEVEL_NAMES, RANK, FindingDraft
+from detectors.base import RANK, RISK_KINDS, FindingDraft, risk_heading
 from detectors.features import compute
 from detectors.load import load_panel
 from detectors.panel import PanelView
 from detectors.persist import (
-    changes,
     claim_events,
     claim_job,
     claim_wage_reports,
@@ -48,12 +47,14 @@ from detectors.persist import (
     job_done,
     latest_findings,
     latest_model,
+    petitions_about,
     save_model,
     unchecked_wage_reports,
     write_findings,
+    write_risk_findings,
     write_scores,
 )
-from detectors.severity import SeverityPolicy, assess, event_finding
+from detectors.severity import SeverityPolicy, assess, cluster_finding, event_finding
 from detectors.surge import SurgePolicy
 from monitor import bus
 from monitor.clock import local_date
@@ -70,7 +71,6 @@ if TYPE_CHECKING:
 log = get_logger("labormon.detectors")
 
 RESCORE, RETRAIN = "detectors.rescore", "detectors.retrain"
-RISK_KINDS = ("enterprise_risk", "county_risk", "petition_surge")
 
 
 def scoring_policy(cfg: DetectorsConfig) -> scoring.ScoringPolicy:
@@ -86,7 +86,9 @@ def scoring_policy(cfg: DetectorsConfig) -> scoring.ScoringPolicy:
             baseline=cfg.surge_baseline_days,
             alpha=cfg.surge_alpha,
             alpha_season=cfg.surge_alpha_festival,
+            min_count=cfg.surge_min_count,
         ),
+        enterprise_surge_min=cfg.surge_min_count,
     )
 
 
@@ -96,6 +98,7 @@ def severity_policy(cfg: DetectorsConfig) -> SeverityPolicy:
         level_ii_people=cfg.event_level_ii_people,
         level_iii_people=cfg.event_level_iii_people,
         owner_absconded_level=cfg.owner_absconded_level,
+        collective_people=cfg.collective_people,
     )
 
 
@@ -146,17 +149,22 @@ class DetectorService:
     async def run(self) -> None:
         subscribe = getattr(self.ctx.clock, "subscribe", None)
         clock_moved: asyncio.Event | None = subscribe() if callable(subscribe) else None
+        # Our own wake-up: another consumer of RECORDS cannot swallow it.
+        records = self.ctx.bus.subscribe(bus.RECORDS)
         while True:
             checked = await self.check_new_records()
             await self.run_due_jobs()
             if checked >= self.cfg.batch_size:
                 continue  # a backlog: keep going
-            await self._sleep(clock_moved)
+            await self._sleep(records, clock_moved)
 
-    async def _sleep(self, clock_moved: asyncio.Event | None) -> None:
+    async def _sleep(self, records: asyncio.Event, clock_moved: asyncio.Event | None) -> None:
+        if records.is_set():
+            records.clear()
+            return
         waiters = [
             asyncio.ensure_future(
-                self.ctx.bus.wait(bus.RECORDS, self.cfg.poll_interval.total_seconds())
+                asyncio.wait_for(records.wait(), self.cfg.poll_interval.total_seconds())
             ),
             asyncio.ensure_future(self._wake.wait()),
         ]
@@ -170,6 +178,7 @@ class DetectorService:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*waiters, return_exceptions=True)
             self._wake.clear()
+            records.clear()
             if clock_moved is not None:
                 clock_moved.clear()
 
@@ -210,6 +219,7 @@ class DetectorService:
     async def _check_events(self, kind: str) -> tuple[int, int]:
         now = self.ctx.clock.now()
         drafts: list[FindingDraft] = []
+        ordinary: list[dict[str, Any]] = []
         async with self.ctx.db.connect() as conn:
             rows = await claim_events(conn, kind, now, self.cfg.batch_size)
             if not rows:
@@ -227,15 +237,20 @@ class DetectorService:
                     text=text,
                     is_petition=kind == "petition",
                     policy=self.severity,
+                    over_level=row.get("over_level"),
                 )
                 draft = event_finding(
                     record_kind=kind,
                     record=row,
                     point_name=known.get(row["point_id"]) if row.get("point_id") else None,
                     severity=severity,
+                    collective=self.severity.collective_people,
                 )
                 if draft is not None:
                     drafts.append(draft)
+                elif kind == "petition" and (row.get("point_id") or row.get("enterprise_name")):
+                    ordinary.append(row)
+            drafts += await self._clusters(conn, ordinary, known)
             await write_findings(conn, drafts, now, now)
         self.ctx.metrics.detector_records_checked.labels(kind).inc(len(rows))
         for draft in drafts:
@@ -243,6 +258,42 @@ class DetectorService:
         if drafts:
             log.info("event findings", kind=kind, records=len(rows), findings=len(drafts))
         return len(rows), len(drafts)
+
+    async def _clusters(
+        self, conn: Any, ordinary: list[dict[str, Any]], known: dict[str, str]
+    ) -> list[FindingDraft]:
+        """Cluster events: an ordinary petition that makes `cluster_petitions` distinct
+        petitions about its enterprise within `cluster_days` (one draft per enterprise)."""
+        window = timedelta(days=self.cfg.cluster_days)
+        latest: dict[tuple[str | None, str | None, str], dict[str, Any]] = {}
+        for row in ordinary:
+            point_id = row.get("point_id")
+            key = (point_id, None if point_id else row.get("enterprise_name"), row["region_code"])
+            if key not in latest or row["received_at"] > latest[key]["received_at"]:
+                latest[key] = row
+        drafts = []
+        for (point_id, name, region), row in latest.items():
+            found = await petitions_about(
+                conn,
+                point_id=point_id,
+                name=name,
+                region_code=region,
+                since=row["received_at"] - window,
+                until=row["received_at"],
+            )
+            if len(found) < self.cfg.cluster_petitions:
+                continue
+            drafts.append(
+                cluster_finding(
+                    point_id=point_id,
+                    name=(known.get(point_id) if point_id else name) or str(name or point_id),
+                    region_code=region,
+                    petitions=found,
+                    days=self.cfg.cluster_days,
+                    level=self.cfg.cluster_level,
+                )
+            )
+        return drafts
 
     async def _check_wages(self) -> tuple[int, int]:
         now = self.ctx.clock.now()
@@ -296,7 +347,7 @@ class DetectorService:
                         region_code=panel.counties[panel.county[i]],
                         score=self.policy.threshold(level),
                         level=level,
-                        title=f"【{LEVEL_NAMES[level]}】{panel.names[i]}：{factors[i][0].text}",
+                        title=f"{risk_heading(level)}{panel.names[i]}：{factors[i][0].text}",
                         factors=factors[i],
                         # The new reports first, then the records behind the rules.
                         source_ids=new + behind[i],
@@ -435,9 +486,16 @@ class DetectorService:
         async with self.ctx.db.connect() as conn:
             previous = await latest_findings(conn, RISK_KINDS)
             drafts += _surge_clearings(previous, table.surges, panel)
-            chosen, summary = changes(drafts, previous, now, min_level=self.cfg.finding_min_level)
+            chosen, summary = await write_risk_findings(
+                conn,
+                drafts,
+                previous,
+                now,
+                open_after=self.cfg.risk_open_after,
+                close_after=self.cfg.risk_close_after,
+                min_level=self.cfg.finding_min_level,
+            )
             scores = await write_scores(conn, table, now, now)
-            await write_findings(conn, chosen, now, now)
         for draft in chosen:
             self.ctx.metrics.detector_findings.labels(draft.kind, draft.level or "none").inc()
         details = {"method": table.method, "scores": scores} | summary.as_dict()

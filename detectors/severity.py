@@ -7,15 +7,16 @@ the free text ("堵路", "冲击政府", "扬言跳楼"), because informants oft
 gathering or a petition. A death in a dispute is I. An owner who absconds (老板跑路) calls for an
 immediate on-site response (DOMAIN) and is II by default.
 
-Every petition and every informant report that involves people or an online post is a
-reported event with a level (CONTRACT §5): the informant system exists so that what
-informants see reaches the county at once, and a single worker's hotline call is still a
-case the county must know of. Small ones are IV, which goes to the county's daily digest
-rather than to anyone's phone; they also feed the surge and risk scores. Above that floor
-the level comes from the number of people for an incident (gathering, stoppage, road
-blocking, extreme act, a collective petition or another collective action of 5 or more
-people), from text that says storming or self-harm, from an owner gone, or from talk of
-going to the government together by 10 or more people.
+What is an event (CONTRACT §5): every informant report of an incident or a precursor; a
+petition only when it is collective (5 or more people), over the level (越级访), or
+carries an always-I, owner-gone or death signal. Every other petition is stored, counted
+(the county's daily digest) and used by every detector, and raises no alert of its own;
+three distinct petitions about one enterprise within 30 days are one cluster event
+(`cluster_finding`). An informant's routine word that all is well, nobody involved, is
+no event either.
+
+Reasons are one line each and do not repeat each other: a road blocking of 16 people is
+"堵路（16人），不论人数定为特别重大", not that and "堵路，涉及16人" and the text's "堵塞道路".
 """
 
 from __future__ import annotations
@@ -57,6 +58,17 @@ CATEGORY_NAMES = {
 }
 INCIDENT_TYPES = frozenset({"gathering", "work_stoppage", "road_blocking", "extreme_act"})
 ALWAYS_I = frozenset({"road_blocking", "extreme_act"})
+#: Informant reports that are events even when they count nobody.
+FLOOR_TYPES = frozenset({"precursor", "online_opinion"})
+#: What the workers ask for, as a title says it: "300人堵路讨薪".
+DEMANDS = {
+    "wage_arrears": "讨薪",
+    "social_insurance": "反映社保问题",
+    "layoff": "反映裁员安置",
+    "contract": "反映劳动合同问题",
+    "injury": "反映工伤待遇",
+    "other": "",
+}
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,10 @@ class SeverityPolicy:
     level_ii_people: int = 30
     level_iii_people: int = 10
     owner_absconded_level: str = "II"
+    collective_people: int = COLLECTIVE
+    #: The level of an over-level petition (越级访) to the city or province; to Beijing.
+    over_level_level: str = "III"
+    over_level_national_level: str = "II"
 
     def by_people(self, people: int) -> str:
         if people >= self.level_i_people:
@@ -84,6 +100,9 @@ class Severity:
     reasons: tuple[Factor, ...]
 
 
+OVER_LEVEL_NAMES = {"city": "到市", "province": "到省", "national": "进京"}
+
+
 def assess(
     *,
     event_type: str | None,
@@ -92,43 +111,66 @@ def assess(
     text: str,
     is_petition: bool,
     policy: SeverityPolicy,
+    over_level: str | None = None,
 ) -> Severity:
-    """The level of one record (None only for an informant's report that involves nobody
-    and names no risk: a routine all-clear)."""
+    """The level of one record; None: no event of its own (an ordinary petition, or an
+    informant's report that involves nobody and names no risk)."""
     flags = text_flags(text)
     people = max(int(people or 0), 0)
     reasons: list[Factor] = []
     level: str | None = None
     kind = "petition" if is_petition else (event_type or "other")
     # A collective petition, or an informant's report of an unnamed collective action.
-    incident = kind in INCIDENT_TYPES or (kind in ("petition", "other") and people >= COLLECTIVE)
-    if incident:
-        level = policy.by_people(people)
-        reasons.append(Factor(f"event_{kind}", f"{EVENT_NAMES[kind]}，涉及{people}人", 60.0))
+    collective = people >= policy.collective_people
+    incident = kind in INCIDENT_TYPES or (kind in ("petition", "other") and collective)
     if kind in ALWAYS_I:
         level = "I"
         reasons.append(
-            Factor(f"always_i_{kind}", f"{EVENT_NAMES[kind]}，不论人数定为特别重大", 100.0)
+            Factor(
+                f"always_i_{kind}",
+                f"{EVENT_NAMES[kind]}（{people}人），不论人数定为特别重大"
+                if people
+                else f"{EVENT_NAMES[kind]}，不论人数定为特别重大",
+                100.0,
+            )
         )
+    elif incident:
+        level = policy.by_people(people)
+        reasons.append(
+            Factor(
+                f"event_{kind}",
+                f"{EVENT_NAMES[kind]}{people}人，按人数定为{LEVEL_NAMES[level]}",
+                60.0,
+            )
+        )
+    if is_petition and over_level:
+        over = (
+            policy.over_level_national_level
+            if over_level == "national"
+            else policy.over_level_level
+        )
+        level = _higher(level, over)
+        where = OVER_LEVEL_NAMES.get(over_level, over_level)
+        reasons.append(Factor("over_level", f"越级访（{where}）", 75.0))
     # A precursor or an opinion post that speaks of blocking a road or storming an office
     # reports talk of a plan, not the act: serious (III, someone must go and look), but
     # not the 特别重大 of the act itself. A threat of self-harm is the act (DOMAIN.md).
     talk_only = kind in ("precursor", "online_opinion")
-    if flags & FLAG_ROAD_BLOCK and kind != "road_blocking":
+    if flags & FLAG_ROAD_BLOCK and kind not in ALWAYS_I:
         if talk_only:
             level = _higher(level, "III")
             reasons.append(Factor("road_blocking_talk", "有人扬言堵路，需提前稳控", 70.0))
         else:
             level = "I"
             reasons.append(Factor("road_blocking_text", "堵塞道路，不论人数定为特别重大", 100.0))
-    if flags & FLAG_STORMING:
+    if flags & FLAG_STORMING and kind not in ALWAYS_I:
         if talk_only:
             level = _higher(level, "III")
             reasons.append(Factor("storming_talk", "有人扬言冲击、围堵办公场所，需提前稳控", 70.0))
         else:
             level = "I"
             reasons.append(Factor("storming", "冲击、围堵机关或企业办公场所", 100.0))
-    if flags & FLAG_SELF_HARM:
+    if flags & FLAG_SELF_HARM and kind != "extreme_act":
         level = "I"
         reasons.append(Factor("self_harm", "以自伤、跳楼等极端方式相威胁", 100.0))
     if category == "injury" and DEATH.search(text):
@@ -145,17 +187,33 @@ def assess(
     if level is None and flags & FLAG_COLLECTIVE_TALK and people >= policy.level_iii_people:
         level = policy.by_people(people)
         reasons.append(Factor("collective_talk", f"{people}人酝酿集体上访或聚集", 50.0))
-    if level is None and (is_petition or people > 0 or kind == "online_opinion"):
-        # The floor: every reported event has a level, by its number of people. (An
-        # informant's routine word that all is well, nobody involved, is no event.)
+    if level is None and not is_petition and (people > 0 or kind in FLOOR_TYPES):
+        # The floor: every informant report of an incident or a precursor is an event,
+        # by its number of people. (A petition without the signals above is none.)
         level = policy.by_people(people)
-        what = "信访" if kind == "petition" else EVENT_NAMES.get(kind, EVENT_NAMES["other"])
-        reasons.append(Factor(f"reported_{kind}", f"{what}，涉及{people}人", 20.0))
+        what = EVENT_NAMES.get(kind, EVENT_NAMES["other"])
+        reasons.append(
+            Factor(f"reported_{kind}", f"{what}，涉及{people}人" if people else what, 20.0)
+        )
+    if level is None:
+        return Severity(None, ())
     if category:
         reasons.append(
             Factor(f"category_{category}", f"诉求：{CATEGORY_NAMES.get(category, category)}", 10.0)
         )
-    return Severity(level, tuple(reasons))
+    return Severity(level, tuple(_distinct(reasons)))
+
+
+def _distinct(reasons: list[Factor]) -> list[Factor]:
+    """Reasons without repeats (same code or same words)."""
+    seen: set[str] = set()
+    out = []
+    for reason in reasons:
+        if reason.code in seen or reason.text in seen:
+            continue
+        seen.update((reason.code, reason.text))
+        out.append(reason)
+    return out
 
 
 def _rank(level: str) -> int:
@@ -171,47 +229,142 @@ def _lower(level: str, other: str) -> str:
     return other if _rank(other) < _rank(level) else level
 
 
+def event_title(
+    *,
+    where: str,
+    people: int,
+    kind: str,
+    category: str | None,
+    petition: bool,
+    over_level: str | None = None,
+    collective: int = COLLECTIVE,
+) -> str:
+    """What happened in one line: "星东建筑 300人堵路讨薪"."""
+    what = EVENT_NAMES.get(kind, kind)
+    if petition and people < collective:
+        what = "越级访" if over_level else "信访"  # 集体访 starts at five people
+    elif petition and over_level:
+        what = "集体越级访"
+    count = f"{people}人" if people else ""
+    return f"{where} {count}{what}{DEMANDS.get(category or '', '')}"
+
+
 def event_finding(
     *,
     record_kind: str,
     record: dict[str, Any],
     point_name: str | None,
     severity: Severity,
+    collective: int = COLLECTIVE,
 ) -> FindingDraft | None:
-    """The finding for one record of level I-IV, or None."""
+    """The finding for one record of level I-IV, or None.
+
+    Its entity is the enterprise (the monitoring point, or the name an unregistered one
+    was reported under), so that the alerting stage can join the events of one incident
+    (CONTRACT §5); a record that names no enterprise is an incident of its own."""
     if severity.level is None:
         return None
     is_petition = record_kind == "petition"
     record_id = str(record["petition_id"] if is_petition else record["report_id"])
     point_id = record.get("point_id")
+    name = record.get("enterprise_name")
     people = int(record.get("people_involved") or 0)
     kind = "petition" if is_petition else str(record.get("event_type") or "other")
-    where = point_name or record.get("enterprise_name") or "未登记企业"
-    what = EVENT_NAMES.get(kind, kind)
-    if is_petition and people < COLLECTIVE:
-        what = "信访"  # 集体访 starts at five people
-    title = f"【{LEVEL_NAMES[severity.level]}】{where}{what}"
-    if people:
-        title += f"（{people}人）"
-    score = {"I": 95.0, "II": 80.0, "III": 65.0, "IV": 45.0}[severity.level]
+    where = point_name or name or "未登记企业"
+    title = event_title(
+        where=where,
+        people=people,
+        kind=kind,
+        category=record.get("category"),
+        petition=is_petition,
+        over_level=record.get("over_level"),
+        collective=collective,
+    )
+    if point_id:
+        entity_type, entity_id = "point", str(point_id)
+    elif name:
+        entity_type, entity_id = "firm", f"{record['region_code']}:{name}"
+    else:
+        entity_type, entity_id = "event", f"{record_kind}:{record_id}"
+    occurred = record.get("received_at") if is_petition else record.get("occurred_at")
+    reasons = list(severity.reasons)
+    why = max(reasons, key=lambda f: f.weight).text if reasons else ""
     return FindingDraft(
         detector="severity",
         kind="event",
-        entity_type="point" if point_id else "event",
-        entity_id=str(point_id) if point_id else f"{record_kind}:{record_id}",
+        entity_type=entity_type,
+        entity_id=entity_id,
         region_code=str(record["region_code"]),
-        score=score,
+        # Events carry no risk score (CONTRACT §5): the level says how serious.
+        score=0.0,
         level=severity.level,
         title=title,
-        factors=list(severity.reasons),
+        factors=reasons,
         source_ids=[record_id],
         point_id=str(point_id) if point_id else None,
         extra={
             "people_involved": people,
-            "enterprise_name": point_name or record.get("enterprise_name"),
+            "enterprise_name": point_name or name,
             "event_type": kind,
             "category": record.get("category"),
             "record_kind": record_kind,
             "kind_name": KIND_NAMES["event"],
+            "occurred_at": _iso(occurred),
+            "follows": record.get("follows"),
+            "over_level": record.get("over_level"),
+            "channel": record.get("channel"),
+            "why": why,
         },
     )
+
+
+def cluster_finding(
+    *,
+    point_id: str | None,
+    name: str,
+    region_code: str,
+    petitions: list[tuple[str, Any]],
+    days: int,
+    level: str,
+) -> FindingDraft:
+    """One event for several distinct petitions about one enterprise within `days`
+    (CONTRACT §5): it lists them; later ones in the window join it."""
+    ids = [pid for pid, _ in petitions]
+    last = max(at for _, at in petitions)
+    entity_id = point_id or f"{region_code}:{name}"
+    return FindingDraft(
+        detector="severity",
+        kind="event",
+        entity_type="cluster",
+        entity_id=entity_id,
+        region_code=region_code,
+        score=0.0,
+        level=level,
+        title=f"{name} {days}天内信访{len(ids)}件",
+        factors=[
+            Factor(
+                "petition_cluster",
+                f"同一企业{days}天内信访{len(ids)}件（{'、'.join(ids[:10])}）",
+                50.0,
+            )
+        ],
+        source_ids=ids,
+        point_id=point_id,
+        extra={
+            "enterprise_name": name,
+            "event_type": "petition_cluster",
+            "record_kind": "petition",
+            "kind_name": KIND_NAMES["event"],
+            "petitions": len(ids),
+            "window_days": days,
+            "occurred_at": _iso(last),
+            "why": f"同一企业{days}天内信访{len(ids)}件",
+            "cluster": True,
+        },
+    )
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

@@ -15,14 +15,24 @@ files and reloading Mosquitto (SIGHUP) locks them out of the broker too.
 
 from __future__ import annotations
 
+import grp
 import os
+import signal
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 
-from ingest.topics import KIND_SEGMENT, SENDER_KIND, alerts_topic, errors_topic, input_filters
+from ingest.topics import (
+    KIND_SEGMENT,
+    SENDER_KIND,
+    alerts_topic,
+    errors_topic,
+    input_filters,
+    probe_topic,
+)
 from monitor.accounts import Accounts
 from monitor.db import Database
 from monitor.models import Account, Region
@@ -88,6 +98,11 @@ def build(accounts: list[Account], regions: list[tuple[str, str | None]], prefix
                 f"topic write {errors_topic(prefix, '+')}",
                 f"topic write {alerts_topic(prefix, '+')}",
             ]
+            # `labormon doctor` proves the daemon may read each input with a probe.
+            rules += [
+                f"topic write {probe_topic(prefix, segment, account.id)}"
+                for segment in KIND_SEGMENT.values()
+            ]
         else:
             result.skipped.append((account.id, f"no broker rights for kind {account.kind}"))
             continue
@@ -108,18 +123,100 @@ async def generate(db: Database, accounts: Accounts, prefix: str) -> AuthFiles:
     return build(active, regions, prefix)
 
 
-def write_atomically(path: Path, text: str, mode: int = 0o640) -> None:
+#: The group Debian's Mosquitto runs as (it starts as root and drops to this user).
+BROKER_GROUP = "mosquitto"
+
+
+def default_group() -> str | None:
+    """The broker's group when we are root and it exists: Mosquitto opens the files only
+    after dropping root, so root:root 0640 files stop it at start ("Unable to open
+    pwfile"). Otherwise None: the files keep our own group."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        grp.getgrnam(BROKER_GROUP)
+    except KeyError:
+        return None
+    return BROKER_GROUP
+
+
+def group_id(name: str) -> int:
+    """The id of a group by name (or number); KeyError when there is none."""
+    if name.isdigit():
+        return int(name)
+    return grp.getgrnam(name).gr_gid
+
+
+def write_atomically(path: Path, text: str, mode: int = 0o640, gid: int | None = None) -> None:
     """Replace `path` in one step, so a Mosquitto reload never reads half a file.
 
-    Mode 0640: the password file holds hashes; give the group to Mosquitto's user.
+    Mode 0640 and the broker's group: the password file holds hashes, which the broker
+    must read and nobody else. Group and mode are set on the temporary file, before the
+    rename, so the file is never readable by others, not even for a moment.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            if gid is not None:
+                os.fchown(fh.fileno(), -1, gid)
+            os.fchmod(fh.fileno(), mode)
             fh.write(text)
-        os.chmod(tmp, mode)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def prepare_directory(directory: Path, gid: int | None) -> None:
+    """Create the directory (0750, the broker's group) if it is missing; a directory the
+    group cannot enter hides the files from the broker as surely as their mode would."""
+    if directory.exists():
+        return
+    directory.mkdir(parents=True, mode=0o750)
+    if gid is not None:
+        os.chown(directory, -1, gid)
+    os.chmod(directory, 0o750)
+
+
+class ReloadError(Exception):
+    pass
+
+
+def reload_broker(target: str) -> str:
+    """Ask the running broker to re-read its password and ACL files (SIGHUP; Mosquitto
+    2.0 reloads both on it). `target` is "systemd" (systemctl reload mosquitto) or the
+    path of the broker's pid file. Returns what was done, in words."""
+    if target == "systemd":
+        try:
+            done = subprocess.run(
+                ["systemctl", "reload", "mosquitto"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ReloadError(f"systemctl reload mosquitto: {exc}") from exc
+        if done.returncode != 0:
+            why = (done.stderr or done.stdout).strip().splitlines()
+            raise ReloadError(
+                f"systemctl reload mosquitto failed: {why[0] if why else done.returncode}"
+            )
+        return "reloaded mosquitto (systemctl reload mosquitto)"
+    pidfile = Path(target)
+    try:
+        text = pidfile.read_text().strip()
+    except OSError as exc:
+        raise ReloadError(f"cannot read the pid file {pidfile}: {exc.strerror}") from exc
+    if not text.isdigit():
+        raise ReloadError(f"{pidfile} does not hold a process id")
+    pid = int(text)
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError as exc:
+        raise ReloadError(f"no process {pid} (from {pidfile}): is Mosquitto running?") from exc
+    except PermissionError as exc:
+        raise ReloadError(f"not allowed to signal process {pid} (from {pidfile})") from exc
+    return f"sent SIGHUP to mosquitto (pid {pid})"

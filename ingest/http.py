@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from ingest.pipeline import REASON_TEXT_ZH, Envelope, IngestPipeline, Outcome
 from ingest.topics import KIND_LABEL, KIND_SEGMENT, SENDER_KIND
 from monitor.context import Context
+from monitor.db import is_transient
 from monitor.logging import get_logger
 from monitor.records import RECORD_TYPES, FieldError
 
@@ -88,6 +89,14 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _database_unavailable() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "the database is unavailable; nothing was stored, retry later"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 #: Documents the scheme in OpenAPI; a missing token is answered 401 here, not by FastAPI.
 BEARER = HTTPBearer(auto_error=False, description="The account's token (`labormon accounts add`).")
 
@@ -102,8 +111,17 @@ def _endpoint(ctx: Context, kind: str) -> Any:
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(BEARER),
     ) -> JSONResponse:
+        pipeline = _pipeline(request)
+        if pipeline is not None and pipeline.database_unavailable:
+            # Nothing can be stored (or even the token checked) until it is back.
+            return _database_unavailable()
         token = credentials.credentials.strip() if credentials is not None else ""
-        account = await ctx.accounts.by_token(token) if token else None
+        try:
+            account = await ctx.accounts.by_token(token) if token else None
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return _database_unavailable()
         if account is None:
             metrics.records_rejected.labels("http", "unauthorized").inc()
             return _refusal(
@@ -112,7 +130,6 @@ def _endpoint(ctx: Context, kind: str) -> Any:
                 [FieldError(None, "missing, unknown or revoked bearer token")],
                 "令牌无效或已停用",
             )
-        pipeline = _pipeline(request)
         if pipeline is None:
             return JSONResponse({"detail": "intake is not running"}, status_code=503)
         if pipeline.http_overloaded:

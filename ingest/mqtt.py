@@ -47,7 +47,7 @@ from ingest.pipeline import (
     is_transient,
     record_id_from_payload,
 )
-from ingest.topics import errors_topic, input_filters, parse_input_topic, shared
+from ingest.topics import errors_topic, input_filters, is_probe, parse_input_topic, shared
 from monitor.clock import Clock
 from monitor.context import Context
 from monitor.db import Database
@@ -61,6 +61,10 @@ SESSION_TAKEN_OVER = 142
 #: Rejection notices waiting for the broker beyond this many are dropped (counted).
 MAX_PENDING_NOTICES = 10_000
 LEASE_PREFIX = "mqtt-session:"
+#: A row in `leases` saying until when the broker should still hold this daemon's
+#: session (the session expiry after it was last seen connected), so that a restarted
+#: daemon knows when `session_present: false` means the broker lost it.
+SESSION_MARK = "mqtt-known:"
 
 
 @dataclass(eq=False)
@@ -181,6 +185,9 @@ class MqttIngest:
         self._connections = 0
         self._since: datetime | None = None
         self._last_error: str | None = None
+        #: (first connection of this process, session_present) of each CONNACK.
+        self._connacks: asyncio.Queue[tuple[bool, bool | None]] = asyncio.Queue()
+        self.sessions_lost = 0
 
     @classmethod
     def create(cls, ctx: Context, pipeline: IngestPipeline) -> MqttIngest | None:
@@ -206,6 +213,7 @@ class MqttIngest:
             "since": self._since.isoformat() if self._since else None,
             "last_error": self._last_error,
             "pending_error_notices": len(self._notices),
+            "sessions_lost": self.sessions_lost,
         }
 
     async def run(self) -> None:
@@ -221,6 +229,7 @@ class MqttIngest:
                 group.create_task(self._lease_loop(), name="mqtt-lease")
                 group.create_task(self._rescue_loop(), name="mqtt-rescue")
             group.create_task(self._notice_loop(), name="mqtt-notices")
+            group.create_task(self._session_loop(), name="mqtt-session-check")
             group.create_task(self._main_loop(), name="mqtt-main")
 
     # ------------------------------------------------------------------ connection
@@ -389,12 +398,67 @@ class MqttIngest:
             client_id=self.client_id,
             session_present=conn.session_present,
         )
-        if not first and conn.session_present is False:
-            log.warning(
-                "the broker had lost this daemon's session; messages it held are gone "
-                "(is persistence on in mosquitto.conf?)",
-                client_id=self.client_id,
+        self._connacks.put_nowait((first, conn.session_present))
+
+    def _session_lost(self) -> None:
+        self.sessions_lost += 1
+        self.metrics.mqtt_sessions_lost.inc()
+        log.error(
+            "the broker no longer had this daemon's session (session_present: false); "
+            "messages it held for the daemon may be lost: check persistence and "
+            "autosave in the broker's configuration (deploy/mosquitto/labormon.conf)",
+            client_id=self.client_id,
+            broker=f"{self.config.host}:{self.config.port}",
+        )
+
+    async def _mark_session(self) -> None:
+        expires = self.ctx.clock.now() + self.config.session_expiry
+        async with self.ctx.db.connect() as conn:
+            dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(Lease).values(
+                name=SESSION_MARK + self.client_id, holder=self.client_id, expires_at=expires
             )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[Lease.name], set_={"expires_at": expires}
+                )
+            )
+
+    async def _session_expected(self) -> bool:
+        """Whether the broker should still hold our session (from before a restart)."""
+        async with self.ctx.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(Lease.expires_at).where(Lease.name == SESSION_MARK + self.client_id)
+                )
+            ).first()
+        return row is not None and row[0] > self.ctx.clock.now()
+
+    async def _session_loop(self) -> None:
+        """Check each CONNACK's session_present against what the broker should hold, and
+        keep the mark of our session fresh while connected."""
+        refresh = max(60.0, self.config.session_expiry.total_seconds() / 20)
+        while True:
+            try:
+                first, present = await asyncio.wait_for(self._connacks.get(), refresh)
+            except TimeoutError:
+                first, present = False, None
+                if not self.connected:
+                    continue
+            try:
+                # Within this process we know; after a restart the mark tells.
+                if present is False and (not first or await self._session_expected()):
+                    self._session_lost()
+                await self._mark_session()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if present is False and first:
+                    log.warning(
+                        "cannot tell whether the broker kept this daemon's session "
+                        "(database unavailable)",
+                        error=exc.__class__.__name__,
+                    )
 
     def _disconnected(self) -> None:
         self._up.clear()
@@ -406,6 +470,10 @@ class MqttIngest:
 
     def _handle(self, conn: _Connection, message: aiomqtt.Message) -> None:
         topic = message.topic.value
+        if is_probe(self.prefix, topic):  # `labormon doctor` checking the ACL: not input
+            if message.qos > 0 and conn.open:
+                conn.client._client.ack(message.mid, message.qos)
+            return
         target = parse_input_topic(self.prefix, topic)
         payload = message.payload
         if isinstance(payload, bytes | bytearray):

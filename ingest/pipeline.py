@@ -25,19 +25,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest.topics import KIND_LABEL, SENDER_FIELD, SENDER_KIND
 from monitor import bus
 from monitor.context import Context
+from monitor.db import is_transient
 from monitor.logging import get_logger
 from monitor.models import Account
 from monitor.records import RECORD_TYPES, FieldError, Record, field_errors, parse_json
 from monitor.store import Submission
 
 log = get_logger("labormon.ingest")
+
+__all__ = ["is_transient"]  # re-exported: the MQTT service and tests import it from here
 
 Status = Literal["stored", "duplicate", "rejected"]
 
@@ -84,10 +86,6 @@ REASON_TEXT_ZH: dict[str, str] = {
 
 #: What an account id (and so the id in a topic) looks like; see monitor.accounts.
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
-
-# A JSON \u0000 escape (an odd number of backslashes before u0000): PostgreSQL can keep
-# NUL neither in text nor in jsonb, so it is refused on every backend alike.
-_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 @dataclass(frozen=True)
@@ -194,8 +192,6 @@ def validate(env: Envelope, max_bytes: int) -> Envelope:
             "invalid_encoding",
             FieldError(None, f"not UTF-8 (byte 0x{env.payload[exc.start]:02X} at {exc.start})"),
         )
-    if _NUL_ESCAPE.search(env.payload):
-        return env.refuse("invalid_field", FieldError(None, "text must not contain \\u0000"))
     try:
         record = parse_json(env.kind, env.payload)
     except ValidationError as exc:
@@ -262,26 +258,11 @@ def classify_store_error(kind: str, error: FieldError) -> str:
     """Reason code of a refusal by the store (it checks against what is already stored)."""
     if error.field == RECORD_TYPES[kind].id_field or "already" in error.reason:
         return "conflict"
+    if "outside" in error.reason or error.reason.startswith("only informant accounts"):
+        return "forbidden"
     if error.reason.startswith("unknown"):
         return "unknown_reference"
     return "invalid_field"
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when retrying the same transaction later can succeed (the database is away,
-    busy, or chose this transaction as a deadlock victim)."""
-    if isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.DisconnectionError):
-        return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
-            return True
-        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        # 08 connection, 40 rollback (deadlock, serialization), 53 resources, 57 shutdown.
-        if isinstance(state, str) and state[:2] in {"08", "40", "53", "57"}:
-            return True
-    return False
 
 
 #: Called after each commit with the batch and its outcomes (benchmarks, tests).
@@ -305,13 +286,26 @@ class IngestPipeline:
         #: MQTT sender -> (account kind, when the database said it was active).
         self._senders: dict[str, tuple[str, float]] = {}
         self.committed_batches = 0
+        #: Since when (monotonic) the writer has been retrying a batch because the
+        #: database is unreachable; None while it writes.
+        self.database_down_since: float | None = None
         self.metrics.ingest_queue.set_function(lambda: self._queue.qsize() + len(self._carry))
 
     def add_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
+    @property
+    def database_unavailable(self) -> bool:
+        return self.database_down_since is not None
+
     def health(self) -> dict[str, Any]:
-        return {"queued": self._queue.qsize() + len(self._carry)}
+        state: dict[str, Any] = {"queued": self._queue.qsize() + len(self._carry)}
+        if self.database_down_since is not None:
+            state["database"] = (
+                f"unavailable for {time.monotonic() - self.database_down_since:.0f} s; "
+                "nothing acknowledged until it is back"
+            )
+        return state
 
     # ------------------------------------------------------------------ intake
 
@@ -397,9 +391,17 @@ class IngestPipeline:
         while True:
             try:
                 outcomes = await self._write(batch)
+                if self.database_down_since is not None:
+                    log.info(
+                        "database back; storing again",
+                        after_seconds=round(time.monotonic() - self.database_down_since, 1),
+                    )
+                    self.database_down_since = None
                 break
             except Exception as exc:
                 if is_transient(exc):
+                    if self.database_down_since is None:
+                        self.database_down_since = time.monotonic()
                     attempt += 1
                     delay = min(
                         self.config.retry_max.total_seconds(),

@@ -60,3 +60,20 @@ def errors_topic(prefix: str, client_id: str) -> str:
 
 def alerts_topic(prefix: str, region_code: str) -> str:
     return f"{prefix}/alerts/{region_code}"
+
+
+#: Sender segment of `labormon doctor`'s probes ("~" is in no account id).
+PROBE_MARK = "~doctor."
+
+
+def probe_topic(prefix: str, segment: str, daemon_account: str) -> str:
+    """An input topic only the daemon's account may publish to: `labormon doctor` sends a
+    message there and must receive it through the daemon's input subscription, which
+    proves the broker lets the daemon read that input (Mosquitto grants every SUBSCRIBE
+    and applies the ACL only when delivering). The intake drops probes unread."""
+    return f"{prefix}/{segment}/{PROBE_MARK}{daemon_account}"
+
+
+def is_probe(prefix: str, topic: str) -> bool:
+    head, _, sender = topic.rpartition("/")
+    return sender.startswith(PROBE_MARK) and head.startswith(prefix.rstrip("/") + "/")

@@ -53,6 +53,24 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
 
 DEFAULT_DB_URL = "sqlite:///./var/labormon.db"
 
+#: The installed daemon's configuration. Commands read it when neither `--config` nor
+#: LABORMON_CONFIG names another file, so that an operator's `labormon accounts add` on
+#: the host writes to the daemon's store with the daemon's key (not ./var of the cwd).
+SYSTEM_CONFIG = Path("/etc/labormon/labormon.toml")
+
+
+def find_config(explicit: str | Path | None = None) -> tuple[Path | None, str]:
+    """The configuration file a command uses and why: `--config`, then LABORMON_CONFIG,
+    then /etc/labormon/labormon.toml when it exists, else none (the defaults)."""
+    if explicit:
+        return Path(explicit), "--config"
+    if os.environ.get("LABORMON_CONFIG"):
+        return Path(os.environ["LABORMON_CONFIG"]), "LABORMON_CONFIG"
+    if SYSTEM_CONFIG.is_file():
+        return SYSTEM_CONFIG, "the installed configuration"
+    return None, "no configuration file (defaults)"
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
 _UNITS = {
     "ms": 0.001,
@@ -81,6 +99,21 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+#: What the example configuration ships in place of real keys and passwords.
+PLACEHOLDER = "CHANGE-ME"
+
+
+def _not_placeholder(value: str) -> str:
+    """A value still holding the example's placeholder is refused at start: a robot or
+    mail account that can never work would otherwise fail on every alert for days."""
+    if PLACEHOLDER.lower() in value.lower():
+        raise ValueError(
+            f"still holds the example's placeholder {PLACEHOLDER}: put the real value in, "
+            "or remove (comment out) the entry"
+        )
+    return value
+
+
 class Section(BaseModel):
     """A configuration table: unknown keys are errors, not silently ignored."""
 
@@ -91,6 +124,10 @@ class DatabaseConfig(Section):
     url: str = DEFAULT_DB_URL
     #: Connection pool size on PostgreSQL (SQLite uses one writer at a time anyway).
     pool_size: int = Field(default=10, ge=1, le=200)
+    #: While the database is unreachable (an outage, a restart, not up yet at start) the
+    #: daemon's loops retry with a back-off doubling from retry_min up to retry_max.
+    retry_min: Duration = timedelta(seconds=0.5)
+    retry_max: Duration = timedelta(seconds=10)
 
     @field_validator("url")
     @classmethod
@@ -136,7 +173,7 @@ class MqttConfig(Section):
         parts = urlsplit(value)
         if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
             raise ValueError("must look like mqtt://[user:password@]host:port")
-        return value
+        return _not_placeholder(value)
 
     @property
     def host(self) -> str:
@@ -229,7 +266,7 @@ class SmtpConfig(Section):
             parts = urlsplit(value)
             if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
                 raise ValueError("must look like smtp://[user:password@]host:port[?starttls=true]")
-        return value
+        return _not_placeholder(value)
 
     @property
     def enabled(self) -> bool:
@@ -614,7 +651,7 @@ class GroupConfig(Section):
     def _http(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
-        return value
+        return _not_placeholder(value)
 
 
 class OutboxConfig(Section):
@@ -651,6 +688,18 @@ class DigestConfig(Section):
     at: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
+class RiskAlertsConfig(Section):
+    """`[alerting.risk]`: risk alerts (forecasts) reach the county at once and the city in
+    a weekly digest; they never page the province by themselves (CONTRACT §5)."""
+
+    #: Tiers told at once when a risk alert opens or its band rises.
+    notify: list[Literal["county", "city"]] = ["county"]
+    #: The weekly risk digest (风险周报) of the city: weekday (0 Monday) and local time.
+    digest_weekday: int = Field(default=0, ge=0, le=6)
+    digest_at: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    digest_enabled: bool = True
+
+
 class AlertingConfig(Section):
     """`[alerting]`: escalation policies, contacts, risk alert groups and the outbox."""
 
@@ -673,6 +722,10 @@ class AlertingConfig(Section):
     outbox: OutboxConfig = OutboxConfig()
     overdue: OverdueConfig = OverdueConfig()
     digest: DigestConfig = DigestConfig()
+    #: A new event at an enterprise within this long of its open incident's last event
+    #: joins that incident's alert (CONTRACT §5).
+    join_window: Duration = timedelta(hours=72)
+    risk: RiskAlertsConfig = RiskAlertsConfig()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AlertingConfig:
@@ -738,6 +791,21 @@ class DetectorsConfig(Section):
     surge_baseline_days: int = Field(default=91, ge=28, le=730)
     surge_alpha: float = Field(default=0.01, gt=0, lt=0.5)
     surge_alpha_festival: float = Field(default=0.05, gt=0, lt=0.5)
+    #: A surge needs at least this many petitions in the window (county or enterprise):
+    #: a few petitions over a near-zero normal are no surge.
+    surge_min_count: int = Field(default=6, ge=1)
+    #: Risk hysteresis: a risk alert opens (or changes band) only after this many
+    #: consecutive scorings in the new band, and closes only after as many below.
+    risk_open_after: int = Field(default=3, ge=1, le=30)
+    risk_close_after: int = Field(default=3, ge=1, le=30)
+    #: A petition raises an event when collective (this many people or more), over the
+    #: level, or carrying an always-I, owner-gone or death signal ...
+    collective_people: int = Field(default=5, ge=2)
+    #: ... or as the `cluster_petitions`-th distinct petition about one enterprise within
+    #: `cluster_days` (one cluster event at `cluster_level` listing them).
+    cluster_petitions: int = Field(default=3, ge=2)
+    cluster_days: int = Field(default=30, ge=1, le=365)
+    cluster_level: Literal["I", "II", "III", "IV"] = "IV"
     #: Count every record from its own date rather than from when it was stored. Off:
     #: a record arriving late cannot rewrite what was known on a past day (no leakage in
     #: `score --as-of`). On: for history replayed over MQTT/HTTP, as the demo does.

@@ -41,7 +41,9 @@ class Context:
         the sender gave none (the detectors' classifier, handed in by `monitor.daemon`)."""
         clock = clock or SystemClock()
         db = db or Database(settings.database.url, pool_size=settings.database.pool_size)
-        privacy = Privacy(load_secret(settings.security))
+        # SQLite lives on one host: a first start may make its key. PostgreSQL is shared by
+        # hosts, so its key must be given (a missing one is SecretKeyError, not a new key).
+        privacy = Privacy(load_secret(settings.security, create=db.dialect == "sqlite"))
         store = RecordStore(
             db,
             privacy,
@@ -58,6 +60,9 @@ class Context:
             store=store,
             accounts=Accounts(db, clock, privacy),
         )
+
+    def __post_init__(self) -> None:
+        self.privacy.on_decrypt_failure = self.metrics.decrypt_failures.inc
 
     async def close(self) -> None:
         await self.db.dispose()

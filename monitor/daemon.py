@@ -1,10 +1,14 @@
 """`labormon run`: the daemon wires the stages together and keeps them running.
 
 Each stage is a `Service`: a long-running coroutine that reads what the stage before
-wrote (rows) and writes what the next one reads. The daemon runs them side by side,
-restarts none of them silently (a crashed service stops the daemon, so that systemd
-restarts it and the log says why), and owns the APScheduler instance that only wakes
-loops and starts periodic jobs (deadlines themselves live in database columns).
+wrote (rows) and writes what the next one reads. The daemon runs them side by side and
+owns the APScheduler instance that only wakes loops and starts periodic jobs (deadlines
+themselves live in database columns).
+
+The database going away stops nothing: a service that fails because the database is
+unreachable (`is_transient`) is started again after a back-off capped at
+`database.retry_max`, and a daemon started while the database is down waits for it.
+Any other failure stops the daemon, so that systemd restarts it and the log says why.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -20,7 +25,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor.clock import Clock
 from monitor.config import Settings
 from monitor.context import Context
-from monitor.db import Database
+from monitor.db import Database, is_transient
+from monitor.keycheck import verify_key
 from monitor.logging import get_logger
 
 log = get_logger("labormon.daemon")
@@ -145,6 +151,12 @@ SERVICES: dict[str, ServiceFactory] = {
 }
 
 
+def retry_delay(failures: int, low: float, high: float) -> float:
+    """Back-off after `failures` failures in a row: doubles from `low`, capped at `high`
+    (the exponent is capped before the power is taken)."""
+    return min(high, low * 2 ** min(max(failures - 1, 0), 30))
+
+
 def default_factories() -> list[ServiceFactory]:
     return list(SERVICES.values())
 
@@ -197,7 +209,10 @@ class Daemon:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run every service until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
         stop = stop or self._signal_event()
-        await self.ctx.db.migrate()
+        if not await self._wait_for_database(stop):
+            return
+        # One store, one key: refuse (KeyMismatch) rather than write unreadable data.
+        await verify_key(self.ctx.db, self.ctx.privacy, self.ctx.clock)
         for factory in self._factories:
             service = factory(self.ctx, self)
             if service is not None:
@@ -210,7 +225,7 @@ class Daemon:
         log.info("daemon started", services=[s.name for s in self.services])
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(s.run(), name=s.name) for s in self.services]
+                tasks = [group.create_task(self._supervise(s), name=s.name) for s in self.services]
                 self.ready.set()
                 stopper = group.create_task(stop.wait(), name="stop")
                 done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -224,6 +239,67 @@ class Daemon:
             with contextlib.suppress(Exception):
                 self.scheduler.shutdown(wait=False)
             log.info("daemon stopped")
+
+    def _retry(self, failures: int) -> float:
+        cfg = self.ctx.settings.database
+        return retry_delay(failures, cfg.retry_min.total_seconds(), cfg.retry_max.total_seconds())
+
+    async def _wait_for_database(self, stop: asyncio.Event) -> bool:
+        """Migrate, waiting for a database that is not up yet; False if stopped meanwhile."""
+        failures = 0
+        while True:
+            try:
+                await self.ctx.db.migrate()
+                if failures:
+                    log.info("database reachable; starting", attempts=failures + 1)
+                return True
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                delay = self._retry(failures)
+                self.ctx.metrics.database_retries.labels("start").inc()
+                log.warning(
+                    "database unavailable at start; waiting for it",
+                    error=exc.__class__.__name__,
+                    detail=str(exc).splitlines()[0][:200] if str(exc) else "",
+                    attempt=failures,
+                    retry_in=round(delay, 2),
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    return False
+
+    async def _supervise(self, service: Service) -> None:
+        """Run a service; start it again when it failed because the database is away."""
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await service.run()
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # A service that ran a while before failing starts a new series.
+                if (
+                    time.monotonic() - started
+                    > self.ctx.settings.database.retry_max.total_seconds()
+                ):
+                    failures = 0
+                failures += 1
+                delay = self._retry(failures)
+                self.ctx.metrics.database_retries.labels(service.name).inc()
+                log.warning(
+                    "database unavailable; service restarts after a pause",
+                    service=service.name,
+                    error=exc.__class__.__name__,
+                    detail=str(exc).splitlines()[0][:200] if str(exc) else "",
+                    attempt=failures,
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
 
     @staticmethod
     def _signal_event() -> asyncio.Event:

@@ -15,6 +15,7 @@ loading 20,000 points' history for 15 s no longer holds up the intake behind it.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -44,6 +46,30 @@ def async_url(url: str) -> str:
     if backend in {"postgresql", "postgres"}:
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+
+def create_private_store(path: Path) -> None:
+    """Create a missing SQLite store 0600 in a directory made 0700: it holds report texts,
+    informant ids and rejected payloads. SQLite gives its -wal and -shm files the store's
+    mode (and, run as root, its owner). Run as root (an operator's command on the host),
+    what is created belongs to the owner of the directory it is in: the service user's."""
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(mode=0o700, parents=True)
+        _own_like(parent, parent.parent)
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:  # another process made it meanwhile
+            return
+        _own_like(path, parent)
+
+
+def _own_like(path: Path, model: Path) -> None:
+    if os.geteuid() == 0:
+        info = model.stat()
+        if (info.st_uid, info.st_gid) != (0, 0):
+            os.chown(path, info.st_uid, info.st_gid)
 
 
 def _json_dumps(value: Any) -> str:
@@ -82,7 +108,7 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                create_private_store(Path(parsed.database).expanduser())
             kwargs["connect_args"] = {"timeout": 30}
             # One connection per process: every transaction takes SQLite's write lock
             # (BEGIN IMMEDIATE), so more connections only add busy-waiting, whose sleeps
@@ -148,3 +174,20 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
 
 def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the same transaction later can succeed (the database is away,
+    busy, or chose this transaction as a deadlock victim)."""
+    if isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        # 08 connection, 40 rollback (deadlock, serialization), 53 resources, 57 shutdown.
+        if isinstance(state, str) and state[:2] in {"08", "40", "53", "57"}:
+            return True
+    return False

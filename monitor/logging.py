@@ -24,6 +24,20 @@ def redact_personal_data(
     return event
 
 
+#: Keys the log machinery adds to every event. A caller's field of the same name (an
+#: alert's `level`, a record's `timestamp`) is kept under `<key>_` rather than overwritten.
+_OWN_KEYS = ("level", "timestamp", "logger")
+
+
+def keep_callers_fields(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in _OWN_KEYS:
+        if key in event:
+            event[f"{key}_"] = event.pop(key)
+    return event
+
+
 class _CurrentStderr:
     """Writes to whatever `sys.stderr` is at the time of the call, not at configure time
     (test runners and the CLI's runner swap it and close the old one)."""
@@ -48,6 +62,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            keep_callers_fields,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_personal_data,

@@ -30,6 +30,9 @@ def seconds_until(deadline: datetime | None, clock: Clock, cap: float) -> float:
 
 
 class Waker:
+    """One consumer's wake-ups: its own subscription to each of its bus topics (see
+    monitor.bus), the clock's moves and an optional extra event."""
+
     def __init__(
         self,
         bus: Bus,
@@ -40,27 +43,28 @@ class Waker:
     ) -> None:
         self.bus = bus
         self.topics = topics
+        self.subscriptions = [bus.subscribe(topic) for topic in topics]
         # Only a FrozenClock announces its moves; the system clock just passes.
         subscribe = getattr(clock, "subscribe", None)
         self.clock_moved: asyncio.Event | None = subscribe() if callable(subscribe) else None
         self.extra = extra
 
     async def wait(self, timeout: float) -> None:
-        events = [e for e in (self.clock_moved, self.extra) if e is not None]
-        if any(e.is_set() for e in events):
-            for e in events:
-                e.clear()
-            return
-        waiters = [asyncio.create_task(self.bus.wait(t, timeout)) for t in self.topics]
-        waiters += [asyncio.create_task(e.wait()) for e in events]
+        events = [e for e in (*self.subscriptions, self.clock_moved, self.extra) if e is not None]
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if any(e.is_set() for e in events):
+                return
+            waiters = [asyncio.create_task(e.wait()) for e in events]
+            try:
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waiters:
+                    task.cancel()
+                for task in waiters:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         finally:
-            for task in waiters:
-                task.cancel()
-            for task in waiters:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Cleared as the consumer starts its work: what comes during it wakes it again.
             for e in events:
                 e.clear()
 

@@ -118,6 +118,24 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.mqtt_sessions_lost = Counter(
+            "labormon_mqtt_sessions_lost",
+            "Connections on which the broker no longer had this daemon's persistent session "
+            "although it should have (messages it held for the daemon may be gone).",
+            registry=registry,
+        )
+        self.database_retries = Counter(
+            "labormon_database_retries",
+            "Services started again (or the start-up waiting) because the database was "
+            "unreachable, by service.",
+            ["service"],
+            registry=registry,
+        )
+        self.decrypt_failures = Counter(
+            "labormon_decrypt_failures",
+            "Personal data that did not decrypt with this daemon's key (wrong key, damage).",
+            registry=registry,
+        )
         self.mqtt_sessions_rescued = Counter(
             "labormon_mqtt_sessions_rescued",
             "Sessions of stopped peer daemons taken over and drained.",

@@ -253,6 +253,9 @@ class InformantReport(Base):
     account_id: Mapped[str | None] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     severity_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The `report_id` of an earlier report this one follows up (CONTRACT §5): it joins
+    #: that report's alert.
+    follows: Mapped[str | None] = mapped_column(String(64))
 
 
 class RejectedMessage(Base):
@@ -413,6 +416,28 @@ class Alert(Base):
     #: The latest finding's evidence that notifications show (enterprise, event type,
     #: category, ...), without personal data.
     evidence: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    #: The entity + kind the alert is about (a finding's dedup key). A risk alert's
+    #: `dedup_key` is this; an event alert is one incident of the entity, so its
+    #: `dedup_key` adds the incident's first record.
+    entity_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    #: When the incident's first and latest events happened (their own `occurred_at` /
+    #: `received_at`); the latest decides whether a new event joins (CONTRACT §5).
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RiskStreak(Base):
+    """Hysteresis of a risk alert: how many consecutive scorings an entity's band has
+    stayed above (direction 1) or below (-1) the band its findings last reported, and
+    the band it held throughout (the mildest when rising, the worst when falling)."""
+
+    __tablename__ = "risk_streaks"
+
+    dedup_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    direction: Mapped[int] = mapped_column(SmallInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str | None] = mapped_column(String(3))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AlertEvent(Base):
@@ -611,3 +636,15 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InstallationSetting(Base):
+    """Facts about the installation kept with its data, e.g. the check value of the secret
+    key that encrypted it (`monitor.keycheck`), so that a daemon or a command holding
+    another key refuses to run instead of writing data nobody can read back."""
+
+    __tablename__ = "installation"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -14,9 +14,11 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
 from cryptography.fernet import Fernet, InvalidToken
 
 from monitor.config import SecurityConfig
@@ -38,22 +40,39 @@ PERSONAL_KEYS = frozenset(
 )
 
 
-def load_secret(config: SecurityConfig) -> bytes:
-    """The installation secret: from the configuration, or from the key file, which is
-    created (mode 0600) the first time so that a fresh install works without set-up."""
+class SecretKeyError(Exception):
+    """No usable secret key; phrased as one line for the operator."""
+
+
+def load_secret(config: SecurityConfig, *, create: bool = True) -> bytes:
+    """The installation secret: `security.secret_key` (LABORMON_SECRET_KEY) when set, else
+    the key file. With `create` (SQLite, one host) a missing key file is created (mode
+    0600, its directory 0700) so that a fresh install works without set-up; without it
+    (PostgreSQL, where several hosts share the data) a missing key is an error, so that a
+    host with a missing secret never makes a key of its own."""
     if config.secret_key:
         return config.secret_key.encode()
     path = Path(config.secret_key_file)
     if path.exists():
         value = path.read_text(encoding="ascii").strip()
         if len(value) < 32:
-            raise ValueError(f"{path}: secret key shorter than 32 characters")
+            raise SecretKeyError(f"{path}: secret key shorter than 32 characters")
         return value.encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not create:
+        raise SecretKeyError(
+            f"no secret key: {path} does not exist and security.secret_key is not set; "
+            "a PostgreSQL store needs the installation's key (see README, Running it for real)"
+        )
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
     value = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(value + "\n")
+    if os.geteuid() == 0:  # root's command on the host: the key belongs to the service user
+        info = path.parent.stat()
+        if (info.st_uid, info.st_gid) != (0, 0):
+            os.chown(path, info.st_uid, info.st_gid)
     return value.encode()
 
 
@@ -67,6 +86,19 @@ class Privacy:
     def __init__(self, secret: bytes) -> None:
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret, b"personal-data")))
         self.signing_key = _derive(secret, b"signed-links")
+        #: Stored in the database at first start (`monitor.keycheck`): another key, another
+        #: value. It reveals nothing of the key (a one-way derivation of its own).
+        self.key_check = _derive(secret, b"key-check").hex()
+        #: Values that did not decrypt with this key (wrong key or damaged data).
+        self.decrypt_failures = 0
+        #: Called on each failure (the context counts it in a metric).
+        self.on_decrypt_failure: Callable[[], None] | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A short name of the key, to compare the keys of two hosts: `1a2b-3c4d-5e6f-7a8b`."""
+        value = self.key_check[:16]
+        return "-".join(value[i : i + 4] for i in range(0, 16, 4))
 
     def encrypt(self, value: str | None) -> bytes | None:
         if value is None or value == "":
@@ -80,6 +112,15 @@ class Privacy:
         try:
             return self._fernet.decrypt(bytes(token)).decode()
         except InvalidToken:
+            # Never silent: a wrong key looks exactly like this.
+            self.decrypt_failures += 1
+            if self.on_decrypt_failure is not None:
+                self.on_decrypt_failure()
+            structlog.get_logger("labormon.privacy").warning(
+                "personal data did not decrypt with this key",
+                key_fingerprint=self.fingerprint,
+                failures=self.decrypt_failures,
+            )
             return None
 
     def sign(self, message: bytes) -> str:

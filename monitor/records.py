@@ -24,6 +24,14 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.safetext import (
+    clean_long,
+    clean_short,
+    first_control,
+    has_control,
+    needs_long_cleaning,
+)
+
 Channel = Literal["hotline_12351", "online", "visit", "letter"]
 Category = Literal["wage_arrears", "social_insurance", "layoff", "contract", "injury", "other"]
 EventType = Literal[
@@ -45,9 +53,19 @@ CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 INDUSTRIES: tuple[str, ...] = Industry.__args__  # type: ignore[attr-defined]
 
+
+def _no_control(value: Any) -> Any:
+    """Ids are refused, not repaired, when they hold a control character: an id names a
+    topic, a file and a row, and a repaired one would name something else."""
+    if isinstance(value, str) and has_control(value):
+        raise ValueError(f"must not contain control characters (found {first_control(value)})")
+    return value
+
+
 #: Record ids travel in MQTT topics and URLs: no '/', '+', '#' or spaces.
 RecordId = Annotated[
     str,
+    BeforeValidator(_no_control),
     StringConstraints(
         strip_whitespace=True,
         min_length=1,
@@ -114,6 +132,10 @@ def _canonical(value: Any) -> str:
     raise TypeError(f"cannot hash {type(value).__name__}")
 
 
+#: Where a record notes the fields intake cleaned of control characters (kept in `extra`).
+SANITISED_KEY = "labormon_sanitised"
+
+
 class Record(BaseModel):
     """Common behaviour of the incoming records."""
 
@@ -125,6 +147,40 @@ class Record(BaseModel):
     kind: ClassVar[str]
     #: Fields holding personal data: encrypted at rest, masked in rejects, never hashed.
     personal_fields: ClassVar[tuple[str, ...]] = ()
+    #: Short text (names, titles): control characters become a space at intake.
+    short_text_fields: ClassVar[tuple[str, ...]] = ()
+    #: Free text: keeps line breaks and tabs, other control characters become a space.
+    long_text_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean_text(cls, data: Any) -> Any:
+        """A stray line break must never cost a report (a level I report above all): it
+        is replaced, not refused, and the fields replaced are recorded with the record
+        (`extra["labormon_sanitised"]`)."""
+        if not isinstance(data, dict):
+            return data
+        cleaned: list[str] = []
+        out = dict(data)
+        out.pop(SANITISED_KEY, None)  # ours to write, never the sender's
+        for name in cls.short_text_fields:
+            value = out.get(name)
+            if isinstance(value, str) and has_control(value):
+                out[name] = clean_short(value)
+                cleaned.append(name)
+        for name in cls.long_text_fields:
+            value = out.get(name)
+            if isinstance(value, str) and needs_long_cleaning(value):
+                out[name] = clean_long(value)
+                cleaned.append(name)
+        if cleaned:
+            out[SANITISED_KEY] = cleaned
+        return out
+
+    @property
+    def sanitised_fields(self) -> list[str]:
+        """The fields whose control characters intake replaced."""
+        return list((self.__pydantic_extra__ or {}).get(SANITISED_KEY) or [])
 
     @property
     def record_id(self) -> str:
@@ -156,6 +212,7 @@ class MonitoringPointIn(Record):
 
     id_field: ClassVar[str] = "point_id"
     kind: ClassVar[str] = "point"
+    short_text_fields: ClassVar[tuple[str, ...]] = ("name",)
 
     point_id: RecordId
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -201,6 +258,8 @@ class PetitionIn(Record):
     id_field: ClassVar[str] = "petition_id"
     kind: ClassVar[str] = "petition"
     personal_fields: ClassVar[tuple[str, ...]] = ("petitioner_name", "petitioner_phone")
+    short_text_fields: ClassVar[tuple[str, ...]] = ("enterprise_name", "petitioner_name")
+    long_text_fields: ClassVar[tuple[str, ...]] = ("summary",)
 
     petition_id: RecordId
     received_at: Instant
@@ -230,6 +289,8 @@ class InformantReportIn(Record):
 
     id_field: ClassVar[str] = "report_id"
     kind: ClassVar[str] = "report"
+    short_text_fields: ClassVar[tuple[str, ...]] = ("enterprise_name",)
+    long_text_fields: ClassVar[tuple[str, ...]] = ("description",)
 
     report_id: RecordId
     informant_id: RecordId
@@ -241,6 +302,15 @@ class InformantReportIn(Record):
     category: Category | None = None
     people_involved: Annotated[int, Field(ge=0, le=1_000_000)]
     description: LongText = ""
+    #: The `report_id` of an earlier report (by any informant) this one follows up: it
+    #: joins that report's alert (CONTRACT §5).
+    follows: RecordId | None = None
+
+    @model_validator(mode="after")
+    def _follows_another(self) -> InformantReportIn:
+        if self.follows is not None and self.follows == self.report_id:
+            raise ValueError("follows: names this report itself; give an earlier report_id")
+        return self
 
 
 class RegionIn(Record):
@@ -248,6 +318,7 @@ class RegionIn(Record):
 
     id_field: ClassVar[str] = "code"
     kind: ClassVar[str] = "region"
+    short_text_fields: ClassVar[tuple[str, ...]] = ("name",)
 
     code: RegionCode
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]

@@ -110,16 +110,17 @@ async def test_event_severity_at_once(ctx: Context) -> None:
     assert await service.check_new_records() == 6
     assert ctx.bus._events[bus.FINDINGS].is_set()
     found = {f.evidence["source_ids"][0]: f for f in await _findings(ctx, "event")}
-    # One worker's petition is a reported event too (IV, the county's digest); a remark
-    # on the canteen that involves nobody is none.
-    assert set(found) == {"R1", "R2", "R4", "Q1", "Q2"}
-    assert found["Q1"].level == "IV"
+    # One worker's petition is no event (CONTRACT §5: counted in the digest, used by the
+    # detectors); a remark on the canteen that involves nobody is none either.
+    assert set(found) == {"R1", "R2", "R4", "Q2"}
     assert found["R1"].level == "I"
+    assert found["R1"].title == "赫山鑫达建筑工程有限公司 3人堵路"
+    assert found["R1"].score == 0  # events carry no risk score
     assert found["R1"].dedup_key == "point:P1:event"
     assert found["R2"].level == "II"  # owner absconding: immediate on-site response
     assert found["R4"].level == "II"
-    assert found["R4"].entity_type == "event"
-    assert found["R4"].dedup_key == "event:report:R4:event"
+    assert found["R4"].entity_type == "firm"
+    assert found["R4"].dedup_key == "firm:430921:某物流公司:event"
     assert found["Q2"].level == "III"
     assert found["Q2"].evidence["people_involved"] == 12
     for finding in found.values():
@@ -194,7 +195,11 @@ async def test_nightly_rescore_once_across_daemons_and_clearing(
     await FileImporter(ctx.store).run(sim_dir)
     a, b = DetectorService(ctx, holder="a"), DetectorService(ctx, holder="b")
     for service in (a, b):
-        service.cfg = service.cfg.model_copy(update={"min_history_incidents": 10})
+        # One scoring opens or clears here: the hysteresis has its own test
+        # (tests/alerting/test_risk_alerts.py).
+        service.cfg = service.cfg.model_copy(
+            update={"min_history_incidents": 10, "risk_open_after": 1, "risk_close_after": 1}
+        )
     _local(clock, "2024-01-20T02:29:00+08:00")
     await asyncio.gather(a.run_due_jobs(), b.run_due_jobs())
     async with ctx.db.session() as s:
@@ -306,6 +311,8 @@ async def test_the_daemon_loop_is_woken_by_the_bus_and_the_clock(
         await conn.execute(update(InformantReport).values(severity_checked_at=clock.now()))
         await conn.execute(update(Petition).values(severity_checked_at=clock.now()))
     _local(clock, "2024-02-01T01:00:00+08:00")
+    # The first scoring writes risk findings (the hysteresis has its own test).
+    ctx.settings.detectors.risk_open_after = 1
     daemon = Daemon(ctx, only=["detectors"])
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))

@@ -122,6 +122,9 @@ def test_acl_rules_per_kind() -> None:
         "topic read labormon/v1/reports/+",
         "topic write labormon/v1/errors/+",
         "topic write labormon/v1/alerts/+",
+        "topic write labormon/v1/wages/~doctor.labormon",
+        "topic write labormon/v1/petitions/~doctor.labormon",
+        "topic write labormon/v1/reports/~doctor.labormon",
     ]
     assert files.skipped == [("odd:id", "':' cannot appear in an MQTT user name")]
 
@@ -139,7 +142,9 @@ async def test_broker_with_generated_auth_files_keeps_accounts_apart(
         ("informant", "inf-gone"),
         ("point", "P000"),
     ]:
-        new = await ctx.accounts.add(kind=kind, account_id=account_id, region_code="430902")
+        # The stream's reports come from every county: the informants cover the city.
+        region = "430900" if kind == "informant" else "430902"
+        new = await ctx.accounts.add(kind=kind, account_id=account_id, region_code=region)
         secrets[account_id] = new.mqtt_password
     await ctx.accounts.revoke("inf-gone")
     result = cli("mqtt", "auth-files", str(tmp_path / "auth"), db_url=db_url)

@@ -37,8 +37,9 @@ async def api(ctx: Context) -> AsyncIterator[Api]:
     await import_points(ctx)
     tokens = {}
     for kind, account_id, region in [
-        ("informant", "inf-a", "430902"),
-        ("informant", "inf-b", "430902"),
+        # The informants' reports come from every county (publisher.message).
+        ("informant", "inf-a", "430900"),
+        ("informant", "inf-b", "430900"),
         ("point", "P000", "430902"),
         ("source", "src-a", "430902"),
         ("leader", "boss", "430900"),

@@ -14,18 +14,24 @@ line, the signed links and the web console all call them. Every change is an
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import Text, case, cast, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
 from monitor.alerting.acklinks import AckLinks
 from monitor.alerting.dispatch import Dispatcher, record_event
-from monitor.alerting.escalation import NOTHING_REACHED, Escalator, Policies, reached_tiers
-from monitor.alerting.messages import evidence_for_alert, redact, scrub
+from monitor.alerting.escalation import (
+    NOTHING_REACHED,
+    RISK_KINDS,
+    Escalator,
+    Policies,
+    reached_tiers,
+)
+from monitor.alerting.messages import evidence_for_alert, mask_text, redact, scrub
 from monitor.alerting.metrics import alerting_metrics
 from monitor.alerting.outbox import Outbox
 from monitor.alerting.silences import SilenceError, cancel_silence, create_silence
@@ -42,12 +48,15 @@ from monitor.models import (
     Silence,
 )
 from monitor.privacy import mask_phone
+from monitor.safetext import one_line
 
 log = get_logger("labormon.alerting")
 
 #: Lower is more severe.
 LEVEL_RANK = {"I": 1, "II": 2, "III": 3, "IV": 4}
 STATUSES = ("triggered", "acknowledged", "resolved")
+#: Evidence an alert gathers itself across its findings (not replaced by a headline).
+ALERT_OWN_KEYS = ("text", "reports", "risk_factors")
 #: Findings applied per transaction (level I and II first).
 FINDINGS_BATCH = 100
 
@@ -123,6 +132,12 @@ class AlertBook:
 
     async def _apply(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
         await self._lock_key(session, finding.dedup_key)
+        if finding.kind == "event" and finding.level is not None:
+            await self._apply_event(session, finding, now)
+            return
+        risk = finding.kind in RISK_KINDS and finding.point_id and finding.level is not None
+        if risk and await self._inhibited(session, finding, now):
+            return
         alert = (
             await session.scalars(
                 select(Alert).where(
@@ -202,6 +217,257 @@ class AlertBook:
                 metrics=self.metrics,
             )
 
+    # ------------------------------------------------------------------ incidents
+
+    async def _apply_event(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
+        """One alert per incident (CONTRACT §5): an event joins the open alert of its
+        entity when it happened within `join_window` of that incident's last event, or
+        the alert of the report it `follows`; otherwise it opens a new alert. Joining at
+        level II or above, or raising the level, tells the tiers again (续报/新情况), even
+        if the alert was acknowledged."""
+        evidence = finding.evidence or {}
+        occurred = _instant(evidence.get("occurred_at")) or finding.created_at
+        alert: Alert | None = None
+        follows = evidence.get("follows")
+        if follows:
+            alert = await self._alert_of_source(session, str(follows))
+        if alert is None:
+            candidates = (
+                await session.scalars(
+                    select(Alert)
+                    .where(
+                        Alert.entity_key == finding.dedup_key,
+                        Alert.kind == "event",
+                        Alert.status != "resolved",
+                    )
+                    .order_by(Alert.id.desc())
+                )
+            ).all()
+            window = self.ctx.settings.alerting.join_window
+            for candidate in candidates:
+                last = candidate.last_event_at or candidate.created_at
+                # A cluster of petitions gathers for its whole window.
+                if evidence.get("cluster") or abs(occurred - last) <= window:
+                    alert = candidate
+                    break
+        if alert is None:
+            opened = await self._open(
+                session, finding, now, dedup_key=f"{finding.dedup_key}#{finding.id}"
+            )
+            await self._attach_open_risk(session, opened)
+            return
+        await self._join(session, alert, finding, occurred, now)
+
+    async def _alert_of_source(self, session: AsyncSession, source_id: str) -> Alert | None:
+        """The event alert holding the record `source_id` (the newest)."""
+        pattern = (
+            '%"' + source_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+        )
+        rows = await session.scalars(
+            select(Alert)
+            .where(
+                Alert.kind == "event",
+                cast(Alert.source_ids, Text).like(pattern, escape="\\"),
+            )
+            .order_by(Alert.id.desc())
+        )
+        for alert in rows:
+            if source_id in (alert.source_ids or []):
+                return alert
+        return None
+
+    async def _join(
+        self,
+        session: AsyncSession,
+        alert: Alert,
+        finding: Finding,
+        occurred: datetime,
+        now: datetime,
+    ) -> None:
+        raised = LEVEL_RANK[finding.level or "IV"] < LEVEL_RANK[alert.level]
+        lower = LEVEL_RANK[finding.level or "IV"] > LEVEL_RANK[alert.level]
+        known = await self._personal_values(session, finding)
+        before = set(alert.source_ids or [])
+        news = any(str(x) not in before for x in (finding.evidence or {}).get("source_ids") or [])
+        if not news and not raised:
+            # The same facts again (a finding re-applied): nothing new to tell.
+            self._take_in(alert, finding, now, known, headline=False)
+            record_event(
+                session,
+                alert,
+                "AlertUpdated",
+                now,
+                details={"finding_id": finding.id, "level": finding.level},
+                metrics=self.metrics,
+            )
+            return
+        previous_people = alert.people_involved
+        self._take_in(alert, finding, now, known, headline=not lower)
+        if lower and previous_people is not None:
+            alert.people_involved = previous_people
+        if alert.last_event_at is None or occurred > alert.last_event_at:
+            alert.last_event_at = occurred
+        if alert.occurred_at is None or occurred < alert.occurred_at:
+            alert.occurred_at = occurred
+        await self._attach_text(session, alert, finding, known)
+        if alert.status == "resolved":
+            # A follow-up of a closed incident that brings serious news reopens it.
+            if not raised and LEVEL_RANK[finding.level or "IV"] > LEVEL_RANK["II"]:
+                record_event(
+                    session,
+                    alert,
+                    "AlertUpdated",
+                    now,
+                    details={
+                        "finding_id": finding.id,
+                        "level": finding.level,
+                        "joined": True,
+                        "title": alert.title if not lower else scrub(finding.title, 200),
+                    },
+                    metrics=self.metrics,
+                )
+                return
+            alert.status = "triggered"
+            alert.resolved_at = None
+            alert.resolved_by = None
+        if raised:
+            previous = alert.level
+            alert.level = str(finding.level)
+            record_event(
+                session,
+                alert,
+                "AlertLevelRaised",
+                now,
+                reason=f"finding {finding.id}",
+                details={"from": previous, "to": finding.level, "finding_id": finding.id},
+                metrics=self.metrics,
+            )
+            self._unacknowledge(alert)
+            await self.dispatcher.publish(
+                session, alert, "AlertLevelRaised", now, {"from": previous}
+            )
+            await self.escalator.start_round(
+                session, alert, now, purpose="level_raised", also=reached_tiers(alert)
+            )
+            return
+        record_event(
+            session,
+            alert,
+            "AlertUpdated",
+            now,
+            details={
+                "finding_id": finding.id,
+                "level": finding.level,
+                "joined": True,
+                "title": scrub(redact(finding.title, known), 200),
+            },
+            metrics=self.metrics,
+        )
+        if LEVEL_RANK[finding.level or "IV"] <= LEVEL_RANK["II"]:
+            # New facts at II or above: everyone who knows hears them, acknowledged or not.
+            told = [t for t in reached_tiers(alert) if not self._digest_only(alert, t)]
+            if told:
+                await self.dispatcher.notify(session, alert, told, "follow_up", now)
+
+    @staticmethod
+    def _unacknowledge(alert: Alert) -> None:
+        if alert.status == "acknowledged":
+            # Acknowledging a level II does not cover the level I it turned into.
+            alert.status = "triggered"
+            alert.acknowledged_at = None
+            alert.acknowledged_by = None
+
+    async def _open_event_alert(self, session: AsyncSession, point_id: str) -> Alert | None:
+        return (
+            await session.scalars(
+                select(Alert)
+                .where(
+                    Alert.point_id == point_id,
+                    Alert.kind == "event",
+                    Alert.status != "resolved",
+                )
+                .order_by(Alert.id.desc())
+                .limit(1)
+            )
+        ).first()
+
+    async def _inhibited(self, session: AsyncSession, finding: Finding, now: datetime) -> bool:
+        """A risk alert of an enterprise is held back while an event alert for it is open
+        (Alertmanager's inhibition): the event shows the risk's factors instead. An open
+        risk alert is still updated, without a message."""
+        assert finding.point_id is not None
+        event = await self._open_event_alert(session, finding.point_id)
+        if event is None:
+            return False
+        _attach_risk(
+            event,
+            [f for f in (finding.evidence or {}).get("factors") or [] if isinstance(f, dict)],
+            finding.kind,
+        )
+        risk = (
+            await session.scalars(
+                select(Alert).where(
+                    Alert.dedup_key == finding.dedup_key, Alert.status != "resolved"
+                )
+            )
+        ).first()
+        if risk is not None:
+            known = await self._personal_values(session, finding)
+            self._take_in(risk, finding, now, known)
+            record_event(
+                session,
+                risk,
+                "AlertInhibited",
+                now,
+                reason=f"event alert {event.id} is open",
+                details={"finding_id": finding.id, "level": finding.level, "event": event.id},
+                metrics=self.metrics,
+            )
+        return True
+
+    async def _attach_open_risk(self, session: AsyncSession, alert: Alert) -> None:
+        """A new event alert shows the factors of its enterprise's open risk alerts."""
+        if not alert.point_id:
+            return
+        risks = await session.scalars(
+            select(Alert).where(
+                Alert.point_id == alert.point_id,
+                Alert.kind.in_(RISK_KINDS),
+                Alert.status != "resolved",
+            )
+        )
+        for risk in risks:
+            _attach_risk(alert, list(risk.factors or []), risk.kind)
+
+    async def _attach_text(
+        self, session: AsyncSession, alert: Alert, finding: Finding, known: dict[str, str]
+    ) -> None:
+        """What happened in the record's own words, personal data masked (the full text
+        stays with the record, for the roles allowed to read it)."""
+        evidence = finding.evidence or {}
+        ids = [str(s) for s in evidence.get("source_ids") or []]
+        if not ids or evidence.get("cluster"):
+            return
+        if evidence.get("record_kind") == "petition":
+            text_ = await session.scalar(
+                select(Petition.summary).where(Petition.petition_id == ids[0])
+            )
+        else:
+            text_ = await session.scalar(
+                select(InformantReport.description).where(InformantReport.report_id == ids[0])
+            )
+        if not text_:
+            return
+        masked = mask_text(redact(str(text_), known))
+        kept = dict(alert.evidence or {})
+        reports = list(kept.get("reports") or [])
+        occurred = evidence.get("occurred_at")
+        reports.append({"source_id": ids[0], "at": occurred, "text": masked})
+        kept["reports"] = reports[-10:]
+        if "text" not in kept or not kept.get("text"):
+            kept["text"] = masked
+        alert.evidence = kept
+
     async def _personal_values(self, session: AsyncSession, finding: Finding) -> dict[str, str]:
         """Personal values behind the finding's sources, each with its stand-in: what a
         careless detector could have copied into a title (CONTRACT §7)."""
@@ -245,7 +511,7 @@ class AlertBook:
                 sources.append(str(source))
         alert.source_ids = sources
         if headline:
-            alert.title = scrub(redact(finding.title, known), 300)
+            alert.title = one_line(scrub(redact(finding.title, known), 300))
             alert.score = finding.score
             alert.factors = [
                 {**f, "text": scrub(redact(str(f.get("text") or ""), known), 300)}
@@ -255,14 +521,27 @@ class AlertBook:
             people = evidence.get("people_involved")
             if isinstance(people, int):
                 alert.people_involved = people
-            alert.evidence = evidence_for_alert(evidence, known)
+            # What joined events added (their words, the risk behind them) stays.
+            kept = {k: v for k, v in (alert.evidence or {}).items() if k in ALERT_OWN_KEYS}
+            alert.evidence = evidence_for_alert(evidence, known) | kept
         alert.point_id = finding.point_id or alert.point_id
         alert.last_finding_id = max(alert.last_finding_id or 0, finding.id)
         alert.updated_at = now
 
-    async def _open(self, session: AsyncSession, finding: Finding, now: datetime) -> Alert:
+    async def _open(
+        self,
+        session: AsyncSession,
+        finding: Finding,
+        now: datetime,
+        *,
+        dedup_key: str | None = None,
+    ) -> Alert:
+        occurred = _instant((finding.evidence or {}).get("occurred_at"))
         alert = Alert(
-            dedup_key=finding.dedup_key,
+            dedup_key=dedup_key or finding.dedup_key,
+            entity_key=finding.dedup_key,
+            occurred_at=occurred if finding.kind == "event" else None,
+            last_event_at=(occurred or now) if finding.kind == "event" else None,
             kind=finding.kind,
             level=finding.level,
             status="triggered",
@@ -272,7 +551,10 @@ class AlertBook:
             escalation_step=0,
             repeats_done=0,
         )
-        self._take_in(alert, finding, now, await self._personal_values(session, finding))
+        known = await self._personal_values(session, finding)
+        self._take_in(alert, finding, now, known)
+        if finding.kind == "event":
+            await self._attach_text(session, alert, finding, known)
         session.add(alert)
         await session.flush()
         record_event(
@@ -508,6 +790,29 @@ async def _regions_within(session: AsyncSession, scope: str) -> list[str]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO 8601 instant from evidence (None if missing or unreadable)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _attach_risk(alert: Alert, factors: list[dict[str, Any]], kind: str) -> None:
+    """Show a risk's factors on an event alert (deduplicated, top few)."""
+    kept = dict(alert.evidence or {})
+    texts = list(kept.get("risk_factors") or [])
+    for factor in sorted(factors, key=lambda f: -float(f.get("weight") or 0))[:3]:
+        text_ = scrub(str(factor.get("text") or ""), 200)
+        if text_ and text_ not in texts:
+            texts.append(text_)
+    kept["risk_factors"] = texts[:5]
+    alert.evidence = kept
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:

@@ -15,14 +15,21 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor.alerting.acklinks import AckLinks
-from monitor.alerting.contacts import Contact, Contacts
-from monitor.alerting.messages import LEVEL_NAMES, MessageBuilder, scrub
+from monitor.alerting.contacts import TIER_NUMBERS, Contact, Contacts
+from monitor.alerting.messages import (
+    LEVEL_COLOURS,
+    LEVEL_NAMES,
+    RISK_KINDS,
+    MessageBuilder,
+    scrub,
+)
 from monitor.alerting.metrics import AlertingMetrics
 from monitor.alerting.outbox import Outbox, priority_of
-from monitor.alerting.silences import active_silence
+from monitor.alerting.silences import active_silences, held_tiers
 from monitor.config import Settings
 from monitor.logging import get_logger
 from monitor.models import Alert, AlertEvent
+from monitor.safetext import one_line
 
 log = get_logger("labormon.dispatch")
 
@@ -82,9 +89,24 @@ class Dispatcher:
         if not wanted:
             return 0
         await session.flush()  # the alert needs its id, and the item reads its events
-        silence = await active_silence(
+        silences = await active_silences(
             session, alert, now, cover_level_i=self.config.silences_cover_level_i
         )
+        held = held_tiers(silences, wanted, TIER_NUMBERS)
+        for silence in {id(s): s for s in held.values()}.values():
+            tiers_held = [t for t in wanted if held.get(t) is silence]
+            record_event(
+                session,
+                alert,
+                "NotificationsSuppressed",
+                now,
+                reason=f"silence {silence.id}",
+                details={"silence_id": silence.id, "tiers": tiers_held, "purpose": purpose},
+                metrics=self.metrics,
+            )
+        wanted = [t for t in wanted if t not in held]
+        if not wanted:
+            return 0
         contacts: list[Contact] = []
         empty: list[str] = []
         for tier in wanted:
@@ -111,17 +133,6 @@ class Dispatcher:
             log.warning(
                 "no contact for tier", alert=alert.id, tiers=empty, region=alert.region_code
             )
-        if silence is not None:
-            record_event(
-                session,
-                alert,
-                "NotificationsSuppressed",
-                now,
-                reason=f"silence {silence.id}",
-                details={"silence_id": silence.id, "tiers": wanted, "purpose": purpose},
-                metrics=self.metrics,
-            )
-            return 0
         record_event(
             session,
             alert,
@@ -195,11 +206,15 @@ class Dispatcher:
             "alert_id": alert.id,
             "kind": alert.kind,
             "level": alert.level,
-            "level_name": LEVEL_NAMES.get(alert.level, alert.level),
+            "level_name": (
+                f"{LEVEL_COLOURS[alert.level][0]}风险提示"
+                if alert.kind in RISK_KINDS and alert.level in LEVEL_COLOURS
+                else LEVEL_NAMES.get(alert.level, alert.level)
+            ),
             "status": alert.status,
             "region_code": alert.region_code,
             "point_id": alert.point_id,
-            "title": scrub(alert.title, 200),
+            "title": one_line(scrub(alert.title, 200)),
             "people_involved": alert.people_involved,
             "tier_reached": alert.tier_reached,
             "at": now.isoformat(),

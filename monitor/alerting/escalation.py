@@ -32,6 +32,8 @@ from monitor.models import Alert
 
 log = get_logger("labormon.escalation")
 
+#: Forecasts, not events (CONTRACT §5).
+RISK_KINDS = frozenset({"enterprise_risk", "county_risk", "petition_surge"})
 #: `tier_reached` before anyone was told.
 NOTHING_REACHED = 5
 #: Alerts handled per transaction by the loop.
@@ -87,9 +89,21 @@ class Policies:
             acknowledgement_timeout=None,
         )
 
+        # Risk alerts are forecasts: the county at once, the city in the weekly risk
+        # digest, the province never by themselves; no repeats, no re-escalation.
+        self.risk = EscalationPolicy(
+            steps=(Step(timedelta(0), tuple(settings.alerting.risk.notify)),),
+            repeat=0,
+            repeat_interval=timedelta(0),
+            remind_acknowledged_after=None,
+            acknowledgement_timeout=None,
+        )
+
     def for_alert(self, alert: Alert) -> EscalationPolicy:
         if alert.kind == "overdue_report":
             return self.overdue
+        if alert.kind in RISK_KINDS:
+            return self.risk
         return self.levels[alert.level]
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import labels as glossary
 from monitor.models import Alert, AlertEvent, Region
+from monitor.safetext import one_line
 
 LEVEL_NAMES = glossary.LEVEL_NAMES
 LEVEL_COLOURS = glossary.LEVEL_COLOURS
@@ -29,12 +30,15 @@ EVENT_TYPE_NAMES = glossary.EVENT_TYPES
 CATEGORY_NAMES = glossary.CATEGORIES
 TIER_NAMES = {"point": "监测点", "county": "区县级", "city": "市级", "province": "省级"}
 STATUS_NAMES = glossary.ALERT_STATUS
+#: Forecasts (CONTRACT §5): named by their colour band (橙色风险提示), never 特别重大.
+RISK_KINDS = frozenset({"enterprise_risk", "county_risk", "petition_surge"})
 #: The heading of a message by why it is sent.
 PURPOSE_TITLES = {
     "alert": "预警",
     "escalation": "升级通报",
     "repeat": "再次提醒",
     "level_raised": "预警升级",
+    "follow_up": "续报·新情况",
     "reescalated": "确认超时·重新通报",
     "reminder": "待处置提醒",
     "acknowledged": "已确认",
@@ -71,6 +75,12 @@ def scrub(value: Any, limit: int = 500) -> str:
     for pattern in (_MOBILE, _LANDLINE, _LONG_DIGITS):
         text = pattern.sub(_mask_digits, text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def mask_text(value: Any, limit: int = 600) -> str:
+    """A record's free text as a notification may show it: numbers masked (names are
+    replaced before, by `redact`, from the record's own personal fields)."""
+    return scrub(value, limit)
 
 
 def _mask_digits(match: re.Match[str]) -> str:
@@ -137,6 +147,8 @@ def timeline_text(event: AlertEvent) -> str | None:
                 return f"确认后超时未处置，重新通报{tiers}"
             if purpose == "level_raised":
                 return f"级别升高，通报{tiers}"
+            if purpose == "follow_up":
+                return f"续报新情况，通报{tiers}"
             if purpose == "silence_ended":
                 return f"静默期结束，补发通报{tiers}"
             return f"通报{tiers}"
@@ -152,7 +164,10 @@ def timeline_text(event: AlertEvent) -> str | None:
                 f"升至{LEVEL_NAMES.get(d.get('to', ''), '')}"
             )
         case "AlertUpdated":
-            return "收到新的情况报告"
+            # A finding that only refreshed the same facts is no news (not shown).
+            if d.get("joined") and d.get("title"):
+                return f"续报：{d['title']}"
+            return None
         case "AlertAcknowledged":
             return f"{d.get('actor_region_name') or ''}确认收到".lstrip()
         case "AcknowledgementReminded":
@@ -224,22 +239,28 @@ class MessageBuilder:
             for e in events
             if (text := timeline_text(e)) is not None
         ][-8:]
+        risk = alert.kind in RISK_KINDS
+        level_name = f"{colour_name}风险提示" if risk else LEVEL_NAMES.get(alert.level, alert.level)
         return {
             "alert_id": alert.id,
             "purpose": purpose,
             "purpose_title": PURPOSE_TITLES.get(purpose, "通知"),
             "level": alert.level,
-            "level_name": LEVEL_NAMES.get(alert.level, alert.level),
+            "level_name": level_name,
+            # How the level reads in a line: "特别重大（红色）", or a forecast's band.
+            "level_label": level_name if risk else f"{level_name}（{colour_name}）",
+            "risk": risk,
             "colour_name": colour_name,
             "colour": colour,
             "kind": alert.kind,
             "kind_name": KIND_NAMES.get(alert.kind, alert.kind),
-            "title": scrub(alert.title, 200),
+            "title": one_line(scrub(alert.title, 200)),
             "status": alert.status,
             "status_name": STATUS_NAMES.get(alert.status, alert.status),
             "region_code": alert.region_code,
             "place": " ".join(r.name for r in reversed(chain[:2])) or alert.region_code,
-            "enterprise": evidence.get("enterprise_name") or "",
+            "county": chain[0].name if chain else alert.region_code,
+            "enterprise": one_line(evidence.get("enterprise_name") or ""),
             "point_id": alert.point_id or "",
             "people": alert.people_involved,
             "event_type": EVENT_TYPE_NAMES.get(str(evidence.get("event_type")), ""),
@@ -256,12 +277,22 @@ class MessageBuilder:
 
 
 def subject_for(body: dict[str, Any]) -> str:
-    """The email subject / chat heading of a message."""
+    """The email subject / chat heading of a message: always one line (a header); level,
+    place and what, once each ("【I级·特别重大】南县 星东建筑 300人堵路讨薪",
+    "【橙色风险提示】资阳区 ...")."""
+    return one_line(_subject(body))
+
+
+def _subject(body: dict[str, Any]) -> str:
     kind = body.get("kind")
     items: list[dict[str, Any]] = body.get("items") or []
     if kind == "digest":
         return (
             f"【一般预警日报】{body.get('region_name', '')} {body.get('date', '')} 共{len(items)}条"
+        )
+    if kind == "risk_digest":
+        return (
+            f"【风险提示周报】{body.get('region_name', '')} {body.get('week', '')} 共{len(items)}条"
         )
     if not items:
         return str(body.get("subject") or "劳动关系风险监测通知")
@@ -269,23 +300,87 @@ def subject_for(body: dict[str, Any]) -> str:
     if len(items) == 1:
         if first["kind"] == "overdue_report" and first["purpose"] == "alert":
             return f"【报告逾期提醒】{first['title']}"
-        return (
-            f"【{first['level_name']}·{first['colour_name']}{first['purpose_title']}】"
-            f"{first['place']} {first['title']}"
-        )
+        purpose = "" if first["purpose"] == "alert" else f"·{first['purpose_title']}"
+        if first.get("risk"):
+            heading = f"{first['level_name']}{purpose}"
+        else:
+            heading = f"{first['level']}级·{first['level_name']}{purpose}"
+        return f"【{heading}】{first.get('county') or first['place']} {_headline(first)}"
     levels = sorted({i["level"] for i in items}, key=lambda lv: ("I", "II", "III", "IV").index(lv))
     names = "/".join(LEVEL_NAMES[lv] for lv in levels)
-    return f"【{names}预警汇总】共{len(items)}条：{first['place']} {first['title']}等"
+    return f"【{names}预警汇总】共{len(items)}条：{first['place']} {_headline(first)}等"
 
 
-def _render(
-    template: str, body: dict[str, Any], delivery_id: str | None, flavour: str = "plain"
-) -> str:
+def _headline(item: dict[str, Any]) -> str:
+    """The item's title without a heading in 【】 that the subject already says."""
+    return re.sub(r"^【[^】]*】", "", str(item["title"])).strip()
+
+
+def _render_now(template: str, body: dict[str, Any], delivery_id: str | None, flavour: str) -> str:
     return (
         templates()
         .get_template(template)
         .render(body=body, subject=subject_for(body), delivery_id=delivery_id, flavour=flavour)
     )
+
+
+def _render(
+    template: str, body: dict[str, Any], delivery_id: str | None, flavour: str = "plain"
+) -> str:
+    """Render a message; an item that cannot be rendered is replaced by a line saying so
+    rather than sinking the whole message (a batch of level III/IV alerts), and only a
+    message with no item left to show raises (the outbox then fails it as permanent)."""
+    try:
+        return _render_now(template, body, delivery_id, flavour)
+    except Exception:
+        items = body.get("items")
+        if not isinstance(items, list) or not items:
+            raise
+    kept = []
+    for item in items:
+        try:
+            _render_now(template, {**body, "items": [item]}, delivery_id, flavour)
+            kept.append(item)
+        except Exception:
+            kept.append(unrenderable_item(item))
+    return _render_now(template, {**body, "items": kept}, delivery_id, flavour)
+
+
+def unrenderable_item(item: Any) -> dict[str, Any]:
+    """What a message shows for an item it could not render: which alert to look up."""
+    data = item if isinstance(item, dict) else {}
+    alert_id = data.get("alert_id")
+    level = str(data.get("level")) if data.get("level") in LEVEL_NAMES else "IV"
+    colour_name, colour = LEVEL_COLOURS.get(level, ("", "#555555"))
+    return {
+        "alert_id": alert_id if isinstance(alert_id, int) else 0,
+        "purpose": "alert",
+        "purpose_title": PURPOSE_TITLES["alert"],
+        "level": level,
+        "level_name": LEVEL_NAMES[level],
+        "colour_name": colour_name,
+        "colour": colour,
+        "kind": "event",
+        "kind_name": KIND_NAMES.get("event", ""),
+        "title": f"预警#{alert_id}（内容无法显示，请在控制台查看）",
+        "status": "triggered",
+        "status_name": STATUS_NAMES.get("triggered", ""),
+        "region_code": "",
+        "place": "",
+        "enterprise": "",
+        "point_id": "",
+        "people": None,
+        "event_type": "",
+        "category": "",
+        "period": "",
+        "due": "",
+        "score": None,
+        "factors": [],
+        "timeline": [],
+        "created_at": "",
+        "sent_for": "",
+        "ack_url": None,
+    }
 
 
 def render_text(

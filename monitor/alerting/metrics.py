@@ -70,6 +70,13 @@ class AlertingMetrics:
             ["channel", "recipient"],
             registry=registry,
         )
+        self.compose_errors = Counter(
+            "labormon_delivery_compose_errors",
+            "Messages that could not be built (failed at once, never retried): an operator's "
+            "alarm, by channel.",
+            ["channel"],
+            registry=registry,
+        )
         self.deliveries_pending = Gauge(
             "labormon_deliveries_pending",
             "Deliveries waiting to be sent (including retries), at the sender's last look.",

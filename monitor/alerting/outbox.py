@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import time
 import uuid
@@ -28,18 +29,24 @@ from typing import Any
 import httpx
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
 from monitor.alerting.contacts import Contact
 from monitor.alerting.messages import subject_for
 from monitor.alerting.metrics import alerting_metrics
-from monitor.alerting.notifiers import DeliveryError, Notifier, NotifierEnv, build_notifiers
+from monitor.alerting.notifiers import (
+    ComposeError,
+    DeliveryError,
+    Notifier,
+    NotifierEnv,
+    build_notifiers,
+)
 from monitor.context import Context
+from monitor.db import is_transient
 from monitor.logging import get_logger
 from monitor.loops import Waker, finish, seconds_until
-from monitor.models import Alert, ChannelHealth, Delivery, DeliveryAttempt
+from monitor.models import Alert, AlertEvent, ChannelHealth, Delivery, DeliveryAttempt
 
 log = get_logger("labormon.outbox")
 
@@ -186,15 +193,22 @@ def backoff(
     retry_after: float | None = None,
 ) -> timedelta:
     """initial * 2^(attempts-1), capped, with a fixed per-delivery jitter of +-15 %
-    (spreads retries after an outage, and stays reproducible under a frozen clock)."""
+    (spreads retries after an outage, and stays reproducible under a frozen clock).
+
+    The exponent is capped before the power is taken: `timedelta * 2**n` overflows
+    (OverflowError) from about n = 43, and a channel that fails for days gets there."""
     try:
         spread = int(delivery_id.replace("-", "")[:8], 16) / 0xFFFFFFFF
     except ValueError:
         spread = 0.5
-    delay = initial * (2 ** max(0, attempts - 1)) * (0.85 + 0.3 * spread)
-    delay = min(delay, cap)
+    if initial <= timedelta(0) or cap <= timedelta(0):
+        return max(cap, timedelta(0))
+    # The smallest doubling count that reaches the cap even at the lowest jitter (0.85).
+    ceiling = max(0, math.ceil(math.log2(cap / initial / 0.85)))
+    exponent = min(max(0, attempts - 1), ceiling)
+    delay = min(initial * (2**exponent) * (0.85 + 0.3 * spread), cap)
     if retry_after:
-        delay = max(delay, min(timedelta(seconds=retry_after), cap * 2))
+        delay = max(delay, timedelta(seconds=min(retry_after, (cap * 2).total_seconds())))
     return delay
 
 
@@ -372,6 +386,18 @@ class OutboxSender:
             elif error.permanent:
                 row.status, row.last_error, row.claimed_until = "failed", str(error)[:2000], None
                 outcome = "failed"
+                if isinstance(error, ComposeError) and row.alert_id is not None:
+                    # On the alert's timeline in the console: an operator must look.
+                    session.add(
+                        AlertEvent(
+                            alert_id=row.alert_id,
+                            at=now,
+                            event="DeliveryComposeFailed",
+                            actor="system",
+                            reason=str(error)[:500],
+                            details={"delivery_id": row.id, "channel": channel},
+                        )
+                    )
             elif now - row.created_at >= self.config.give_up_after:
                 row.status, row.claimed_until = "failed", None
                 row.last_error = f"gave up after {row.attempts} attempts: {error}"[:2000]
@@ -391,6 +417,14 @@ class OutboxSender:
                 outcome = "retry"
             health = await self._update_health(session, channel, recipient, error, now, outcome)
         self.metrics.deliveries.labels(channel, outcome).inc()
+        if isinstance(error, ComposeError):
+            self.metrics.compose_errors.labels(channel).inc()
+            log.error(
+                "message could not be composed; failed without retrying",
+                delivery=delivery.id,
+                channel=channel,
+                error=str(error)[:300],
+            )
         if outcome == "sent":
             self.metrics.delivery_latency.labels(channel).observe(
                 max(0.0, (now - delivery.created_at).total_seconds())
@@ -496,7 +530,9 @@ class OutboxSender:
                     await self.start()
                     await self._dispatch_due()
                     timeout = seconds_until(await finish(self.next_due()), self.ctx.clock, poll)
-                except (DBAPIError, OSError) as exc:
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
                     log.error("outbox: database unavailable, retrying", error=str(exc)[:300])
                     self._started = False
                 await waker.wait(timeout)

@@ -151,9 +151,11 @@ class EscalationLoop:
             .order_by(Alert.id)
         )
         alerts: dict[int, Alert] = {}
+        tiers: dict[int, set[str]] = {}
         for alert, details in held:
             if (details or {}).get("silence_id") == silence.id:
                 alerts[alert.id] = alert
+                tiers.setdefault(alert.id, set()).update((details or {}).get("tiers") or [])
         for alert in alerts.values():
             if silence.scope == "region" and not await region_covers(
                 session, silence.target, alert.region_code
@@ -168,8 +170,13 @@ class EscalationLoop:
                 details={"silence_id": silence.id},
                 metrics=self.escalator.metrics,
             )
+            # Only the tiers this silence held: the others were told at the time.
             await self.escalator.dispatcher.notify(
-                session, alert, reached_tiers(alert), "silence_ended", now
+                session,
+                alert,
+                [t for t in reached_tiers(alert) if t in tiers[alert.id]],
+                "silence_ended",
+                now,
             )
 
     async def run(self) -> None:

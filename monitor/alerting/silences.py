@@ -2,8 +2,12 @@
 stated time and reason. Silenced alerts are still recorded, escalated and shown; only
 the messages are held, and when the silence ends what was held back is sent.
 
-Level I (特别重大) alerts are never held unless `alerting.silences_cover_level_i`: a
-mediation under way does not make a road blockade less urgent.
+A silence holds only the tiers at or below the tier of whoever set it: a county
+leader's silence holds the county's messages, never the city's or the province's (those
+need a silence set at that tier). Level I (特别重大) alerts are never held below the
+province, and not at all unless `alerting.silences_cover_level_i`: a mediation under way
+does not make a road blockade less urgent. A silence set by an operator on the command
+line (no account) counts as the province's.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from monitor.models import Alert, MonitoringPoint, Region, Silence
+from monitor.models import Account, Alert, MonitoringPoint, Region, Silence
+from monitor.regions import tier_of
 
 SCOPES = ("point", "region")
 
@@ -32,11 +37,22 @@ async def _chain(session: AsyncSession, code: str) -> list[str]:
     return chain
 
 
-async def active_silence(
+async def setter_tier(session: AsyncSession, silence: Silence) -> int:
+    """The tier (1 province .. 3 county) of whoever set the silence; an operator without
+    an account counts as the province."""
+    account = await session.get(Account, silence.created_by)
+    if account is None:
+        return 1
+    return tier_of(account.region_code)
+
+
+async def active_silences(
     session: AsyncSession, alert: Alert, now: datetime, *, cover_level_i: bool = False
-) -> Silence | None:
+) -> list[tuple[Silence, int]]:
+    """The silences covering the alert now, each with its setter's tier, highest tier
+    (smallest number) first. Level I: only the province's, and only if configured."""
     if alert.level == "I" and not cover_level_i:
-        return None
+        return []
     scope_match: ColumnElement[bool] = (Silence.scope == "region") & Silence.target.in_(
         await _chain(session, alert.region_code)
     )
@@ -52,10 +68,34 @@ async def active_silence(
             Silence.cancelled_at.is_(None),
             scope_match,
         )
-        .order_by(Silence.ends_at.desc())
-        .limit(1)
+        .order_by(Silence.ends_at.desc(), Silence.id)
     )
-    return (await session.scalars(query)).first()
+    found = [(s, await setter_tier(session, s)) for s in (await session.scalars(query)).all()]
+    if alert.level == "I":
+        found = [(s, t) for s, t in found if t == 1]
+    return sorted(found, key=lambda pair: pair[1])
+
+
+def held_tiers(
+    silences: list[tuple[Silence, int]], tiers: list[str], tier_numbers: dict[str, int]
+) -> dict[str, Silence]:
+    """Which of `tiers` a silence holds (tier -> the silence): those at or below the
+    tier of whoever set it."""
+    held: dict[str, Silence] = {}
+    for tier in tiers:
+        for silence, rank in silences:
+            if tier_numbers[tier] >= rank:
+                held[tier] = silence
+                break
+    return held
+
+
+async def active_silence(
+    session: AsyncSession, alert: Alert, now: datetime, *, cover_level_i: bool = False
+) -> Silence | None:
+    """The highest-tier silence covering the alert now, if any."""
+    found = await active_silences(session, alert, now, cover_level_i=cover_level_i)
+    return found[0][0] if found else None
 
 
 async def resolve_target(session: AsyncSession, scope: str, target: str) -> str:

@@ -79,6 +79,8 @@ COMMANDS = (
     "monitor.cli.mqtt",
     "monitor.cli.alerts",
     "monitor.cli.detect",
+    "monitor.cli.ops",
+    "monitor.cli.doctor",
     "monitor.cli.regions",
 )
 

@@ -14,10 +14,12 @@ from rich.console import Console
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from monitor.config import ConfigError, Settings, load_settings
+from monitor.config import ConfigError, Settings, find_config, load_settings
 from monitor.context import Context
 from monitor.daemon import make_context
+from monitor.keycheck import KeyMismatch, verify_key
 from monitor.logging import configure, get_logger
+from monitor.privacy import SecretKeyError
 from monitor.regionload import load_regions
 
 log = get_logger("labormon.cli")
@@ -54,6 +56,8 @@ def settings_from(config: Path | None, db: str | None) -> Settings:
     overrides: dict[str, Any] = {}
     if db:
         overrides["database"] = {"url": db}
+    # The same file the daemon reads (--config, LABORMON_CONFIG, /etc/labormon/...).
+    config, _why = find_config(config)
     try:
         settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
@@ -74,6 +78,8 @@ def build_context(settings: Settings) -> Context:
         return make_context(settings)
     except OSError as exc:
         fail(f"cannot open {os_reason(exc, safe_url(settings.database.url))}")
+    except SecretKeyError as exc:
+        fail(str(exc))
 
 
 def safe_url(url: str) -> str:
@@ -94,6 +100,7 @@ async def open_context(settings: Settings, *, migrate: bool = True) -> AsyncIter
                 await ctx.db.migrate()
             except OSError as exc:
                 fail(f"cannot reach the database {safe_url(settings.database.url)}: {exc}")
+            await verify_key(ctx.db, ctx.privacy, ctx.clock)
             # The installation's scope (a city, a province) from the GB/T 2260 list: a
             # province installation needs no region typed in, and a renamed code follows.
             loaded = await load_regions(
@@ -113,6 +120,8 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
+    except KeyMismatch as exc:
+        fail(str(exc))
     except ConnectionRefusedError as exc:
         fail(f"connection refused: {exc}")
     except sa_exc.OperationalError as exc:
@@ -122,6 +131,17 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         if "locked" in reason or "busy" in reason:
             fail(f"the database is busy (another process holds it): {reason}; try again")
         fail(f"database error: {reason}")
+    except sa_exc.DBAPIError as exc:
+        # Any other refusal by the database (unknown role or database, wrong password,
+        # missing rights): one line naming it, not a traceback.
+        fail(f"database error: {db_reason(exc)}")
+
+
+def db_reason(exc: sa_exc.DBAPIError) -> str:
+    """The driver's own message, without SQLAlchemy's wrapping and background link."""
+    orig = exc.orig
+    text = str(orig) if orig is not None else str(exc).split("\n", 1)[0]
+    return " ".join(text.split()) or type(orig or exc).__name__
 
 
 def os_reason(exc: OSError, path: Path | str | None = None) -> str:

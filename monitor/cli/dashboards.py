@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dashboards.provisioning import export
+from dashboards.provisioning import export, server_postgres_version
 from dashboards.push import PushError, push
 from monitor.cli.common import ConfigOpt, DbOpt, err, fail, out, settings_from
 
@@ -26,15 +26,40 @@ def export_command(
     directory: Annotated[
         Path, typer.Argument(help="Where to write datasources/ and dashboards/ (created).")
     ],
+    group: Annotated[
+        str | None,
+        typer.Option(
+            "--group",
+            help="Group that may read the files (default as root: grafana, when it exists).",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Write the dashboards and Grafana provisioning files, ready for /etc/grafana/provisioning."""
+    import asyncio
+    import grp
+    import os
+
     settings = settings_from(config, db)
     if directory.exists() and not directory.is_dir():
         fail(f"{directory} exists and is not a directory")
+    if group is None and os.geteuid() == 0:
+        try:
+            group = grp.getgrnam("grafana").gr_name
+        except KeyError:
+            group = None
+    elif group is not None:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            fail(f"--group {group}: no such group")
+    version = None
+    for url in (settings.grafana.database_url, settings.database.url):
+        version = version or (asyncio.run(server_postgres_version(url)) if url else None)
     try:
-        exported = export(settings, directory)
+        exported = export(settings, directory, group=group, postgres_version=version)
     except OSError as exc:
         fail(f"cannot write to {directory}: {exc.strerror or exc}")
     for path in exported.files:

@@ -7,12 +7,14 @@ turned into a `ReportError` here, in production as in the tests.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 
 import matplotlib
@@ -46,9 +48,7 @@ SERIES_COLOURS = ("#b03a2e", "#7f9cc0", "#c9c9c9")
 _LOCK = threading.Lock()
 
 
-@cache
-def cjk_font() -> str:
-    """The family name of an installed CJK font, or `ReportError` naming the package."""
+def _find_cjk_family() -> str | None:
     for family in CJK_FAMILIES:
         try:
             font_manager.findfont(
@@ -56,6 +56,41 @@ def cjk_font() -> str:
             )
         except ValueError:
             continue
+        return family
+    return None
+
+
+def refresh_font_list() -> list[str]:
+    """Add the system's fonts that matplotlib's cached font list lacks, and save the list.
+
+    matplotlib builds its list once and then reads it from its cache directory, so fonts
+    installed after the first report (fonts-noto-cjk) stayed invisible until someone
+    deleted ~/.cache/matplotlib by hand. Returns the files added."""
+    known = {entry.fname for entry in font_manager.fontManager.ttflist}
+    added = []
+    for path in sorted(set(font_manager.findSystemFonts()) - known):
+        try:
+            font_manager.fontManager.addfont(path)
+        except (OSError, RuntimeError, ValueError):  # unreadable or not a font: skip it
+            continue
+        added.append(path)
+    if added:
+        cache_file = Path(
+            matplotlib.get_cachedir(), f"fontlist-v{font_manager.FontManager.__version__}.json"
+        )
+        with contextlib.suppress(OSError):  # an unwritable cache only costs the next run
+            font_manager.json_dump(font_manager.fontManager, cache_file)
+    return added
+
+
+@cache
+def cjk_font() -> str:
+    """The family name of an installed CJK font, or `ReportError` naming the package.
+    Fonts installed after matplotlib cached its font list are found too."""
+    family = _find_cjk_family()
+    if family is None and refresh_font_list():
+        family = _find_cjk_family()
+    if family is not None:
         return family
     raise ReportError(
         "no CJK font found for the report charts: install fonts-noto-cjk "

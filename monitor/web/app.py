@@ -19,6 +19,9 @@ from monitor import __version__
 from monitor.context import Context
 from monitor.web.alerts_api import include_alerts
 
+#: Seconds /healthz waits for the database before it answers that it is unreachable.
+HEALTH_DB_TIMEOUT = 3.0
+
 #: The parts of the daemon report their state through this (service name -> state).
 HealthReport = Callable[[], dict[str, Any]]
 
@@ -40,16 +43,33 @@ def create_app(
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
-        """200 when the database answers; the parts of the daemon report their state."""
+        """200 "ok" when the database answers and the broker connection is up; 503 with
+        `status` "error" (the database is unreachable) or "degraded" (MQTT intake is down:
+        the broker refuses or cannot be reached), and `reasons` saying why."""
         status: dict[str, Any] = {"status": "ok", "version": __version__}
+        reasons: list[str] = []
+        backend = "PostgreSQL" if ctx.db.is_postgres else "SQLite"
         try:
-            async with ctx.db.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            # Bounded: during an outage the answer must come, and say why.
+            async with asyncio.timeout(HEALTH_DB_TIMEOUT):
+                async with ctx.db.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
             status["database"] = "ok"
         except Exception as exc:  # any failure to reach the store is "not healthy"
-            status.update(status="error", database=f"error: {exc.__class__.__name__}")
+            name = "timeout" if isinstance(exc, TimeoutError) else exc.__class__.__name__
+            status.update(status="error", database=f"error: {name}")
+            reasons.append(f"database ({backend}) unreachable: {name}")
         if health is not None:
-            status["services"] = health()
+            services = health()
+            status["services"] = services
+            mqtt = services.get("mqtt")
+            if isinstance(mqtt, dict) and not mqtt.get("connected"):
+                why = mqtt.get("last_error") or "connecting"
+                reasons.append(f"mqtt broker {mqtt.get('broker')} not connected: {why}")
+                if status["status"] == "ok":
+                    status["status"] = "degraded"
+        if reasons:
+            status["reasons"] = reasons
         return JSONResponse(status, status_code=200 if status["status"] == "ok" else 503)
 
     @app.get("/metrics", tags=["operations"])

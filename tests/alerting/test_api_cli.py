@@ -89,7 +89,7 @@ async def test_ack_and_resolve_need_a_leader_of_the_region_or_above(
     pipeline: Pipeline, leaders: dict[str, Leader], client: httpx.AsyncClient
 ) -> None:
     await three_alerts(pipeline)
-    alerts = {a.dedup_key: a for a in await pipeline.alerts()}
+    alerts = {a.entity_key: a for a in await pipeline.alerts()}
     a, c = alerts["event:A"].id, alerts["event:C"].id
     next_door = await client.post(f"/api/v1/alerts/{a}/ack", headers=bearer(leaders["other"]))
     assert next_door.status_code == 403

@@ -223,7 +223,7 @@ format = "json"
     async with ctx.db.session() as session:
         alerts = (await session.scalars(select(Alert).order_by(Alert.id))).all()
         all_deliveries = (await session.scalars(select(Delivery))).all()
-    assert [a.dedup_key for a in alerts] == ["event:A", "event:B"]
+    assert [a.entity_key for a in alerts] == ["event:A", "event:B"]
     assert len(all_deliveries) == 4  # nothing written twice by the restarts
     recipients = Counter(str(m["To"]) for m in handler.inbox)
     assert recipients == {leaders["county"].email: 3, leaders["city"].email: 3}

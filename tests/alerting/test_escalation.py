@@ -31,7 +31,7 @@ async def test_level_ii_county_and_city_at_once_province_at_30_minutes(
     await pipeline.run()
     assert inboxes(mail, leaders) == {"county": 1, "city": 1, "province": 0, "other": 0}
     first = mail.to(leaders["county"].email)[0]
-    assert first.subject.startswith("【重大·橙色预警】")
+    assert first.subject.startswith("【II级·重大】资阳区 ")
     assert "确认收到" in first.html()
     assert "/ack/" in first.text()
 
@@ -39,7 +39,7 @@ async def test_level_ii_county_and_city_at_once_province_at_30_minutes(
     assert inboxes(mail, leaders)["province"] == 0
     await pipeline.at(t0 + minutes(30))  # 30:00
     assert inboxes(mail, leaders) == {"county": 1, "city": 1, "province": 1, "other": 0}
-    assert mail.to(leaders["province"].email)[0].subject.startswith("【重大·橙色升级通报】")
+    assert mail.to(leaders["province"].email)[0].subject.startswith("【II级·重大·升级通报】资阳区 ")
     (alert,) = await pipeline.alerts()
     assert alert.tier_reached == 1
     assert alert.next_escalation_at is None

@@ -24,13 +24,21 @@ async def test_the_same_finding_twice_opens_one_alert_and_sends_once(
 ) -> None:
     await pipeline.finding("II", sources=["R1"])
     await pipeline.run()
+    await pipeline.finding("II", sources=["R1"])
+    await pipeline.run()
+    (alert,) = await pipeline.alerts()
+    assert alert.source_ids == ["R1"]
+    assert count(mail, leaders["county"]) == 1
+    assert count(mail, leaders["city"]) == 1
+    assert await pipeline.events(alert.id) == ["AlertTriggered", "AlertNotified", "AlertUpdated"]
+    # A new report of the same incident at level II is news for all who know (续报).
     await pipeline.finding("II", sources=["R1", "R2"])
     await pipeline.run()
     (alert,) = await pipeline.alerts()
     assert alert.source_ids == ["R1", "R2"]
-    assert count(mail, leaders["county"]) == 1
-    assert count(mail, leaders["city"]) == 1
-    assert await pipeline.events(alert.id) == ["AlertTriggered", "AlertNotified", "AlertUpdated"]
+    assert count(mail, leaders["county"]) == 2
+    assert count(mail, leaders["city"]) == 2
+    assert "续报" in mail.to(leaders["city"].email)[-1].subject
 
 
 async def test_a_level_rise_re_escalates_even_an_acknowledged_alert(
@@ -87,23 +95,28 @@ async def test_a_finding_for_a_resolved_key_opens_a_new_alert(
     first, second = await pipeline.alerts()
     assert first.status == "resolved"
     assert second.status == "triggered"
-    assert second.dedup_key == first.dedup_key
+    # One alert per incident: the same entity, a new incident's own key.
+    assert second.entity_key == first.entity_key
+    assert second.dedup_key != first.dedup_key
 
 
 async def test_the_risk_clearing_resolves_the_alert_with_a_notice(
     pipeline: Pipeline, leaders: dict[str, Leader], mail: MailSink
 ) -> None:
     t0 = pipeline.clock.now()
-    await pipeline.finding("II")
+    risk = {"key": "point:P1:enterprise_risk", "kind": "enterprise_risk"}
+    await pipeline.finding("II", **risk)  # type: ignore[arg-type]
     await pipeline.run()
     await pipeline.at(t0 + minutes(10))
-    await pipeline.finding(None, title="资阳建工工资已足额发放")
+    await pipeline.finding(None, title="资阳建工工资已足额发放", **risk)  # type: ignore[arg-type]
     await pipeline.run()
     (alert,) = await pipeline.alerts()
     assert alert.status == "resolved"
     assert alert.resolved_by == "system"
     assert alert.next_escalation_at is None
-    resolved = mail.to(leaders["city"].email)[-1]
+    # A risk alert was told to the county only (CONTRACT §5), and so is its end.
+    assert count(mail, leaders["city"]) == 0
+    resolved = mail.to(leaders["county"].email)[-1]
     assert "预警解除" in resolved.subject
     await pipeline.at(t0 + minutes(30))
     assert count(mail, leaders["province"]) == 0  # nothing escalates after resolution
@@ -149,7 +162,8 @@ async def test_a_silence_holds_messages_back_and_its_end_sends_them(
         reason="已进入调解程序",
         actor=leaders["county"].id,
     )
-    await pipeline.finding("III", key="enterprise_risk:P1", kind="enterprise_risk")
+    # An event: it escalates (a risk alert would stay with the county, CONTRACT §5).
+    await pipeline.finding("III", key="event:R8")
     await pipeline.finding("I", key="event:R9", title="资阳建工工人堵路")
     await pipeline.run()
     silenced, urgent = await pipeline.alerts()
@@ -157,15 +171,16 @@ async def test_a_silence_holds_messages_back_and_its_end_sends_them(
     # Recorded and shown, but not sent; level I goes out whatever the silence says.
     assert [m.subject for m in mail.inbox if "资阳建工项目部" in m.subject] == []
     assert count(mail, leaders["province"]) == 1
-    await pipeline.at(t0 + timedelta(hours=2))  # the city step also falls in the silence
-    assert all("资阳建工项目部" not in m.subject for m in mail.inbox)
+    await pipeline.at(t0 + timedelta(hours=2))
+    # A county leader's silence holds the county only: the city step goes out.
+    to_city = [m for m in mail.to(leaders["city"].email) if "资阳建工项目部" in m.subject]
+    assert len(to_city) == 1
+    assert all("资阳建工项目部" not in m.subject for m in mail.to(leaders["county"].email))
     with capture_logs() as logs:
         await pipeline.at(t0 + timedelta(hours=3))
     assert any(e["event"] == "silence ended" and e["silence"] == silence.id for e in logs)
     held = [m for m in mail.inbox if "静默结束" in m.subject]
-    assert sorted(r for m in held for r in m.rcpt_tos) == sorted(
-        [leaders["county"].email, leaders["city"].email]
-    )
+    assert sorted(r for m in held for r in m.rcpt_tos) == [leaders["county"].email]
     assert "SilenceEnded" in await pipeline.events(silenced.id)
     assert urgent.level == "I"
 

@@ -128,6 +128,30 @@ def message(prefix: str, i: int, mix: str = "mixed", topic_prefix: str = "laborm
     )
 
 
+def point_message(prefix: str, point: str, i: int, topic_prefix: str = "labormon/v1") -> Message:
+    """Message `i` of one monitoring point's own stream: its wage report for month `i`
+    (from 1990-01), on its own topic, so that the point's account may send it."""
+    rid = f"{prefix}-{point}-W{i}"
+    return Message(
+        f"{topic_prefix}/wages/{point}",
+        "wage",
+        rid,
+        {
+            "report_id": rid,
+            "point_id": point,
+            "period": f"{1990 + i // 12}-{1 + i % 12:02d}",
+            "headcount": 200,
+            "frontline_headcount": 150,
+            "avg_frontline_wage": 4200.5,
+            "wages_paid_on": None,
+            "arrears_amount": 0,
+            "arrears_workers": 0,
+            "arrears_months": 0,
+            "production_status": "normal",
+        },
+    )
+
+
 def expected_ids(prefix: str, start: int, count: int, mix: str = "mixed") -> dict[str, set[str]]:
     out: dict[str, set[str]] = {"wage": set(), "petition": set(), "report": set()}
     for i in range(start, start + count):
@@ -148,6 +172,7 @@ def publish(
     topic_prefix: str = "labormon/v1",
     stamp: bool = False,
     timeout: float = 120.0,
+    point: str | None = None,
 ) -> dict[str, object]:
     parts = urlsplit(url)
     connected = threading.Event()
@@ -196,7 +221,11 @@ def publish(
             delay = began + n / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        m = message(prefix, i, mix, topic_prefix)
+        m = (
+            point_message(prefix, point, i, topic_prefix)
+            if point
+            else message(prefix, i, mix, topic_prefix)
+        )
         body = dict(m.payload)
         if stamp:
             body["sent_at"] = time.time()
@@ -237,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--topic-prefix", default="labormon/v1")
     parser.add_argument("--stamp", action="store_true", help="add sent_at (epoch seconds)")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--point", help="publish only this point's wage reports")
     args = parser.parse_args(argv)
     summary = publish(
         args.url,
@@ -249,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         topic_prefix=args.topic_prefix,
         stamp=args.stamp,
         timeout=args.timeout,
+        point=args.point,
     )
     print(json.dumps(summary), flush=True)
     sys.exit(0)

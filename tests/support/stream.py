@@ -44,7 +44,10 @@ async def prepare(ctx: Context) -> None:
                 Account(
                     id=account_id,
                     kind=kind,
-                    region_code="430902",
+                    # The stream's informants report from every county of the city:
+                    # their accounts cover the city (an informant reports on their
+                    # own region only).
+                    region_code="430900" if kind == "informant" else "430902",
                     tier=4 if kind == "informant" else 3,
                     role=kind,
                     token_hash=hash_token(secrets.token_urlsafe(32)),

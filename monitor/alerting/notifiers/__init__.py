@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from monitor.alerting.notifiers.base import DeliveryError, Notifier, NotifierEnv
+from monitor.alerting.notifiers.base import ComposeError, DeliveryError, Notifier, NotifierEnv
 
 MODULES = (
     "monitor.alerting.notifiers.email",
@@ -29,4 +29,4 @@ def build_notifiers(env: NotifierEnv) -> dict[str, Notifier]:
     return notifiers
 
 
-__all__ = ["DeliveryError", "Notifier", "NotifierEnv", "build_notifiers"]
+__all__ = ["ComposeError", "DeliveryError", "Notifier", "NotifierEnv", "build_notifiers"]

@@ -13,6 +13,8 @@ delivery is marked failed and shown. Anything else is retried with backoff.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,6 +32,28 @@ class DeliveryError(Exception):
         self.permanent = permanent
         #: Seconds the receiver asked us to wait (HTTP Retry-After), if any.
         self.retry_after = retry_after
+
+
+class ComposeError(DeliveryError):
+    """The message itself could not be built (a header it refuses, a template that
+    fails): sending it again cannot succeed, so it is permanent, and it is an operator's
+    alarm (`labormon_delivery_compose_errors`, the alert's timeline), not a retry."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+@contextlib.contextmanager
+def composing(channel: str) -> Iterator[None]:
+    """Turn any error while building a message into a `ComposeError`."""
+    try:
+        yield
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        raise ComposeError(
+            f"{channel}: could not compose the message: {exc.__class__.__name__}: {exc}"[:500]
+        ) from exc
 
 
 @runtime_checkable

@@ -15,7 +15,13 @@ import hmac
 from urllib.parse import quote_plus
 
 from monitor.alerting.messages import render_markdown, subject_for
-from monitor.alerting.notifiers.base import NotifierEnv, check_http_status, json_body, post_json
+from monitor.alerting.notifiers.base import (
+    NotifierEnv,
+    check_http_status,
+    composing,
+    json_body,
+    post_json,
+)
 from monitor.alerting.notifiers.groups import group_of, mention_all, vendor_error
 from monitor.models import Delivery
 
@@ -53,7 +59,9 @@ class DingTalkNotifier:
         }
 
     async def send(self, delivery: Delivery) -> None:
-        response = await post_json(self.env, self.url(delivery), self.payload(delivery), "DingTalk")
+        with composing(CHANNEL):
+            payload = self.payload(delivery)
+        response = await post_json(self.env, self.url(delivery), payload, "DingTalk")
         check_http_status(response, "DingTalk")
         data = json_body(response, "DingTalk")
         code = int(data.get("errcode", -1))

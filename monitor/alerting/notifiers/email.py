@@ -17,8 +17,9 @@ import aiosmtplib
 from sqlalchemy import select
 
 from monitor.alerting.messages import render_html, render_text
-from monitor.alerting.notifiers.base import DeliveryError, NotifierEnv
+from monitor.alerting.notifiers.base import DeliveryError, NotifierEnv, composing
 from monitor.models import Delivery, Document
+from monitor.safetext import one_line
 
 CHANNEL = "email"
 #: SMTP replies that mean "this message to this recipient will never be accepted".
@@ -44,8 +45,10 @@ class EmailNotifier:
         body: dict[str, Any] = delivery.body or {}
         msg = EmailMessage()
         msg["From"] = smtp.mail_from
-        msg["To"] = delivery.address
-        msg["Subject"] = delivery.subject
+        # Headers are single lines by construction (a CR/LF in a company name once made
+        # Python refuse the message, and every resend of it).
+        msg["To"] = one_line(delivery.address)
+        msg["Subject"] = one_line(delivery.subject)
         msg["Date"] = email.utils.format_datetime(self.env.clock.now().astimezone(zone))
         msg["Message-ID"] = message_id(delivery.id, smtp.mail_from)
         msg["X-Labormon-Delivery"] = delivery.id
@@ -82,14 +85,15 @@ class EmailNotifier:
             bytes(document.data),
             maintype=maintype or "application",
             subtype=subtype or "octet-stream",
-            filename=document.filename,
+            filename=one_line(document.filename),
         )
 
     async def send(self, delivery: Delivery) -> None:
         smtp = self.env.settings.smtp
         if not smtp.enabled:
             raise DeliveryError("mail is off: no [smtp] url configured", permanent=True)
-        msg = await self.compose(delivery)
+        with composing(CHANNEL):
+            msg = await self.compose(delivery)
         limit = smtp.timeout.total_seconds()
         try:
             # aiosmtplib's timeout is per operation; the overall limit keeps a server that

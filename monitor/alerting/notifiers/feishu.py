@@ -14,7 +14,13 @@ import hashlib
 import hmac
 
 from monitor.alerting.messages import render_markdown, subject_for
-from monitor.alerting.notifiers.base import NotifierEnv, check_http_status, json_body, post_json
+from monitor.alerting.notifiers.base import (
+    NotifierEnv,
+    check_http_status,
+    composing,
+    json_body,
+    post_json,
+)
 from monitor.alerting.notifiers.groups import group_of, mention_all, vendor_error
 from monitor.models import Delivery
 
@@ -62,7 +68,9 @@ class FeishuNotifier:
         return payload
 
     async def send(self, delivery: Delivery) -> None:
-        response = await post_json(self.env, delivery.address, self.payload(delivery), "Feishu")
+        with composing(CHANNEL):
+            payload = self.payload(delivery)
+        response = await post_json(self.env, delivery.address, payload, "Feishu")
         check_http_status(response, "Feishu")
         data = json_body(response, "Feishu")
         code = int(data.get("code", data.get("StatusCode", -1)))

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiomqtt
 
-from monitor.alerting.notifiers.base import DeliveryError, NotifierEnv
+from monitor.alerting.notifiers.base import DeliveryError, NotifierEnv, composing
 from monitor.models import Delivery
 
 CHANNEL = "mqtt"
@@ -44,8 +44,9 @@ class MqttNotifier:
         return self._client
 
     async def send(self, delivery: Delivery) -> None:
-        payload: dict[str, Any] = dict(delivery.body) | {"delivery_id": delivery.id}
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        with composing(CHANNEL):
+            payload: dict[str, Any] = dict(delivery.body) | {"delivery_id": delivery.id}
+            data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         timeout = self.env.settings.alerting.outbox.http_timeout.total_seconds()
         async with self._lock:
             try:

@@ -14,7 +14,7 @@ import hmac
 import json
 
 from monitor.alerting.messages import render_text, subject_for
-from monitor.alerting.notifiers.base import NotifierEnv, check_http_status, post_json
+from monitor.alerting.notifiers.base import NotifierEnv, check_http_status, composing, post_json
 from monitor.alerting.notifiers.groups import group_of
 from monitor.models import Delivery
 
@@ -51,7 +51,8 @@ class WebhookNotifier:
         return raw, headers
 
     async def send(self, delivery: Delivery) -> None:
-        raw, headers = self.request(delivery)
+        with composing(CHANNEL):
+            raw, headers = self.request(delivery)
         response = await post_json(
             self.env, delivery.address, {}, "webhook", headers=headers, content=raw
         )

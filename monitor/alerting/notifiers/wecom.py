@@ -10,7 +10,13 @@ Markdown cannot @ people, so levels configured to @all go out as text with
 from __future__ import annotations
 
 from monitor.alerting.messages import render_markdown, render_text
-from monitor.alerting.notifiers.base import NotifierEnv, check_http_status, json_body, post_json
+from monitor.alerting.notifiers.base import (
+    NotifierEnv,
+    check_http_status,
+    composing,
+    json_body,
+    post_json,
+)
 from monitor.alerting.notifiers.groups import group_of, mention_all, vendor_error
 from monitor.models import Delivery
 
@@ -35,7 +41,9 @@ class WeComNotifier:
         return {"msgtype": "markdown", "markdown": {"content": content}}
 
     async def send(self, delivery: Delivery) -> None:
-        response = await post_json(self.env, delivery.address, self.payload(delivery), "WeCom")
+        with composing(CHANNEL):
+            payload = self.payload(delivery)
+        response = await post_json(self.env, delivery.address, payload, "WeCom")
         check_http_status(response, "WeCom")
         data = json_body(response, "WeCom")
         code = int(data.get("errcode", -1))

@@ -82,6 +82,7 @@ EVENT_LOG_NAMES = {
     "NotificationsSuppressed": "静默期内暂不通知",
     "SilenceEnded": "静默结束",
     "NotificationUndeliverable": "通知无法送达",
+    "DeliveryComposeFailed": "通知无法生成(请系统管理员处理)",
 }
 DELIVERY_STATUS = {"pending": "待发送", "sent": "已送达", "failed": "发送失败"}
 #: Why a notification was sent (monitor/messages.py's headings, plus the channels' own).
@@ -363,13 +364,27 @@ def include(app: FastAPI, ctx: Context) -> None:
         v = await viewer(request)
         if not v.logged_in or v.account is None:
             return to_login(request)
+        if not v.is_informant:
+            return _not_an_informant(request, v)
         return page(request, "report.html", v, **await _report_context(v, {}, {}))
+
+    def _not_an_informant(request: Request, v: Viewer) -> Response:
+        # The same rule as the API's 403: only informants file informant reports.
+        return page(
+            request,
+            "error.html",
+            v,
+            status_code=403,
+            message="只有信息员账号可以报送信息员报告。",
+        )
 
     @router.post("/report", response_class=HTMLResponse)
     async def report_submit(request: Request) -> Response:
         v = await viewer(request)
         if not v.logged_in or v.account is None:
             return to_login(request)
+        if not v.is_informant:
+            return _not_an_informant(request, v)
         form = dict(await request.form())
         if not check_csrf(ctx, request, str(form.pop("csrf", ""))):
             return page(
