@@ -1,4 +1,4 @@
-"""GB/T 2260 regions and the four tiers (CONTRACT §1).
+"""GB/T 2260 regions and the four tiers (interfaces §1).
 
 The tier of a region follows from its code: `xx0000` province (1), `xxxx00` city (2),
 anything else county/district (3). Tier 4 (grassroots informants) has no region of its
@@ -26,7 +26,7 @@ DEMO_CITY = "430900"
 
 
 def is_region_code(code: str) -> bool:
-    return bool(_CODE.match(code))
+    return bool(_CODE.fullmatch(code))
 
 
 def tier_of(code: str) -> int:

@@ -96,14 +96,15 @@ async def test_each_city_and_the_province_get_their_report_once_across_two_daemo
     tasks = [asyncio.create_task(d.run(stop)) for d in daemons]
     try:
         received = await asyncio.to_thread(mail.wait_for, 15, 300)
-        # The sender marks a delivery sent after the server accepted it: wait for that.
+        # A mail is in the inbox before its delivery row says "sent": wait for the rows
+        # (a condition, not a timer) so that stopping does not cut the last commit short.
         async with asyncio.timeout(60):
             while True:
                 async with ctx.db.session() as session:
                     statuses = set(await session.scalars(select(Delivery.status)))
                 if statuses == {"sent"}:
                     break
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.1)
     finally:
         stop.set()
         for task in tasks:

@@ -1,4 +1,4 @@
-"""`labormon simulate`, `labormon score` and `labormon evaluate`."""
+"""`labormon simulate`, `labormon score`, `labormon evaluate` and `labormon evaluate-text`."""
 
 from __future__ import annotations
 
@@ -26,12 +26,61 @@ from monitor.cli.common import (
     run,
     settings_from,
 )
+from monitor.safetext import SafeWriter
 
 
 def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate_command)
     app.command("score")(score_command)
     app.command("evaluate")(evaluate_command)
+    app.command("evaluate-text")(evaluate_text_command)
+
+
+def evaluate_text_command(
+    file: Annotated[
+        Path, typer.Argument(help="A labelled CSV: columns text and category (date optional).")
+    ],
+    hold_out_from: Annotated[
+        str | None,
+        typer.Option(
+            "--hold-out-from",
+            help="Test only rows dated this day (YYYY-MM-DD) or later, with a model trained "
+            "on the shipped real messages dated before it: held out by time.",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The petition-category classifier on a labelled CSV: accuracy, macro-F1,
+    precision and recall per category and the confusion matrix."""
+    from detectors.category import evaluate_text
+
+    if hold_out_from is not None:
+        try:
+            date.fromisoformat(hold_out_from)
+        except ValueError:
+            fail(f"--hold-out-from must be a day written YYYY-MM-DD, not {hold_out_from!r}")
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    try:
+        result = evaluate_text(file, hold_out_from=hold_out_from)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{file}: {os_reason(exc)}")
+    if json_out:
+        out.print_json(
+            data={
+                "messages": result.test_size,
+                "accuracy": round(result.accuracy, 4),
+                "macro_f1": round(result.macro_f1, 4),
+                "per_category": result.per_class,
+                "labels": result.labels,
+                "confusion": result.confusion,
+                "note": result.note,
+            }
+        )
+        return
+    out.print(result.format(), highlight=False)
 
 
 def _month(text: str | None) -> date | None:
@@ -161,7 +210,7 @@ def score_command(
     except OSError as exc:
         fail(f"--out: cannot write {os_reason(exc, out_file)}")
     try:
-        writer = csv.writer(fh)
+        writer = SafeWriter(csv.writer(fh))
         header = ["point_id", "score", "level", "factors"]
         writer.writerow(([*header, "entity"]) if counties else header)
         for i, point_id in enumerate(table.point_ids):

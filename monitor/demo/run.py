@@ -98,6 +98,10 @@ def demo_settings(opts: DemoOptions, mqtt_url: str, smtp_url: str) -> Settings:
             # The feed replays a year of history in minutes: its records count from their
             # own dates, and the detectors look at them as of the simulated day.
             "detectors": {"trust_record_dates": True, "retrain_every": "60d"},
+            "report": {
+                "notice": "说明：本报告为演示系统生成，所用信访、预警等数据均为模拟数据，"
+                "时间为模拟时间，不反映真实情况。"
+            },
             "console": {
                 "anonymous_read": True,
                 "mail_dir": str(d / "mail"),

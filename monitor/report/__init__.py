@@ -16,7 +16,7 @@ from typing import Literal
 
 from monitor.config import Settings
 from monitor.db import Database
-from monitor.report.document import ReportDocument, build_document
+from monitor.report.document import Paragraph, ReportDocument, build_document
 from monitor.report.figures import (
     MonthlyFigures,
     ReportError,
@@ -71,7 +71,12 @@ async def make_document(
     """Figures and layout of the report of `region` (default: the installation's scope)
     for `month` as known at `now`."""
     figures = await collect_figures(db, month, options=options_from(settings, region), now=now)
-    return build_document(figures)
+    doc = build_document(figures)
+    if settings.report.notice:
+        # Said first and plainly (the demo: every figure comes from simulated data).
+        doc.blocks.insert(0, Paragraph(settings.report.notice, style="lead"))
+        doc.notes.insert(0, settings.report.notice)
+    return doc
 
 
 def render(doc: ReportDocument, fmt: Format) -> bytes:

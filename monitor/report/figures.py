@@ -24,7 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.clock import add_months, local_date
 from monitor.db import Database
-from monitor.models import Account, Alert, MonitoringPoint, Petition, Region, RiskScore
+from monitor.models import (
+    Account,
+    Alert,
+    InformantReport,
+    MonitoringPoint,
+    Petition,
+    Region,
+    RiskScore,
+)
 from monitor.regions import CITY, COUNTY, PROVINCE
 from monitor.report import labels
 
@@ -785,6 +793,28 @@ async def _handling(
     )
 
 
+async def _event_times(conn: AsyncConnection, ids: set[str]) -> dict[str, datetime]:
+    """When the records behind alerts happened: an informant report's `occurred_at`, a
+    petition's `received_at`."""
+    found: dict[str, datetime] = {}
+    wanted = sorted(ids)
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        for rid, at in await conn.execute(
+            select(InformantReport.report_id, InformantReport.occurred_at).where(
+                InformantReport.report_id.in_(chunk)
+            )
+        ):
+            found[rid] = at
+        for rid, at in await conn.execute(
+            select(Petition.petition_id, Petition.received_at).where(
+                Petition.petition_id.in_(chunk)
+            )
+        ):
+            found.setdefault(rid, at)
+    return found
+
+
 async def _alerts(
     conn: AsyncConnection, start: datetime, end: datetime, scope: frozenset[str] | None = None
 ) -> tuple[list[AlertLevelRow], list[AckRow]]:
@@ -803,13 +833,23 @@ async def _alerts(
                 Alert.acknowledged_at,
                 Alert.acknowledged_by,
                 Alert.resolved_at,
+                Alert.source_ids,
             ).where(
-                Alert.created_at < end,
                 or_(Alert.resolved_at.is_(None), Alert.resolved_at >= start),
                 _within(Alert.region_code, scope),
             )
         )
     )
+    # An alert counts in the month of its event (the records behind it), not of the day
+    # the system raised it: the same month as the console's, even when records arrive
+    # late or, in the demo, carry simulated times.
+    happened = await _event_times(conn, {str(i) for r in rows for i in (r.source_ids or [])})
+
+    def event_at(r: Any) -> datetime:
+        times = [happened[str(i)] for i in (r.source_ids or []) if str(i) in happened]
+        return min(times) if times else r.created_at
+
+    rows = [r for r in rows if event_at(r) < end]
     actors = sorted({r.acknowledged_by for r in rows if r.acknowledged_by})
     tiers: dict[str, int] = {}
     for chunk_start in range(0, len(actors), 500):
@@ -824,7 +864,7 @@ async def _alerts(
             AlertLevelRow(
                 level=level,
                 label=labels.label(labels.ALERT_LEVELS, level),
-                opened=sum(1 for r in mine if start <= r.created_at < end),
+                opened=sum(1 for r in mine if start <= event_at(r) < end),
                 resolved=sum(
                     1 for r in mine if r.resolved_at is not None and start <= r.resolved_at < end
                 ),

@@ -37,10 +37,17 @@ from monitor import bus
 from monitor.clock import add_months
 from monitor.context import Context
 from monitor.logging import get_logger
-from monitor.models import Account, Delivery, Document, JobRun, Region
+from monitor.models import Account, Document, JobRun, Region
 from monitor.regions import CITY, PROVINCE, ancestors, tier_of
 from monitor.report import CONTENT_TYPES, make_document, render
 from monitor.report.mail import covering_mail
+from monitor.report.signoff import (
+    DRAFT_KIND,
+    email,
+    remind_if_due,
+    review_mail,
+    reviewers,
+)
 
 log = get_logger("labormon.report")
 
@@ -143,6 +150,7 @@ class ReportService:
     async def run_due(self) -> RunResult | None:
         """Make every report of the month not made yet (the scope's, then each city's of a
         province's installation); the result of the last one made, or None."""
+        await remind_if_due(self.ctx)
         month = self.due()
         if month is None:
             return None
@@ -256,10 +264,13 @@ class ReportService:
             # answering meanwhile.
             files[fmt] = await asyncio.to_thread(render, doc, fmt)
         mail = covering_mail(doc, list(files))
+        # Sign-off is for the installation's own report; a province installation's city
+        # reports go to their cities' leaders as made.
+        draft = self.config.sign_off and region == ctx.settings.organisation.scope_code
         async with ctx.db.session() as session:
             documents = [
                 Document(
-                    kind=DOCUMENT_KIND,
+                    kind=DRAFT_KIND if draft else DOCUMENT_KIND,
                     key=key,
                     filename=f"{doc.filename_stem}.{fmt}",
                     content_type=CONTENT_TYPES[fmt],
@@ -275,24 +286,19 @@ class ReportService:
                 "html": mail.html,
                 "attachments": [{"document_id": int(d.id)} for d in documents],
             }
-            recipients = await self._recipients(session, region)
-            deliveries = [
-                Delivery(
-                    id=str(uuid.uuid4()),
-                    alert_id=None,
-                    purpose="report",
-                    channel="email",
-                    recipient=recipient,
-                    address=address,
-                    subject=mail.subject,
-                    body=body,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-                for recipient, address in recipients
-            ]
+            if draft:
+                # Sign-off: the reviewers get a link to the draft; the recipients get the
+                # report when it is signed (monitor/report/signoff.py).
+                subject, review = review_mail(ctx, key, doc.filename_stem, reminder=False)
+                deliveries = [
+                    email(account_id, address, subject, review, now)
+                    for account_id, address in await reviewers(ctx, session)
+                ]
+            else:
+                deliveries = [
+                    email(recipient, address, mail.subject, body, now)
+                    for recipient, address in await self._recipients(session, region)
+                ]
             session.add_all(deliveries)
             finished = await session.execute(
                 update(JobRun)
@@ -303,6 +309,7 @@ class ReportService:
                     status="done",
                     finished_at=ctx.clock.now(),
                     details={
+                        "state": "draft" if draft else "sent",
                         "documents": [int(d.id) for d in documents],
                         "deliveries": len(deliveries),
                         "petitions": doc.figures.totals.current.petitions,
@@ -383,10 +390,10 @@ class ReportService:
         )
         seen: set[str] = set()
         out: list[tuple[str | None, str]] = []
-        for account_id, email in accounts:
-            if email and email.lower() not in seen:
-                seen.add(email.lower())
-                out.append((account_id, email))
+        for account_id, address in accounts:
+            if address and address.lower() not in seen:
+                seen.add(address.lower())
+                out.append((account_id, address))
         for address in self.config.recipients if own else ():
             if address.lower() not in seen:
                 seen.add(address.lower())

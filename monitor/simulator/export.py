@@ -1,6 +1,6 @@
 """Turning simulated months into records: the import files, or a timed stream for the demo.
 
-Records use the field names of CONTRACT §2, so `labormon import DIR` takes the files as
+Records use the field names of interfaces §2, so `labormon import DIR` takes the files as
 they are, and `MonthBatch` rows become the same dicts that the demo publishes on MQTT.
 Text (summaries, descriptions, petitioners' fictitious names) is generated per record
 from a random stream keyed by the data set's seed and the record's serial number, so a

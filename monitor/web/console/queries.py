@@ -452,6 +452,10 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
             )
             points.update((await session.scalars(named)).all())
         entity = Finding.entity_id == f"report:{report.report_id}"
+        if report.enterprise_name:
+            # An enterprise outside the registry is judged as a firm of its county.
+            firm = f"{report.region_code}:{report.enterprise_name}"
+            entity = or_(entity, Finding.entity_id == firm)
         rows = await session.execute(
             select(Finding.dedup_key, Finding.evidence).where(
                 Finding.detector == "severity",
@@ -467,7 +471,12 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
         }
         if not keys:
             return []
-        alerts = (await session.scalars(select(Alert).where(Alert.dedup_key.in_(keys)))).all()
+        # An event alert is one incident: keyed by its entity (CONTRACT §5).
+        alerts = (
+            await session.scalars(
+                select(Alert).where(or_(Alert.dedup_key.in_(keys), Alert.entity_key.in_(keys)))
+            )
+        ).all()
     return sorted(
         (a for a in alerts if report.report_id in (a.source_ids or [])),
         key=lambda a: (STATUS_ORDER.get(a.status, 9), LEVEL_ORDER.get(a.level, 9), -a.id),
@@ -535,3 +544,72 @@ def local_day(ctx: Context, value: datetime) -> date:
 def point_filter(query: Any, text: str) -> Any:
     like = f"%{text}%"
     return query.where(or_(MonitoringPoint.point_id.like(like), MonitoringPoint.name.like(like)))
+
+
+async def enterprises(
+    ctx: Context, regions: Iterable[str], q: str = "", *, exact: bool = False, limit: int = 20
+) -> list[MonitoringPoint]:
+    """Registered enterprises (monitoring points) of the given counties whose name holds
+    `q` (or is `q`, with `exact`): what an informant may pick on the report form."""
+    codes = list(regions)
+    if not codes:
+        return []
+    query = select(MonitoringPoint).where(MonitoringPoint.region_code.in_(codes))
+    q = q.strip()
+    if exact:
+        query = query.where(MonitoringPoint.name == q)
+    elif q:
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(MonitoringPoint.name.like(f"%{escaped}%", escape="\\"))
+    async with ctx.db.session() as session:
+        rows = await session.scalars(query.order_by(MonitoringPoint.name).limit(limit))
+        return list(rows.all())
+
+
+async def enterprise(ctx: Context, point_id: str) -> MonitoringPoint | None:
+    async with ctx.db.session() as session:
+        return await session.get(MonitoringPoint, point_id)
+
+
+@dataclass
+class CorrectionState:
+    """Where a report stands for its sender (CONTRACT §8)."""
+
+    #: Until when it may be corrected or withdrawn (None: no longer).
+    open_until: datetime | None
+    #: The report that corrected or withdrew it, if any.
+    corrected_by: str | None = None
+    withdrawn_by: str | None = None
+
+
+async def correction_state(ctx: Context, report: InformantReport, window: Any) -> CorrectionState:
+    async with ctx.db.session() as session:
+        later = (
+            await session.execute(
+                select(InformantReport.report_id, InformantReport.withdraws).where(
+                    or_(
+                        InformantReport.corrects == report.report_id,
+                        InformantReport.withdraws == report.report_id,
+                    )
+                )
+            )
+        ).first()
+        first = report
+        for _ in range(20):
+            if not first.corrects:
+                break
+            parent = await session.get(InformantReport, first.corrects)
+            if parent is None:
+                break
+            first = parent
+    ends = first.ingested_at + window
+    state = CorrectionState(open_until=ends if ctx.clock.now() <= ends else None)
+    if later is not None:
+        state.open_until = None
+        if later.withdraws:
+            state.withdrawn_by = later.report_id
+        else:
+            state.corrected_by = later.report_id
+    if report.withdraws:
+        state.open_until = None
+    return state
