@@ -252,10 +252,9 @@ def month_of_wages(point_ids: list[str], period: date) -> list[str]:
                     "headcount": 120,
                     "frontline_headcount": 90,
                     "avg_frontline_wage": 4300 + i % 700,
-                    # Not yet paid when filed: main's strict JSON intake currently refuses
-                    # a date here (a `mode="before"` model validator makes pydantic check
-                    # the parsed dict in strict Python mode), see the report of issue 17.
-                    "wages_paid_on": None,
+                    # (The run of 2026-12-07 sent None here: intake then refused any date
+                    # in this field, since fixed on main.)
+                    "wages_paid_on": f"{add_months(period, 1):%Y-%m}-10",
                     "arrears_amount": 0,
                     "arrears_workers": 0,
                     "arrears_months": 0,
