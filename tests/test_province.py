@@ -23,6 +23,7 @@ from monitor.records import parse_row
 from monitor.regionload import load_regions
 from monitor.regions import CITY, COUNTY, catalogue
 from monitor.report import make_document
+from monitor.report.document import Paragraph
 from monitor.report.service import JOB
 from monitor.store import Submission
 from monitor.web.app import create_app
@@ -171,6 +172,20 @@ async def test_a_city_report_holds_its_counties_and_the_province_compares_cities
     assert tables["t-county"].header[0] == "市州"
     assert tables["t-county-rank"].rows[0][0] == "1"
     assert cat.get("430100").tier == CITY
+    # The words follow the scope: a province's report compares 市州 as 全省, a city's
+    # report compares 区县（市） as 全市.
+    for doc, areas, whole, other in (
+        (province, "各市州", "全省", "各区县（市）"),
+        (changsha, "各区县（市）", "全市", "各市州"),
+    ):
+        text = "\n".join(
+            [doc.title, doc.analysis.summary, *doc.analysis.suggestions]
+            + [t for _h, t in doc.analysis.points]
+            + [b.text for b in doc.blocks if isinstance(b, Paragraph)]
+        )
+        assert f"根据{areas}工会" in text and f"居{areas}首位" in text
+        assert f"{whole}共受理职工信访" in text and whole in doc.title
+        assert other not in text, other
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
