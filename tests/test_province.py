@@ -259,3 +259,23 @@ async def test_the_console_shows_a_province_leader_every_city_and_a_city_leader_
         reports = (await client.get("/reports")).text
         assert "长沙市月报.docx" in reports
         assert "湖南省月报.docx" not in reports and "张家界市月报.docx" not in reports
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_province_report_needs_reviewer_tier_1_as_the_readme_says(ctx: Context) -> None:
+    from monitor.report import signoff
+
+    await load_regions(ctx.db, catalogue(), PROVINCE)
+    ctx.settings.organisation.scope_code = PROVINCE
+    add = ctx.accounts.add
+    await add(kind="leader", account_id="lead-430000", region_code=PROVINCE, email="hn@x.cn")
+    await add(kind="leader", account_id="lead-430100", region_code="430100", email="cs@x.cn")
+    async with ctx.db.session() as session:
+        # The default (tier 2, the city) finds nobody to review the province's report...
+        assert ctx.settings.report.reviewer_tier == 2
+        assert await signoff.reviewers(ctx, session) == []
+        # ... tier 1 finds the province's leader.
+        ctx.settings.report.reviewer_tier = 1
+        assert await signoff.reviewers(ctx, session) == [("lead-430000", "hn@x.cn")]
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "`[report] reviewer_tier = 1`" in readme
