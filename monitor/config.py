@@ -663,6 +663,34 @@ class DigestConfig(Section):
     at: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
+class RequirementConfig(Section):
+    """What a level's event requires now, and within how long of the alert (its deadline)."""
+
+    text: str = Field(min_length=1, max_length=200)
+    within: Duration
+
+
+class RequirementsConfig(Section):
+    """`[alerting.requirements.I]` ..: the handling requirement an event alert states."""
+
+    I: RequirementConfig = RequirementConfig(  # noqa: E741 - the level's own name
+        text="县总工会负责人1小时内到场，2小时内书面报告", within=timedelta(hours=2)
+    )
+    II: RequirementConfig = RequirementConfig(
+        text="县总工会负责人2小时内到场，4小时内书面报告", within=timedelta(hours=4)
+    )
+    III: RequirementConfig = RequirementConfig(
+        text="县总工会当日核实情况，24小时内书面报告", within=timedelta(hours=24)
+    )
+    IV: RequirementConfig = RequirementConfig(
+        text="县总工会3日内核实并反馈处理情况", within=timedelta(days=3)
+    )
+
+    def for_level(self, level: str) -> RequirementConfig:
+        requirement: RequirementConfig = getattr(self, level)
+        return requirement
+
+
 class RiskAlertsConfig(Section):
     """`[alerting.risk]`: risk alerts (forecasts) reach the county at once and the city in
     a weekly digest; they never page the province by themselves (CONTRACT §5)."""
@@ -701,6 +729,7 @@ class AlertingConfig(Section):
     #: joins that incident's alert (CONTRACT §5).
     join_window: Duration = timedelta(hours=72)
     risk: RiskAlertsConfig = RiskAlertsConfig()
+    requirements: RequirementsConfig = RequirementsConfig()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AlertingConfig:

@@ -253,11 +253,14 @@ def include(app: FastAPI, ctx: Context) -> None:
         )
         names = await queries.region_names(ctx)
         name = "_timeline.html" if fragment else "alert.html"
+        # The record's own words in full only for those who act on the alert.
+        facts = await queries.alert_facts(ctx, alert, full_text=v.can_act) if not fragment else {}
         return page(
             request,
             name,
             v,
             alert=alert,
+            facts=facts,
             timeline=timeline,
             labels=labels,
             names=names,
