@@ -701,6 +701,9 @@ class RiskAlertsConfig(Section):
     digest_weekday: int = Field(default=0, ge=0, le=6)
     digest_at: str = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     digest_enabled: bool = True
+    #: Escalate risk alerts like events of their level (the behaviour before issue 13;
+    #: kept for the alert-budget benchmark's comparison). Off: forecasts stay forecasts.
+    escalate_as_events: bool = False
 
 
 class AlertingConfig(Section):
@@ -804,7 +807,7 @@ class DetectorsConfig(Section):
     risk_close_after: int = Field(default=3, ge=1, le=30)
     #: A petition raises an event when collective (this many people or more), over the
     #: level, or carrying an always-I, owner-gone or death signal ...
-    collective_people: int = Field(default=5, ge=2)
+    collective_people: int = Field(default=5, ge=1)
     #: ... or as the `cluster_petitions`-th distinct petition about one enterprise within
     #: `cluster_days` (one cluster event at `cluster_level` listing them).
     cluster_petitions: int = Field(default=3, ge=2)

@@ -91,6 +91,7 @@ class Policies:
 
         # Risk alerts are forecasts: the county at once, the city in the weekly risk
         # digest, the province never by themselves; no repeats, no re-escalation.
+        self.risk_as_events = settings.alerting.risk.escalate_as_events
         self.risk = EscalationPolicy(
             steps=(Step(timedelta(0), tuple(settings.alerting.risk.notify)),),
             repeat=0,
@@ -102,7 +103,7 @@ class Policies:
     def for_alert(self, alert: Alert) -> EscalationPolicy:
         if alert.kind == "overdue_report":
             return self.overdue
-        if alert.kind in RISK_KINDS:
+        if alert.kind in RISK_KINDS and not self.risk_as_events:
             return self.risk
         return self.levels[alert.level]
 
