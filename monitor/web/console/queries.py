@@ -431,6 +431,24 @@ async def document(ctx: Context, document_id: int) -> Document | None:
         return await session.get(Document, document_id)
 
 
+async def open_risk_alerts(ctx: Context, regions: Iterable[str], limit: int = 50) -> list[Alert]:
+    """Open risk alerts (forecasts) of the regions, worst band first, then by score."""
+    codes = list(regions)
+    if not codes:
+        return []
+    async with ctx.db.session() as session:
+        rows = (
+            await session.scalars(
+                select(Alert).where(
+                    Alert.kind.in_(["enterprise_risk", "county_risk", "petition_surge"]),
+                    Alert.status != "resolved",
+                    Alert.region_code.in_(codes),
+                )
+            )
+        ).all()
+    return sorted(rows, key=lambda a: (LEVEL_ORDER.get(a.level, 9), -(a.score or 0), a.id))[:limit]
+
+
 async def alert_facts(ctx: Context, alert: Alert, *, full_text: bool) -> dict[str, Any]:
     """What the alert page shows first (the same facts as the messages); `full_text`: the
     record's own words unmasked, for the roles allowed to read them."""

@@ -313,7 +313,16 @@ def include(app: FastAPI, ctx: Context) -> None:
             return to_login(request) if not v.logged_in else RedirectResponse("/report", 303)
         points = await queries.latest_risk(ctx, "point", v.regions)
         tiles = await queries.county_tiles(ctx, v.regions)
-        return page(request, "risk.html", v, points=points[:100], total=len(points), tiles=tiles)
+        risk_alerts = await queries.open_risk_alerts(ctx, v.regions)
+        return page(
+            request,
+            "risk.html",
+            v,
+            points=points[:100],
+            total=len(points),
+            tiles=tiles,
+            risk_alerts=risk_alerts,
+        )
 
     @router.get("/risk/points/{point_id}", response_class=HTMLResponse)
     async def point_page(request: Request, point_id: str) -> Response:
