@@ -185,6 +185,7 @@ async def replay(
             while await book.process_findings():
                 pass
             await escalation.run_once()
+            await duty_room(ctx, book, clock.now())
             if (day - first).days % score_every == 0 and day > first + timedelta(days=120):
                 clock.set(datetime(day.year, day.month, day.day, 23, 30, tzinfo=CHINA))
                 await detectors.rescore()
@@ -223,6 +224,20 @@ async def replay(
             ]
         await ctx.close()
     return Outcome(name, time.perf_counter() - started, alerts, deliveries, scorings)
+
+
+async def duty_room(ctx: Any, book: AlertBook, now: datetime) -> None:
+    """The officers: every alert is acknowledged once its first messages are out (at the
+    day's tick), and an event is handled and resolved two days after it was raised;
+    risk alerts are closed by their findings."""
+    async with ctx.db.session() as session:
+        open_alerts = (await session.scalars(select(Alert).where(Alert.status != "resolved"))).all()
+        todo = [(a.id, a.status, a.kind, a.created_at) for a in open_alerts]
+    for alert_id, status, kind, created in todo:
+        if kind == "event" and now - created >= timedelta(days=2):
+            await book.resolve(alert_id, actor="bench", reason="handled", via="bench")
+        elif status == "triggered":
+            await book.acknowledge(alert_id, actor="bench", via="bench")
 
 
 def festival(day: date) -> bool:
