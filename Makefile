@@ -12,6 +12,14 @@ BENCH_ARGS ?= --pg postgresql://postgres@127.0.0.1:5432/postgres
 DEMO_APT := mosquitto mosquitto-clients fonts-noto-cjk \
 	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 TEST_APT := $(DEMO_APT) poppler-utils chromium
+# A production server: the runtime's packages and the system Python's venv, nothing of
+# the tests (no browser, no pytest).
+INSTALL_APT := mosquitto fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+	python3-venv
+# `make install` builds the venv from the system's Python, never from whatever python3 is
+# first on root's PATH (a pyenv in /root is unreadable to the service user).
+SYSTEM_PYTHON := /usr/bin/python3
+SERVICE_USER := labormon
 # uv installs the same packages as pip from the same index, in parallel: a cold install of
 # the runtime takes ~20 s instead of ~90 s, which is what lets `make demo` on a clean machine
 # reach its first alert within a minute. pip stays the fallback if uv cannot be had.
@@ -21,7 +29,8 @@ TEST_APT := $(DEMO_APT) poppler-utils chromium
 UV_DIR := var/tools/uv
 UV := $(UV_DIR)/bin/uv
 
-.PHONY: demo test lint typecheck check setup apt apt-demo venv venv-runtime clean bench dashboards
+.PHONY: demo test lint typecheck check setup apt apt-demo venv venv-runtime clean bench dashboards \
+	install apt-install
 
 demo: apt-demo venv-runtime
 	$(BIN)/labormon demo
@@ -39,7 +48,9 @@ apt-demo: var/.apt-demo
 
 var/.apt-demo: APT_WANT = $(DEMO_APT)
 var/.apt-test: APT_WANT = $(TEST_APT)
-var/.apt-demo var/.apt-test:
+var/.apt-install: APT_WANT = $(INSTALL_APT)
+apt-install: var/.apt-install
+var/.apt-demo var/.apt-test var/.apt-install:
 	@missing=""; for p in $(APT_WANT); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -96,6 +107,34 @@ bench: setup
 
 dashboards: venv
 	$(BIN)/python -m dashboards.build
+
+# The production install (README, "Running it for real"), as root in the clone (e.g.
+# /opt/labormon): the runtime only, in a venv from $(SYSTEM_PYTHON) that the service user
+# can read; the service user; /etc/labormon with the configuration (0640 root:labormon,
+# kept if present) and the secret key (made once, 0600 labormon); the state directory
+# (0700); the systemd unit, pointing at this clone. Run again after `git pull`.
+install:
+	@test "$$(id -u)" = 0 || { echo "make install needs root: sudo make install"; exit 1; }
+	@$(MAKE) --no-print-directory apt-install
+	@if [ -x $(BIN)/python ] && [ "$$(readlink -f $(BIN)/python)" != "$$(readlink -f $(SYSTEM_PYTHON))" ]; then \
+		echo "$(VENV) was built from $$(readlink -f $(BIN)/python); rebuilding it from $(SYSTEM_PYTHON)"; \
+		rm -rf $(VENV); fi
+	umask 022 && $(MAKE) --no-print-directory venv-runtime PYTHON=$(SYSTEM_PYTHON)
+	chmod -R a+rX $(VENV) $(CURDIR)/monitor $(CURDIR)/ingest $(CURDIR)/detectors $(CURDIR)/dashboards
+	id -u $(SERVICE_USER) >/dev/null 2>&1 || useradd --system --user-group \
+		--home-dir /var/lib/labormon --no-create-home --shell /usr/sbin/nologin $(SERVICE_USER)
+	install -d -m 0750 -o root -g $(SERVICE_USER) /etc/labormon
+	test -e /etc/labormon/labormon.toml || \
+		install -m 0640 -o root -g $(SERVICE_USER) deploy/labormon.toml.example /etc/labormon/labormon.toml
+	test -e /etc/labormon/secret.key || ( umask 077 && \
+		$(SYSTEM_PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > /etc/labormon/secret.key )
+	chown $(SERVICE_USER):$(SERVICE_USER) /etc/labormon/secret.key && chmod 0600 /etc/labormon/secret.key
+	install -d -m 0700 -o $(SERVICE_USER) -g $(SERVICE_USER) /var/lib/labormon
+	sed 's|/opt/labormon|$(CURDIR)|g' deploy/labormon.service > /etc/systemd/system/labormon.service
+	chmod 0644 /etc/systemd/system/labormon.service
+	ln -sf $(CURDIR)/$(BIN)/labormon /usr/local/bin/labormon
+	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; next: edit /etc/labormon/labormon.toml (README, Running it for real)"
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

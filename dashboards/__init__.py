@@ -1,1 +1,1 @@
-"""Grafana boards for analysts, built as code on the analyst views (CONTRACT §6)."""
+"""Grafana boards for analysts, built as code on the analyst views (interfaces §6)."""

@@ -11,13 +11,13 @@ from collections.abc import Mapping
 
 from monitor import labels as glossary
 
-#: Alert levels on China's emergency scale (CONTRACT §5), most severe first.
+#: Alert levels on China's emergency scale (interfaces §5), most severe first.
 LEVEL_LABELS: dict[str, str] = {lv: f"{lv}级 {name}" for lv, name in glossary.LEVEL_NAMES.items()}
 #: The published colours of the levels: IV blue, III yellow, II orange, I red.
 LEVEL_COLORS: dict[str, str] = {"I": "red", "II": "orange", "III": "yellow", "IV": "blue"}
 
 #: Minutes an alert of each level may stay unacknowledged before it escalates
-#: (CONTRACT §5 defaults): the yardstick the acknowledge-time panels colour against.
+#: (interfaces §5 defaults): the yardstick the acknowledge-time panels colour against.
 ACK_WINDOW_MINUTES: dict[str, int] = {"I": 15, "II": 30, "III": 120, "IV": 24 * 60}
 
 #: Risk score (0-100) cut-offs used only to colour scores; the authoritative level is the
@@ -40,7 +40,7 @@ STATUS_LABELS: dict[str, str] = glossary.ALERT_STATUS
 
 KIND_LABELS: dict[str, str] = glossary.ALERT_KINDS
 
-#: Highest tier an alert reached: 3 county, 2 city, 1 province (CONTRACT §1).
+#: Highest tier an alert reached: 3 county, 2 city, 1 province (interfaces §1).
 TIER_LABELS: dict[int, str] = {t: glossary.TIERS[t] for t in (3, 2, 1)}
 
 

@@ -443,16 +443,10 @@ def piechart(
 # --------------------------------------------------------------------------- dashboard
 
 
-def county_variable() -> Json:
-    """`$county`: one or more counties, or all; the city itself is listed for records
-    filed at city level (市本级). All expands to the quoted list of every option."""
-    sql = (
-        "SELECT CASE WHEN tier = 2 THEN name || '(市本级)' ELSE name END AS __text, "
-        "region_code AS __value FROM v_regions WHERE tier IN (2, 3) ORDER BY region_code"
-    )
+def _region_variable(name: str, label: str, sql: str) -> Json:
     return {
-        "name": "county",
-        "label": "区县",
+        "name": name,
+        "label": label,
         "type": "query",
         "datasource": datasource(),
         "definition": sql,
@@ -467,6 +461,47 @@ def county_variable() -> Json:
         "hide": 0,
         "skipUrlSync": False,
     }
+
+
+def province_variable() -> Json:
+    """`$province`: the provinces the installation holds (one, usually)."""
+    return _region_variable(
+        "province",
+        "省份",
+        "SELECT name AS __text, region_code AS __value FROM v_regions WHERE tier = 1 "
+        "ORDER BY region_code",
+    )
+
+
+def city_variable() -> Json:
+    """`$city`: the cities of the selected provinces."""
+    return _region_variable(
+        "city",
+        "市州",
+        "SELECT name AS __text, region_code AS __value FROM v_regions "
+        "WHERE tier = 2 AND parent_code IN ($province) ORDER BY region_code",
+    )
+
+
+def county_variable() -> Json:
+    """`$county`: one or more counties of the selected cities, or all; each city itself
+    is listed for records filed at city level (市本级), and a county governed by its
+    province directly (省直辖) with the province. All expands to the quoted list of
+    every option, so the panels' `region_code IN ($county)` follows the whole chain
+    province -> city -> county."""
+    sql = (
+        "SELECT CASE WHEN tier = 2 THEN name || '(市本级)' ELSE name END AS __text, "
+        "region_code AS __value FROM v_regions "
+        "WHERE (tier = 2 AND region_code IN ($city)) "
+        "OR (tier = 3 AND (parent_code IN ($city) OR parent_code IN ($province))) "
+        "ORDER BY region_code"
+    )
+    return _region_variable("county", "区县", sql)
+
+
+#: The variables of every board, in the order Grafana resolves them.
+def region_variables() -> list[Json]:
+    return [province_variable(), city_variable(), county_variable()]
 
 
 def builtin_annotation() -> Json:
@@ -554,6 +589,6 @@ class Board:
                 }
             ],
             "annotations": {"list": [builtin_annotation(), *self.annotations]},
-            "templating": {"list": [county_variable()]},
+            "templating": {"list": region_variables()},
             "panels": self.panels(),
         }

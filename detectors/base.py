@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-#: Alert levels, most severe first (CONTRACT §5).
+#: Alert levels, most severe first (interfaces §5).
 LEVELS = ("I", "II", "III", "IV")
 LEVEL_NAMES = {"I": "特别重大", "II": "重大", "III": "较大", "IV": "一般"}
 #: A risk alert (a forecast) carries its level as a colour band, never as 特别重大 etc.

@@ -1,4 +1,4 @@
-"""The ids of the records behind a finding, most relevant first (CONTRACT §4 `source_ids`).
+"""The ids of the records behind a finding, most relevant first (interfaces §4 `source_ids`).
 
 A point's finding names, factor by factor in the order of their weights, the records
 the factor rests on:

@@ -119,9 +119,25 @@ async def load_panel(
         if point_ids is not None:
             ids = list(point_ids)
             wages = wages.where(WageReport.point_id.in_(ids))
-            petitions = petitions.where(Petition.point_id.in_(ids))
-            reports = reports.where(InformantReport.point_id.in_(ids))
+            # Records without a point_id count toward a point their text or enterprise
+            # name names (issue 16): read them too, keep those that name one of these.
+            petitions = petitions.where(Petition.point_id.in_(ids) | Petition.point_id.is_(None))
+            reports = reports.where(
+                InformantReport.point_id.in_(ids) | InformantReport.point_id.is_(None)
+            )
         builder.add_wages(await _rows(conn, wages.order_by(WageReport.point_id, WageReport.period)))
-        builder.add_petitions(await _rows(conn, petitions.order_by(Petition.petition_id)))
-        builder.add_reports(await _rows(conn, reports.order_by(InformantReport.report_id)))
+        petition_rows = await _rows(conn, petitions.order_by(Petition.petition_id))
+        report_rows = await _rows(conn, reports.order_by(InformantReport.report_id))
+        if point_ids is not None:
+            petition_rows = [r for r in petition_rows if _named(builder, r, "summary")]
+            report_rows = [r for r in report_rows if _named(builder, r, "description")]
+        builder.add_petitions(petition_rows)
+        builder.add_reports(report_rows)
     return builder.build(first_month=first_month, last_month=last_month)
+
+
+def _named(builder: PanelBuilder, row: dict[str, Any], text_field: str) -> bool:
+    """A record of one of the builder's points: by id, or (no id) by the name it gives."""
+    if row.get("point_id"):
+        return True
+    return builder.point_of(None, row.get("enterprise_name"), row.get(text_field)) >= 0

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from detectors.textrules import EnterpriseIndex
 from monitor.clock import SHANGHAI, add_months, local_date
 from monitor.records import CATEGORIES, EVENT_TYPES, INDUSTRIES
 from monitor.season import day_number
@@ -280,7 +281,7 @@ class _Events:
 
 
 class PanelBuilder:
-    """Collects rows (dicts with CONTRACT field names, plus `source` and `ingested_at`
+    """Collects rows (dicts with the field names of interfaces §2, plus `source` and `ingested_at`
     when they come from the database) and builds a `Panel`."""
 
     def __init__(self, zone: tzinfo = SHANGHAI, *, trust_record_dates: bool = False) -> None:
@@ -292,6 +293,8 @@ class PanelBuilder:
         self.events = _Events()
         self._index: dict[str, int] = {}
         self._names: dict[str, int] = {}
+        #: Points by the shorter names petitioners use ("银城建筑" for 益阳市银城建筑有限公司).
+        self._enterprises = EnterpriseIndex()
         self._counties: dict[str, int] = {}
 
     def _county(self, code: str) -> int:
@@ -306,15 +309,28 @@ class PanelBuilder:
                 continue
             self._index[pid] = len(self.points)
             self._names.setdefault(_norm_name(row.get("name")), len(self.points))
+            self._enterprises.add(row.get("name"), len(self.points))
             self._county(str(row["region_code"]))
             self.points.append(row)
 
-    def point_of(self, point_id: str | None, enterprise_name: str | None) -> int:
-        """The point a record is about: by id, else by exact registered name, else -1."""
+    def point_of(
+        self, point_id: str | None, enterprise_name: str | None, text: str | None = None
+    ) -> int:
+        """The point a record is about: by id, else by exact registered name, else by the
+        registered enterprise its `enterprise_name` or its free text names (a petition
+        without point_id that says "西地省鑫庆医药有限公司拖欠工资" counts toward that point),
+        else -1."""
         if point_id and point_id in self._index:
             return self._index[point_id]
         if enterprise_name:
-            return self._names.get(_norm_name(enterprise_name), -1)
+            exact = self._names.get(_norm_name(enterprise_name), -1)
+            if exact >= 0:
+                return exact
+            named = self._enterprises.find(enterprise_name + "公司")
+            if named >= 0:
+                return named
+        if text and not point_id:
+            return self._enterprises.find(text)
         return -1
 
     def add_wages(self, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -348,7 +364,9 @@ class PanelBuilder:
             category = row.get("category") or (infer(row.get("summary") or "") if infer else None)
             ev.day.append(day)
             ev.visible.append(self._visible(day, row))
-            ev.point.append(self.point_of(row.get("point_id"), row.get("enterprise_name")))
+            ev.point.append(
+                self.point_of(row.get("point_id"), row.get("enterprise_name"), row.get("summary"))
+            )
             ev.county.append(self._county(str(row["region_code"])))
             ev.source.append(SOURCE_PETITION)
             ev.type.append(CHANNEL_CODES.get(str(row.get("channel")), 0))
@@ -369,7 +387,11 @@ class PanelBuilder:
             )
             ev.day.append(day)
             ev.visible.append(self._visible(day, row))
-            ev.point.append(self.point_of(row.get("point_id"), row.get("enterprise_name")))
+            ev.point.append(
+                self.point_of(
+                    row.get("point_id"), row.get("enterprise_name"), row.get("description")
+                )
+            )
             ev.county.append(self._county(str(row["region_code"])))
             ev.source.append(SOURCE_REPORT)
             ev.type.append(EVENT_CODES.get(str(row.get("event_type")), EVENT_CODES["other"]))

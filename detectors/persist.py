@@ -88,6 +88,8 @@ async def claim_events(
             InformantReport.description,
             InformantReport.occurred_at,
             InformantReport.follows,
+            InformantReport.corrects,
+            InformantReport.withdraws,
         ]
     rows = await conn.execute(select(*columns).where(pk.in_(ids)))
     return [dict(row) for row in rows.mappings()]

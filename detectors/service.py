@@ -54,7 +54,13 @@ from detectors.persist import (
     write_risk_findings,
     write_scores,
 )
-from detectors.severity import SeverityPolicy, assess, cluster_finding, event_finding
+from detectors.severity import (
+    SeverityPolicy,
+    assess,
+    cluster_finding,
+    correction_finding,
+    event_finding,
+)
 from detectors.surge import SurgePolicy
 from monitor import bus
 from monitor.clock import local_date
@@ -246,6 +252,10 @@ class DetectorService:
                     severity=severity,
                     collective=self.severity.collective_people,
                 )
+                if draft is None and (row.get("corrects") or row.get("withdraws")):
+                    # A correction to nothing worth a level, or a withdrawal: the alert of
+                    # the report it names must still hear of it (CONTRACT §8).
+                    draft = correction_finding(kind, row)
                 if draft is not None:
                     drafts.append(draft)
                 elif kind == "petition" and (row.get("point_id") or row.get("enterprise_name")):

@@ -1,13 +1,13 @@
 """Event severity: the level I-IV of one informant report or petition, at once.
 
-CONTRACT §5 defaults: I for 100 or more people, or for road blocking, a threat of
+interfaces §5 defaults: I for 100 or more people, or for road blocking, a threat of
 self-harm (`extreme_act`) or storming an office whatever the number; II for 30-99;
 III for 10-29; IV below 10. Road blocking, storming and self-harm are also recognised in
 the free text ("堵路", "冲击政府", "扬言跳楼"), because informants often file them as a
 gathering or a petition. A death in a dispute is I. An owner who absconds (老板跑路) calls for an
 immediate on-site response (DOMAIN) and is II by default.
 
-What is an event (CONTRACT §5): every informant report of an incident or a precursor; a
+What is an event (interfaces §5): every informant report of an incident or a precursor; a
 petition only when it is collective (5 or more people), over the level (越级访), or
 carries an always-I, owner-gone or death signal. Every other petition is stored, counted
 (the county's daily digest) and used by every detector, and raises no alert of its own;
@@ -33,8 +33,12 @@ from detectors.panel import (
     FLAG_ROAD_BLOCK,
     FLAG_SELF_HARM,
     FLAG_STORMING,
+    ROAD_BLOCK,
+    SELF_HARM,
+    STORMING,
     text_flags,
 )
+from detectors.textrules import threat_is_hearsay, threat_is_own
 
 DEATH = re.compile(r"死亡|身亡|遇难|猝死|died|death|killed", re.IGNORECASE)
 
@@ -73,7 +77,7 @@ DEMANDS = {
 
 @dataclass(frozen=True)
 class SeverityPolicy:
-    """Thresholds of CONTRACT §5 (configurable)."""
+    """Thresholds of interfaces §5 (configurable)."""
 
     level_i_people: int = 100
     level_ii_people: int = 30
@@ -156,23 +160,45 @@ def assess(
     # reports talk of a plan, not the act: serious (III, someone must go and look), but
     # not the 特别重大 of the act itself. A threat of self-harm is the act (DOMAIN.md).
     talk_only = kind in ("precursor", "online_opinion")
+    # A rumour ("听说有人要去堵路", "网传有工人要跳楼") is checked first: III, as talk is.
     if flags & FLAG_ROAD_BLOCK and kind not in ALWAYS_I:
-        if talk_only:
+        if not talk_only and threat_is_hearsay(text, ROAD_BLOCK):
+            level = _higher(level, "III")
+            reasons.append(Factor("road_blocking_rumour", "传言有人要堵路，需核实并提前稳控", 70.0))
+        elif talk_only:
             level = _higher(level, "III")
             reasons.append(Factor("road_blocking_talk", "有人扬言堵路，需提前稳控", 70.0))
         else:
             level = "I"
             reasons.append(Factor("road_blocking_text", "堵塞道路，不论人数定为特别重大", 100.0))
     if flags & FLAG_STORMING and kind not in ALWAYS_I:
-        if talk_only:
+        if not talk_only and threat_is_hearsay(text, STORMING):
+            level = _higher(level, "III")
+            reasons.append(Factor("storming_rumour", "传言有人要冲击、围堵办公场所，需核实", 70.0))
+        elif talk_only:
             level = _higher(level, "III")
             reasons.append(Factor("storming_talk", "有人扬言冲击、围堵办公场所，需提前稳控", 70.0))
         else:
             level = "I"
             reasons.append(Factor("storming", "冲击、围堵机关或企业办公场所", 100.0))
     if flags & FLAG_SELF_HARM and kind != "extreme_act":
-        level = "I"
-        reasons.append(Factor("self_harm", "以自伤、跳楼等极端方式相威胁", 100.0))
+        if threat_is_hearsay(text, SELF_HARM):
+            level = _higher(level, "III")
+            reasons.append(
+                Factor("self_harm_rumour", "传言有人以跳楼等极端方式相威胁，需核实并稳控", 70.0)
+            )
+        else:
+            level = "I"
+            own = threat_is_own(text, SELF_HARM)
+            reasons.append(
+                Factor(
+                    "self_harm",
+                    "信访人本人以自伤、跳楼等极端方式相威胁"
+                    if own
+                    else "以自伤、跳楼等极端方式相威胁",
+                    100.0,
+                )
+            )
     if category == "injury" and DEATH.search(text):
         level = "I"
         reasons.append(Factor("death", "涉及人员死亡", 100.0))
@@ -261,7 +287,7 @@ def event_finding(
 
     Its entity is the enterprise (the monitoring point, or the name an unregistered one
     was reported under), so that the alerting stage can join the events of one incident
-    (CONTRACT §5); a record that names no enterprise is an incident of its own."""
+    (interfaces §5); a record that names no enterprise is an incident of its own."""
     if severity.level is None:
         return None
     is_petition = record_kind == "petition"
@@ -295,7 +321,7 @@ def event_finding(
         entity_type=entity_type,
         entity_id=entity_id,
         region_code=str(record["region_code"]),
-        # Events carry no risk score (CONTRACT §5): the level says how serious.
+        # Events carry no risk score (interfaces §5): the level says how serious.
         score=0.0,
         level=severity.level,
         title=title,
@@ -314,7 +340,37 @@ def event_finding(
             "over_level": record.get("over_level"),
             "channel": record.get("channel"),
             "why": why,
-        },
+        }
+        | _acts_on(record),
+    )
+
+
+def _acts_on(record: dict[str, Any]) -> dict[str, Any]:
+    """CONTRACT §8: the earlier report a correction or withdrawal acts on."""
+    return {k: str(record[k]) for k in ("corrects", "withdraws") if record.get(k)}
+
+
+def correction_finding(record_kind: str, record: dict[str, Any]) -> FindingDraft:
+    """A withdrawal, or a correction to something with no level: a finding without a
+    level that names the report it acts on (the alerting stage closes that alert)."""
+    record_id = str(record["report_id"])
+    withdrawn = bool(record.get("withdraws"))
+    return FindingDraft(
+        detector="severity",
+        kind="event",
+        entity_type="event",
+        entity_id=f"{record_kind}:{record_id}",
+        region_code=str(record["region_code"]),
+        score=0.0,
+        level=None,
+        title="报告已撤回" if withdrawn else "报告已更正，不再构成事件",
+        source_ids=[record_id],
+        point_id=str(record["point_id"]) if record.get("point_id") else None,
+        extra={
+            "people_involved": int(record.get("people_involved") or 0),
+            "record_kind": record_kind,
+        }
+        | _acts_on(record),
     )
 
 
@@ -328,7 +384,7 @@ def cluster_finding(
     level: str,
 ) -> FindingDraft:
     """One event for several distinct petitions about one enterprise within `days`
-    (CONTRACT §5): it lists them; later ones in the window join it."""
+    (interfaces §5): it lists them; later ones in the window join it."""
     ids = [pid for pid, _ in petitions]
     last = max(at for _, at in petitions)
     entity_id = point_id or f"{region_code}:{name}"

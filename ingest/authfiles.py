@@ -1,6 +1,6 @@
 """Mosquitto `password_file` and `acl_file` for every active account.
 
-What each account may do on the broker (CONTRACT §3):
+What each account may do on the broker (interfaces §3):
 
 - an informant publishes only to `reports/<its id>`, a monitoring point only to
   `wages/<its id>`, a petition source only to `petitions/<its id>`; each reads only

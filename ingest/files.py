@@ -214,11 +214,44 @@ def date_fields(kind: str) -> frozenset[str]:
     return frozenset(names)
 
 
+#: What an .xlsx may unpack to in all (a zip bomb: openpyxl reads the rows lazily, but
+#: not the shared strings). A workbook of a million rows of petitions stays far below.
+XLSX_MAX_UNPACKED = 512 * 1024 * 1024
+#: And at most this many parts (a real workbook has a few dozen).
+XLSX_MAX_PARTS = 10_000
+
+
+def check_xlsx_size(path: Path, max_unpacked: int = XLSX_MAX_UNPACKED) -> None:
+    """Refuse a workbook whose parts unpack to more than `max_unpacked` bytes, before
+    anything is decompressed. Python's zipfile never inflates a part past its declared
+    size, so the declared sizes bound the work."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FileFormatError(f"not a readable .xlsx workbook ({exc.__class__.__name__})") from None
+    if len(parts) > XLSX_MAX_PARTS:
+        raise FileFormatError(f"workbook has {len(parts)} parts (at most {XLSX_MAX_PARTS})")
+    total = sum(p.file_size for p in parts)
+    if total > max_unpacked:
+        raise FileFormatError(
+            f"workbook unpacks to {total} bytes, more than the {max_unpacked} allowed "
+            "(a compressed bomb, or split the file)"
+        )
+
+
 def read_xlsx(
-    path: Path, zone: tzinfo, date_columns: frozenset[str] = frozenset()
+    path: Path,
+    zone: tzinfo,
+    date_columns: frozenset[str] = frozenset(),
+    *,
+    max_unpacked: int = XLSX_MAX_UNPACKED,
 ) -> tuple[list[str], Iterator[tuple[int, Any]], bool]:
     from openpyxl import load_workbook
 
+    check_xlsx_size(path, max_unpacked)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a broken file
@@ -256,8 +289,10 @@ class FileImporter:
         encoding: str = "utf-8",
         zone: tzinfo = SHANGHAI,
         progress: Callable[[str, int], None] | None = None,
+        xlsx_max_unpacked: int = XLSX_MAX_UNPACKED,
     ) -> None:
         self.store = store
+        self.xlsx_max_unpacked = xlsx_max_unpacked
         self.batch_size = batch_size
         self.encoding = encoding
         self.zone = zone
@@ -331,7 +366,9 @@ class FileImporter:
             self._clean = False
             return self._read_jsonl(path)
         if suffix == ".xlsx":
-            header, rows, self._clean = read_xlsx(path, self.zone, date_fields(kind))
+            header, rows, self._clean = read_xlsx(
+                path, self.zone, date_fields(kind), max_unpacked=self.xlsx_max_unpacked
+            )
         else:
             header, rows, self._clean = read_csv(path, self.encoding)
         model = RECORD_TYPES[kind]

@@ -65,6 +65,7 @@ REASON_CODES = (
     "conflict",
     "unknown_reference",
     "unstorable",
+    "correction_refused",
 )
 
 #: The same, in words for the informant or clerk reading an error notice.
@@ -82,6 +83,7 @@ REASON_TEXT_ZH: dict[str, str] = {
     "conflict": "编号重复且内容不同",
     "unknown_reference": "地区或监测点编号不存在",
     "unstorable": "数据库无法保存该消息",
+    "correction_refused": "更正或撤回未被接受（超过期限、非本人报告或已更正、撤回）",
 }
 
 #: What an account id (and so the id in a topic) looks like; see monitor.accounts.
@@ -175,7 +177,7 @@ def validate(env: Envelope, max_bytes: int) -> Envelope:
             "unknown_topic",
             FieldError(None, "not an input topic: use labormon/v1/{wages|petitions|reports}/{id}"),
         )
-    if env.sender is not None and not _ACCOUNT_ID.match(env.sender):
+    if env.sender is not None and not _ACCOUNT_ID.fullmatch(env.sender):
         return env.refuse(
             "unknown_topic",
             FieldError(None, "the id in the topic is not an account id (1-64 of A-Z a-z 0-9 _.:-)"),
@@ -256,6 +258,8 @@ def _claimed_sender_mismatch(env: Envelope) -> None:
 
 def classify_store_error(kind: str, error: FieldError) -> str:
     """Reason code of a refusal by the store (it checks against what is already stored)."""
+    if error.field in ("corrects", "withdraws"):
+        return "correction_refused"  # CONTRACT §8: the reason says why (window, owner)
     if error.field == RECORD_TYPES[kind].id_field or "already" in error.reason:
         return "conflict"
     if "outside" in error.reason or error.reason.startswith("only informant accounts"):

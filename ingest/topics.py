@@ -1,4 +1,4 @@
-"""The intake channels' names: MQTT topics and HTTP paths (CONTRACT §3), and who may use them."""
+"""The intake channels' names: MQTT topics and HTTP paths (interfaces §3), and who may use them."""
 
 from __future__ import annotations
 

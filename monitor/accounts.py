@@ -100,7 +100,7 @@ class Accounts:
     ) -> NewAccount:
         if kind not in KINDS:
             raise AccountError(f"--kind must be one of {', '.join(KINDS)}")
-        if not _ACCOUNT_ID.match(account_id):
+        if not _ACCOUNT_ID.fullmatch(account_id):
             raise AccountError(
                 "--id must be 1-64 letters, digits, '_', '.', ':' or '-' "
                 "(it is used in MQTT topics)"

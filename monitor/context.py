@@ -13,7 +13,8 @@ from monitor.config import Settings
 from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.privacy import Privacy, load_secret
-from monitor.store import CategoryInferrer, RecordStore
+from monitor.regions import catalogue
+from monitor.store import CategoryInferrer, PeopleReader, RecordStore
 
 
 @dataclass
@@ -33,18 +34,28 @@ class Context:
         settings: Settings,
         *,
         infer_category: CategoryInferrer,
+        read_people: PeopleReader | None = None,
         clock: Clock | None = None,
         db: Database | None = None,
     ) -> Context:
         """The context; `infer_category` reads a petition's category from its summary when
-        the sender gave none (the detectors' classifier, handed in by `monitor.daemon`)."""
+        the sender gave none (the detectors' classifier, handed in by `monitor.daemon`);
+        `read_people` reads the number of people from the text when the field is missing
+        or 0."""
         clock = clock or SystemClock()
         db = db or Database(settings.database.url, pool_size=settings.database.pool_size)
         # SQLite lives on one host: a first start may make its key. PostgreSQL is shared by
         # hosts, so its key must be given (a missing one is SecretKeyError, not a new key).
         privacy = Privacy(load_secret(settings.security, create=db.dialect == "sqlite"))
         store = RecordStore(
-            db, privacy, clock, zone=settings.organisation.zone, infer_category=infer_category
+            db,
+            privacy,
+            clock,
+            zone=settings.organisation.zone,
+            infer_category=infer_category,
+            correction_window=settings.ingest.correction_window,
+            read_people=read_people,
+            catalogue=catalogue(settings.organisation.regions_file),
         )
         return cls(
             settings=settings,

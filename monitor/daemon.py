@@ -40,8 +40,11 @@ def make_context(
     """The context every command and the daemon share, with the detectors' category
     classifier as the store's inferrer for petitions that arrive without a category."""
     from detectors.category import infer_category
+    from detectors.textrules import people_in_text
 
-    return Context.build(settings, infer_category=infer_category, clock=clock, db=db)
+    return Context.build(
+        settings, infer_category=infer_category, read_people=people_in_text, clock=clock, db=db
+    )
 
 
 @runtime_checkable

@@ -7,7 +7,7 @@ leader reads the same term in an email, on the console and in the report.
 
 from __future__ import annotations
 
-#: China's emergency scale (CONTRACT §5), most serious first.
+#: China's emergency scale (interfaces §5), most serious first.
 LEVEL_NAMES: dict[str, str] = {"I": "特别重大", "II": "重大", "III": "较大", "IV": "一般"}
 #: The published colours of the levels, with the hex used on screens and in documents.
 LEVEL_COLOURS: dict[str, tuple[str, str]] = {
@@ -67,7 +67,7 @@ ALERT_STATUS: dict[str, str] = {
     "resolved": "已解除",
 }
 
-#: The four tiers (CONTRACT §1) by number.
+#: The four tiers (interfaces §1) by number.
 TIERS: dict[int, str] = {1: "省级", 2: "市级", 3: "区县级", 4: "基层"}
 
 ROLES: dict[str, str] = {

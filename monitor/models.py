@@ -1,4 +1,4 @@
-"""The storage schema: SQLAlchemy 2 models for everything in CONTRACT.md.
+"""The storage schema: SQLAlchemy 2 models for everything in docs/interfaces.md.
 
 Conventions that every stage relies on:
 - every input record is keyed by its own id and carries `payload_hash` (its normalised
@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -124,7 +125,7 @@ class Account(Base):
     """Who may send or receive: informants, monitoring points, petition sources, leaders.
 
     Tokens and MQTT passwords are stored only as hashes; names and phones are personal
-    data (CONTRACT §7) and are stored encrypted.
+    data (interfaces §7) and are stored encrypted.
     """
 
     __tablename__ = "accounts"
@@ -206,6 +207,8 @@ class Petition(Base):
     #: True when the category was inferred from the summary rather than given.
     category_inferred: Mapped[bool] = mapped_column(Boolean, default=False)
     people_involved: Mapped[int] = mapped_column(Integer)
+    #: True when the number of people was read from the summary (the field was 0 or missing).
+    people_inferred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     summary: Mapped[str] = mapped_column(Text)
     petitioner_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     petitioner_phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -246,6 +249,8 @@ class InformantReport(Base):
     event_type: Mapped[str] = mapped_column(String(16))
     category: Mapped[str | None] = mapped_column(String(20))
     people_involved: Mapped[int] = mapped_column(Integer)
+    #: True when the number of people was read from the description (the field was 0).
+    people_inferred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     description: Mapped[str] = mapped_column(Text)
     extra: Mapped[dict[str, Any] | None] = mapped_column(Json)
     payload_hash: Mapped[str] = mapped_column(String(64))
@@ -253,9 +258,12 @@ class InformantReport(Base):
     account_id: Mapped[str | None] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     severity_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    #: The `report_id` of an earlier report this one follows up (CONTRACT §5): it joins
+    #: The `report_id` of an earlier report this one follows up (interfaces §5): it joins
     #: that report's alert.
     follows: Mapped[str | None] = mapped_column(String(64))
+    #: CONTRACT §8: the sender's own earlier report this one corrects or withdraws.
+    corrects: Mapped[str | None] = mapped_column(String(64), index=True)
+    withdraws: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class RejectedMessage(Base):
@@ -421,7 +429,7 @@ class Alert(Base):
     #: `dedup_key` adds the incident's first record.
     entity_key: Mapped[str | None] = mapped_column(String(200), index=True)
     #: When the incident's first and latest events happened (their own `occurred_at` /
-    #: `received_at`); the latest decides whether a new event joins (CONTRACT §5).
+    #: `received_at`); the latest decides whether a new event joins (interfaces §5).
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -648,3 +656,16 @@ class InstallationSetting(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShiftHandover(Base):
+    """交接班: a duty officer's note to the next shift of a region (append-only: the
+    duty view's audit log of who handed over what, and when)."""
+
+    __tablename__ = "shift_handovers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    region_code: Mapped[str] = mapped_column(String(6), ForeignKey("regions.code"), index=True)
+    author_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    text: Mapped[str] = mapped_column(Text)

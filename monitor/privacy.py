@@ -1,4 +1,4 @@
-"""Personal data (CONTRACT §7): encrypted at rest, masked on display, kept out of logs.
+"""Personal data (interfaces §7): encrypted at rest, masked on display, kept out of logs.
 
 Petitioners' names and phones and the people behind informant and leader accounts are
 encrypted with a key derived from the installation's secret (Fernet: AES-128-CBC with
@@ -148,33 +148,55 @@ def mask_phone(phone: str | None) -> str | None:
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
+def _is_personal(key: object) -> bool:
+    return isinstance(key, str) and key.strip().lower() in PERSONAL_KEYS
+
+
+def _mask_personal(key: str, value: Any) -> Any:
+    """Every value under a personal key, of any type: text, a number, a list, an object."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str | int | float):
+        return mask_phone(str(value)) if "phone" in key.lower() else "***"
+    if isinstance(value, list):
+        return [_mask_personal(key, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask_personal(key, v) for k, v in value.items()}
+    return "***"
+
+
 def mask_payload(data: Any) -> Any:
-    """A copy of a decoded payload with personal fields masked (for rejected messages)."""
+    """A copy of a decoded payload with personal fields masked (for rejected messages):
+    every value under a personal key whatever its type, and any run of seven digits or
+    more in other text (a phone number typed into a summary)."""
     if isinstance(data, dict):
         out: dict[str, Any] = {}
         for key, value in data.items():
-            if key in PERSONAL_KEYS and isinstance(value, str):
-                out[key] = mask_phone(value) if "phone" in key else "***"
-            else:
-                out[key] = mask_payload(value)
+            out[key] = _mask_personal(key, value) if _is_personal(key) else mask_payload(value)
         return out
     if isinstance(data, list):
         return [mask_payload(v) for v in data]
+    if isinstance(data, str):
+        return _mask_digit_runs(data)
+    if isinstance(data, int) and not isinstance(data, bool) and abs(data) >= 10**9:
+        return _mask_digit_runs(str(data))
     return data
 
 
 def masked_text(payload: bytes | str, limit: int = 16 * 1024) -> str:
-    """Printable, masked form of a raw payload to keep for inspection."""
+    """Printable, masked form of a raw payload to keep for inspection.
+
+    A payload that is not JSON cannot be masked field by field (a trailing comma hides
+    a name as well as a phone): only its size and SHA-256 are kept, the parse error is
+    the rejection's reason."""
     raw = payload.encode() if isinstance(payload, str) else payload
     try:
         decoded = json.loads(raw)
         # Deep nesting that json.loads still took can overflow the recursive masking.
         return json.dumps(mask_payload(decoded), ensure_ascii=False)[:limit]
     except (ValueError, RecursionError):
-        text = raw[:limit].decode("utf-8", errors="backslashreplace")
-        # Not JSON: a phone number could still hide in it; mask long digit runs. NUL is
-        # escaped because PostgreSQL text cannot hold it.
-        return _mask_digit_runs(text).replace("\x00", "\\x00")
+        digest = hashlib.sha256(raw).hexdigest()
+        return f"(not JSON: {len(raw)} bytes, sha256 {digest}; contents not kept)"
 
 
 def _mask_digit_runs(text: str) -> str:

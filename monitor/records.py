@@ -1,4 +1,4 @@
-"""The records that come in (CONTRACT §2), validated the same way on every channel.
+"""The records that come in (interfaces §2), validated the same way on every channel.
 
 MQTT, HTTP and `labormon import` all validate with these models: JSON payloads
 in strict mode (`parse_json`: "12" is not a number), CSV/XLSX cells in lax mode
@@ -101,6 +101,32 @@ def _instant(value: Any) -> Any:
 
 
 Instant = Annotated[AwareDatetime, BeforeValidator(_instant)]
+
+_DAY_HELP = "must be an ISO 8601 date, for example 2025-02-13"
+
+
+def _day(value: Any) -> Any:
+    """A calendar day is ISO 8601 text (or a spreadsheet date). Parsed here for the same
+    reason as `_instant`: the records' text cleaning is a model before-validator, after
+    which strict Python-mode validation would refuse the JSON text of a date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+        try:  # a spreadsheet's date cell read as text: "2025-02-13 00:00:00"
+            return datetime.fromisoformat(text).date()
+        except ValueError:
+            raise ValueError(_DAY_HELP) from None
+    raise ValueError(_DAY_HELP)
+
+
+Day = Annotated[date, BeforeValidator(_day)]
 
 
 def _period(value: Any) -> Any:
@@ -234,7 +260,7 @@ class WageReportIn(Record):
     frontline_headcount: Count
     avg_frontline_wage: Money
     #: None: not yet paid.
-    wages_paid_on: date | None = None
+    wages_paid_on: Day | None = None
     arrears_amount: Money
     arrears_workers: Count
     arrears_months: Annotated[int, Field(ge=0, le=240)]
@@ -269,7 +295,8 @@ class PetitionIn(Record):
     enterprise_name: ShortText | None = None
     #: Missing: inferred from `summary`.
     category: Category | None = None
-    people_involved: Annotated[int, Field(ge=1, le=1_000_000)]
+    #: Missing or 0: read from `summary` when it gives a number ("上百名农民工"), else 1.
+    people_involved: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     summary: LongText = ""
     petitioner_name: ShortText | None = None
     petitioner_phone: (
@@ -302,15 +329,54 @@ class InformantReportIn(Record):
     category: Category | None = None
     people_involved: Annotated[int, Field(ge=0, le=1_000_000)]
     description: LongText = ""
+    #: CONTRACT §8: this report replaces the sender's own earlier report (full content).
+    corrects: RecordId | None = None
+    #: CONTRACT §8: this report withdraws the sender's own earlier report; the content
+    #: fields may be omitted (the store takes them from the withdrawn report).
+    withdraws: RecordId | None = None
+
     #: The `report_id` of an earlier report (by any informant) this one follows up: it
-    #: joins that report's alert (CONTRACT §5).
+    #: joins that report's alert (interfaces §5).
     follows: RecordId | None = None
+
+    def content_hash(self, fields: dict[str, Any] | None = None) -> str:
+        # Reports stored before `corrects`/`withdraws` existed keep their hash.
+        data = self.known_fields() if fields is None else fields
+        unset = {k for k in ("corrects", "withdraws") if data.get(k) is None}
+        return super().content_hash({k: v for k, v in data.items() if k not in unset})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _withdrawal_needs_no_content(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("withdraws"):
+            # Stand-ins, replaced by the withdrawn report's content in the store.
+            data = WITHDRAWAL_STAND_INS | {k: v for k, v in data.items() if v is not None}
+        return data
+
+    @model_validator(mode="after")
+    def _one_target(self) -> InformantReportIn:
+        if self.corrects and self.withdraws:
+            raise ValueError("withdraws: a report either corrects or withdraws, not both")
+        target = self.corrects or self.withdraws
+        if target is not None and target == self.report_id:
+            field = "corrects" if self.corrects else "withdraws"
+            raise ValueError(f"{field}: must name an earlier report, not this report's own id")
+        return self
 
     @model_validator(mode="after")
     def _follows_another(self) -> InformantReportIn:
         if self.follows is not None and self.follows == self.report_id:
             raise ValueError("follows: names this report itself; give an earlier report_id")
         return self
+
+
+#: What a withdrawal may leave out (CONTRACT §8), until the store fills in the original.
+WITHDRAWAL_STAND_INS: dict[str, Any] = {
+    "occurred_at": "1970-01-01T00:00:00+00:00",
+    "region_code": "100000",
+    "event_type": "other",
+    "people_involved": 0,
+}
 
 
 class RegionIn(Record):

@@ -10,6 +10,8 @@ detector, still cannot break a message.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 # C0 and C1 controls, DEL, and Unicode's own line and paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -49,3 +51,38 @@ def clean_long(text: str) -> str:
 
 def needs_long_cleaning(text: str) -> bool:
     return "\r" in text or _CONTROL_IN_LONG.search(text) is not None
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection:
+# a company name "=HYPERLINK(...)" in an analyst's export).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?%?")
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A value for a CSV or xlsx cell: text that a spreadsheet would run as a formula gets
+    a leading apostrophe (shown as text); numbers, and text that is a plain number such
+    as "-12.5", are left as they are."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    if _NUMBER.fullmatch(value):
+        return value
+    return "'" + value
+
+
+def spreadsheet_row(values: Iterable[object]) -> list[object]:
+    return [spreadsheet_cell(v) for v in values]
+
+
+class SafeWriter:
+    """A `csv.writer` whose cells pass through `spreadsheet_cell`."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: Iterable[object]) -> Any:
+        return self._writer.writerow(spreadsheet_row(row))
+
+    def writerows(self, rows: Iterable[Iterable[object]]) -> None:
+        for row in rows:
+            self.writerow(row)

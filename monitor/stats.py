@@ -1,4 +1,4 @@
-"""What the store holds (`labormon stats`, CONTRACT §4)."""
+"""What the store holds (`labormon stats`, interfaces §4)."""
 
 from __future__ import annotations
 

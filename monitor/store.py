@@ -42,12 +42,15 @@ from monitor.records import (
     RegionIn,
     WageReportIn,
 )
-from monitor.regions import covers, parent_of, tier_of
+from monitor.regions import Catalogue, covers, parent_of, tier_of
+from monitor.regions import catalogue as default_catalogue
 
 log = get_logger("labormon.store")
 
 #: Infers a petition category from its summary (the detectors provide the real one).
 CategoryInferrer = Callable[[str], str]
+#: The number of people a free text gives ("上百名农民工" -> 100), None if it gives none.
+PeopleReader = Callable[[str], int | None]
 
 #: How far in the future a record's own timestamp may lie (clock skew of senders).
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -177,12 +180,20 @@ class RecordStore:
         *,
         zone: tzinfo = SHANGHAI,
         infer_category: CategoryInferrer | None = None,
+        correction_window: timedelta = timedelta(minutes=30),
+        read_people: PeopleReader | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.db = db
+        self.correction_window = correction_window
+        #: The GB/T 2260 list: a region record must be in it; a record's unknown region
+        #: is told apart as "not a code at all" or "outside this installation".
+        self.catalogue = catalogue or default_catalogue()
         self.privacy = privacy
         self.clock = clock
         self.zone = zone
         self.infer_category = infer_category or (lambda _text: "other")
+        self.read_people = read_people
         self._regions: set[str] = set()
 
     # ------------------------------------------------------------------ public
@@ -376,6 +387,13 @@ class RecordStore:
                 point_regions.update({r[0]: r[1] for r in await conn.execute(located)})
         accepted: list[Submission] = []
         for item in items:
+            if isinstance(item.record, InformantReportIn) and (
+                item.record.corrects or item.record.withdraws
+            ):
+                problem, item = await self._check_correction(item, conn, now)
+                if problem is not None:
+                    result.rejected[item.record.record_id] = problem
+                    continue
             rec = item.record
             error = self._semantic_error(rec, regions, points, now, this_month)
             if error is None and isinstance(rec, InformantReportIn):
@@ -386,12 +404,103 @@ class RecordStore:
                 accepted.append(item)
         return accepted
 
+    async def _check_correction(
+        self, item: Submission, conn: AsyncConnection, now: datetime
+    ) -> tuple[FieldError | None, Submission]:
+        """CONTRACT §8: a report that corrects or withdraws names the sender's own earlier
+        report, still inside the window counted from the first report of the chain, and
+        not already corrected or withdrawn by another. A withdrawal takes the content of
+        the report it withdraws."""
+        rec = item.record
+        assert isinstance(rec, InformantReportIn)
+        field = "corrects" if rec.corrects else "withdraws"
+        target = rec.corrects or rec.withdraws
+        t = InformantReport.__table__.c
+        original = (
+            (await conn.execute(select(InformantReport.__table__).where(t.report_id == target)))
+            .mappings()
+            .first()
+        )
+        if original is None:
+            return FieldError(field, f"no report {target} is stored"), item
+        again = (
+            await conn.execute(select(t.report_id).where(t.report_id == rec.report_id))
+        ).first()
+        if again is not None:
+            # Sent before: the duplicate check decides (the same content is a duplicate).
+            return None, self._withdrawal_content(item, original)
+        if original["informant_id"] != rec.informant_id:
+            return FieldError(
+                field,
+                f"report {target} was sent by another informant: only its sender may "
+                "correct or withdraw it",
+            ), item
+        # The window runs from the first report of a chain of corrections.
+        first, hops = original, 0
+        while first["corrects"] and hops < 20:
+            parent = (
+                (
+                    await conn.execute(
+                        select(InformantReport.__table__).where(t.report_id == first["corrects"])
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if parent is None:
+                break
+            first, hops = parent, hops + 1
+        ends = first["ingested_at"] + self.correction_window
+        if now > ends:
+            minutes = int(self.correction_window.total_seconds() // 60)
+            return FieldError(
+                field,
+                f"the {minutes}-minute window to correct or withdraw report {target} ended "
+                f"at {ends.astimezone(self.zone):%Y-%m-%d %H:%M} local time: send a new "
+                "report, or ask the county union to correct it",
+            ), item
+        if original["withdraws"]:
+            return FieldError(field, f"report {target} is itself a withdrawal"), item
+        later = (
+            await conn.execute(
+                select(t.report_id, t.withdraws).where(
+                    (t.corrects == target) | (t.withdraws == target),
+                    t.report_id != rec.report_id,
+                )
+            )
+        ).first()
+        if later is not None:
+            done = "withdrawn" if later.withdraws else "corrected"
+            return FieldError(
+                field, f"report {target} was already {done} by report {later.report_id}"
+            ), item
+        return None, self._withdrawal_content(item, original)
+
+    @staticmethod
+    def _withdrawal_content(item: Submission, original: Any) -> Submission:
+        rec = item.record
+        if not isinstance(rec, InformantReportIn) or not rec.withdraws:
+            return item
+        keep = (
+            "occurred_at",
+            "region_code",
+            "point_id",
+            "enterprise_name",
+            "event_type",
+            "category",
+            "people_involved",
+            "description",
+        )
+        content = {k: original[k] for k in keep}
+        return Submission(rec.model_copy(update=content), item.source, item.account_id)
+
     def _semantic_error(
         self, rec: Record, regions: set[str], points: set[str], now: datetime, this_month: Any
     ) -> FieldError | None:
         if isinstance(rec, RegionIn):
             try:
                 tier_of(rec.code)
+                self.catalogue.get(rec.code)
             except ValueError as exc:
                 return FieldError("code", str(exc))
             parent = rec.parent_code or parent_of(rec.code)
@@ -400,7 +509,16 @@ class RecordStore:
             return None
         code = getattr(rec, "region_code", None)
         if code is not None and code not in regions:
-            return FieldError("region_code", f"unknown region code {code}")
+            if code not in self.catalogue:
+                return FieldError(
+                    "region_code",
+                    f"unknown region code {code}: not a GB/T 2260 code ({self.catalogue.source})",
+                )
+            return FieldError(
+                "region_code",
+                f"unknown region code {code} ({self.catalogue.name(code)}): not among this "
+                "installation's regions (`labormon regions load --scope CODE` adds them)",
+            )
         if isinstance(rec, WageReportIn):
             if rec.point_id not in points:
                 return FieldError("point_id", f"unknown monitoring point {rec.point_id}")
@@ -485,6 +603,7 @@ class RecordStore:
             return base | fields
         if isinstance(rec, PetitionIn):
             inferred = rec.category is None
+            people, people_inferred = self._people(rec.people_involved, rec.summary)
             return base | {
                 "petition_id": rec.petition_id,
                 "received_at": rec.received_at,
@@ -495,7 +614,9 @@ class RecordStore:
                 "enterprise_name": rec.enterprise_name,
                 "category": self.infer_category(rec.summary) if inferred else rec.category,
                 "category_inferred": inferred,
-                "people_involved": rec.people_involved,
+                # A petition is at least its petitioner.
+                "people_involved": max(people, 1),
+                "people_inferred": people_inferred,
                 "summary": rec.summary,
                 "petitioner_name_enc": self.privacy.encrypt(rec.petitioner_name),
                 "petitioner_phone_enc": self.privacy.encrypt(rec.petitioner_phone),
@@ -503,6 +624,7 @@ class RecordStore:
                 "closed_at": rec.closed_at,
             }
         assert isinstance(rec, InformantReportIn)
+        people, people_inferred = self._people(rec.people_involved, rec.description)
         return base | {
             "report_id": rec.report_id,
             "informant_id": rec.informant_id,
@@ -513,10 +635,21 @@ class RecordStore:
             "enterprise_name": rec.enterprise_name,
             "event_type": rec.event_type,
             "category": rec.category,
-            "people_involved": rec.people_involved,
+            "people_involved": people,
+            "people_inferred": people_inferred,
             "description": rec.description,
             "follows": rec.follows,
+            "corrects": rec.corrects,
+            "withdraws": rec.withdraws,
         }
+
+    def _people(self, given: int | None, text: str) -> tuple[int, bool]:
+        """The number of people: as given, else (missing or 0) as the text gives it in
+        words or digits, recorded as inferred."""
+        if given or self.read_people is None:
+            return int(given or 0), False
+        read = self.read_people(text or "")
+        return (read, True) if read else (0, False)
 
 
 def _informant_error(

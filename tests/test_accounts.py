@@ -14,9 +14,11 @@ from monitor.accounts import AccountError, check_mosquitto_hash, hash_token
 from monitor.cli import app
 from monitor.context import Context
 from monitor.models import Account
+from tests.conftest import SECRET
 from tests.support.broker import Broker
 
-runner = CliRunner()
+# The installation's key (a PostgreSQL store refuses to make one of its own).
+runner = CliRunner(env={"LABORMON_SECRET_KEY": SECRET})
 
 
 async def test_add_stores_only_hashes_and_encrypts_identity(ctx: Context) -> None:
@@ -61,7 +63,7 @@ async def test_add_refuses_bad_requests(ctx: Context) -> None:
     for kwargs, message in cases:
         with pytest.raises(AccountError, match=message):
             await ctx.accounts.add(**kwargs)  # type: ignore[arg-type]
-    # A point's account may come before the point's registry entry (CONTRACT §4 sets no
+    # A point's account may come before the point's registry entry (interfaces §4 sets no
     # order); the operator is told, and wage reports wait for the point to be imported.
     early = await ctx.accounts.add(kind="point", account_id="P404", region_code="430902")
     assert any("not registered yet" in w for w in early.warnings)

@@ -3,8 +3,9 @@
 `tests/data/upgrade/release-0007.db` was made by the release at migration 0007 (`labormon
 demo` of main at 163a0ef, 24 points, 3 months): accounts, points, wage reports,
 petitions, informant reports, findings, alerts, deliveries, attempts, acknowledge links,
-risk scores, job runs. Every later migration is run against it, and every row and every
-value it held must still be there. Keep the file as it is: it is what an installed
+risk scores, job runs. Every later migration is run against it, on SQLite and (its rows
+loaded into a PostgreSQL database at 0007) on PostgreSQL, and every row and every value
+it held must still be there. Keep the file as it is: it is what an installed
 store of that release looks like.
 
 `labormon backup FILE` copies the SQLite store with SQLite's online backup API while a
@@ -24,6 +25,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from monitor.db import Database
 
@@ -198,3 +201,113 @@ def test_backup_on_postgresql_prints_the_pg_dump_command(db_url: str, tmp_path: 
     assert command.startswith("pg_dump --format=custom --file=")
     assert command.endswith(db_url.rsplit("/", 1)[1])
     assert not (tmp_path / "x.dump").exists()
+
+
+def _from_sqlite(value: object, column_type: object) -> object:
+    """A value as the 0007 release's SQLite store held it, as PostgreSQL takes it."""
+    import json
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import JSON, Boolean, Date, DateTime
+
+    if value is None:
+        return None
+    if isinstance(column_type, DateTime):
+        parsed = datetime.fromisoformat(str(value))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(column_type, Date):
+        return date.fromisoformat(str(value))
+    if isinstance(column_type, Boolean):
+        return bool(value)
+    if isinstance(column_type, JSON):
+        return json.loads(value) if isinstance(value, str) else value
+    return value
+
+
+def _comparable(value: object) -> object:
+    import json
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal | float):
+        return round(float(value), 6)
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_the_same_store_on_postgresql_is_migrated_with_every_row_and_value(
+    backend: str,
+) -> None:
+    """The 0007 release's rows, loaded into a PostgreSQL database at 0007, then every
+    later migration on PostgreSQL (its DDL differs from SQLite's batch mode)."""
+    import asyncpg
+    from alembic import command
+    from sqlalchemy import MetaData
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    from monitor.db import alembic_config
+    from tests.support.database import _asyncpg_dsn, ensure_postgres
+
+    admin = await asyncio.to_thread(ensure_postgres)
+    name = f"labormon_upgrade_{os.getpid()}"
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    conn = await asyncpg.connect(_asyncpg_dsn(admin))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    db = Database(url)
+    try:
+        async with db.engine.begin() as pg:
+            await pg.run_sync(lambda c: command.upgrade(alembic_config(c), "0007"))
+        before = snapshot(RELEASE_0007)
+        meta = MetaData()
+        async with db.engine.begin() as pg:
+            await pg.run_sync(lambda c: meta.reflect(c))
+            for table in meta.sorted_tables:
+                if table.name == "alembic_version" or not before[table.name][1]:
+                    continue
+                columns, rows = before[table.name]
+                values = [
+                    {c: _from_sqlite(v, table.c[c].type) for c, v in zip(columns, row, strict=True)}
+                    for row in rows
+                ]
+                # Rows the migrations seed themselves (the regions) are there already.
+                await pg.execute(pg_insert(table).on_conflict_do_nothing(), values)
+        await db.migrate()
+        async with db.engine.connect() as pg:
+            assert await pg.scalar(text("SELECT version_num FROM alembic_version")) != "0007"
+            for table in meta.sorted_tables:
+                if table.name == "alembic_version":
+                    continue
+                columns, rows = before[table.name]
+                listed = ", ".join(f'"{c}"' for c in columns)
+                result = await pg.execute(text(f'SELECT {listed} FROM "{table.name}"'))
+                after = {tuple(_comparable(v) for v in row) for row in result}
+                expected = [
+                    tuple(
+                        _comparable(_from_sqlite(v, table.c[c].type))
+                        for c, v in zip(columns, row, strict=True)
+                    )
+                    for row in rows
+                ]
+                missing = [row for row in expected if row not in after]
+                assert not missing, f"{table.name}: {len(missing)} rows lost, e.g. {missing[0]}"
+    finally:
+        await db.dispose()
+        conn = await asyncpg.connect(_asyncpg_dsn(admin))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()

@@ -1,4 +1,4 @@
-"""CONTRACT §4 on the command line: every command takes --config and --db; bad usage and
+"""interfaces §4 on the command line: every command takes --config and --db; bad usage and
 bad input are one line on stderr and exit 2; `.xlsx` cells pass like the same CSV;
 a monitoring point's account may come before the point."""
 

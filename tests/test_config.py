@@ -120,8 +120,33 @@ def test_durations(text: object, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-def test_the_shipped_example_configuration_is_valid() -> None:
+def test_the_shipped_example_configuration_is_valid_once_its_placeholders_are_replaced(
+    tmp_path: Path,
+) -> None:
     example = Path(__file__).resolve().parent.parent / "deploy" / "labormon.toml.example"
-    settings = load_settings(example)
-    assert settings.database.url.startswith("postgresql://")
-    assert settings.alerting.groups[0].kind == "wecom"
+    # As shipped, the first placeholder is refused at start with one line naming it.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(example)
+    assert str(caught.value).startswith(f"{example}: database.url: still holds the example's")
+    filled = tmp_path / "labormon.toml"
+    filled.write_text(example.read_text(encoding="utf-8").replace("CHANGE-ME", "s3cret"))
+    settings = load_settings(filled)
+    assert settings.database.url.startswith("postgresql://labormon:")
+    assert settings.security.secret_key_file == Path("/etc/labormon/secret.key")
+    # The placeholder robot is commented out: no group that can never work.
+    assert settings.alerting.groups == []
+    assert not settings.smtp.enabled
+
+
+def test_a_placeholder_robot_url_is_refused_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "labormon.toml"
+    config.write_text(
+        '[[alerting.groups]]\nid = "g"\nregion = "430902"\nkind = "wecom"\n'
+        'url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=CHANGE-ME"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(caught.value) == (
+        f"{config}: alerting.groups.0.url: still holds the example's placeholder CHANGE-ME: "
+        "put the real value in, or remove (comment out) the entry"
+    )

@@ -195,7 +195,7 @@ async def test_report_form_errors_then_receipt(
     assert bad.status_code == 422
     errors = dict(re.findall(r'id="([a-z_]+)-error" role="alert">([^<]+)<', bad.text))
     assert set(errors) == {"event_type", "people_involved"}
-    assert "整数" in errors["people_involved"]
+    assert "30、三十" in errors["people_involved"]
     assert 'value="很多"' in bad.text  # what was typed is kept
     good = await console.client.post(
         "/report",
@@ -207,6 +207,26 @@ async def test_report_form_errors_then_receipt(
             "people_involved": "12",
             "description": "工人堵路讨薪",
             "enterprise_name": "资阳某建筑公司",
+            "unlisted": "1",
+        },
+    )
+    # Road blocking is level I: the form says what sending it will do and asks first.
+    assert good.status_code == 200
+    assert "县、市、省三级" in good.text
+    confirmed = re.search(r'name="confirmed" value="([^"]+)"', good.text)
+    assert confirmed
+    good = await console.client.post(
+        "/report",
+        data={
+            "csrf": token,
+            "occurred_at": "2025-01-15T08:00",
+            "region_code": "430902",
+            "event_type": "road_blocking",
+            "people_involved": "12",
+            "description": "工人堵路讨薪",
+            "enterprise_name": "资阳某建筑公司",
+            "unlisted": "1",
+            "confirmed": confirmed.group(1),
         },
     )
     assert good.status_code == 303
@@ -302,7 +322,14 @@ async def _report(console: Console, **fields: str) -> httpx.Response:
         "people_involved": "12",
         "description": "工人堵路讨薪",
     } | fields
-    return await console.client.post("/report", data=data)
+    if fields.get("enterprise_name") and not fields.get("point_id"):
+        data.setdefault("unlisted", "1")
+    answer = await console.client.post("/report", data=data)
+    confirm = re.search(r'name="confirmed" value="([^"]+)"', answer.text)
+    if answer.status_code == 200 and confirm:
+        # A level I/II report is sent after its confirmation step.
+        answer = await console.client.post("/report", data=data | {"confirmed": confirm.group(1)})
+    return answer
 
 
 async def test_an_informant_follows_only_the_alerts_of_their_own_reports(

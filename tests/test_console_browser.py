@@ -214,7 +214,11 @@ def test_leader_and_informant_in_the_console(demo: RunningDemo, page: Page) -> N
     page.select_option("#event_type", "road_blocking")
     page.fill("#people_involved", "40")
     page.fill("#enterprise_name", "演示建筑公司")
+    page.check("#unlisted")
     page.fill("#description", "约40名农民工因被拖欠工资在附近道路聚集并堵路")
+    page.locator("#submit-report").click()
+    # Road blocking is level I: the form says so and asks before sending.
+    expect(page.locator("#consequence")).to_contain_text("县、市、省三级")
     page.locator("#submit-report").click()
     expect(page.locator("#receipt-id")).to_have_text(re.compile(r"^web-"))
     expect(page.locator(".receipt-alerts")).to_contain_text("I级 特别重大", timeout=30_000)

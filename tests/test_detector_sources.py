@@ -1,4 +1,4 @@
-"""Every finding names the records behind its factors (CONTRACT §4 `source_ids`): the
+"""Every finding names the records behind its factors (interfaces §4 `source_ids`): the
 wage reports behind a point's arrears, the petitions and informant reports behind its
 other factors, the petitions of a county's surge and the records of its riskiest points
 -- real record ids only, most relevant first, never personal data."""

@@ -110,7 +110,7 @@ async def test_event_severity_at_once(ctx: Context) -> None:
     assert await service.check_new_records() == 6
     assert ctx.bus._events[bus.FINDINGS].is_set()
     found = {f.evidence["source_ids"][0]: f for f in await _findings(ctx, "event")}
-    # One worker's petition is no event (CONTRACT §5: counted in the digest, used by the
+    # One worker's petition is no event (interfaces §5: counted in the digest, used by the
     # detectors); a remark on the canteen that involves nobody is none either.
     assert set(found) == {"R1", "R2", "R4", "Q2"}
     assert found["R1"].level == "I"

@@ -5,11 +5,13 @@ cached its font list are found without deleting any cache."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,14 +42,14 @@ class Site:
     db_url: str
     home: Path
 
-    def write(self, **changes: str) -> Path:
+    def write(self, extra: str = "", **changes: str) -> Path:
         values = {"mqtt_url": self.mqtt_url, "smtp_url": self.smtp_url, **changes}
         self.config.write_text(
             f'[database]\nurl = "{self.db_url}"\n\n'
             f'[security]\nsecret_key_file = "{self.key_file}"\n\n'
             f'[mqtt]\nurl = "{values["mqtt_url"]}"\nclient_id = "labormon-doctor-test"\n\n'
             f'[smtp]\nurl = "{values["smtp_url"]}"\n\n'
-            '[http]\npublic_url = "https://labormon.example.gov.cn"\n'
+            '[http]\npublic_url = "https://labormon.example.gov.cn"\n' + extra
         )
         return self.config
 
@@ -223,3 +225,36 @@ def test_a_report_made_after_the_fonts_were_installed_works(tmp_path: Path) -> N
     drawn = json.loads(result.stdout)
     assert drawn["font"].startswith("Noto Sans CJK") and drawn["bytes"] > 1000
     assert "CJK" in cache.read_text()  # the next run reads the font from the cache
+
+
+class _Robot(http.server.BaseHTTPRequestHandler):
+    def do_HEAD(self) -> None:  # a vendor endpoint answers HEAD with 405 or 200
+        self.send_response(405)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_alert_group_robots_reachable_or_not(site: Site) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Robot)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        group = (
+            '\n[[alerting.groups]]\nid = "{id}"\nregion = "430902"\nkind = "webhook"\n'
+            'url = "http://127.0.0.1:{port}/hook"\n'
+        )
+        site.write(extra=group.format(id="up", port=server.server_address[1]))
+        result = await asyncio.to_thread(site.doctor)
+        assert result.returncode == 0, result.stdout
+        assert "✓ alert group up: webhook robot host 127.0.0.1:" in result.stdout
+        site.write(extra=group.format(id="down", port=free_port()))
+        line = one_failure(await asyncio.to_thread(site.doctor))
+        assert line.startswith("✗ alert group down: webhook robot at 127.0.0.1:"), line
+        assert "unreachable" in line
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

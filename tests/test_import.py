@@ -11,9 +11,11 @@ from typer.testing import CliRunner
 
 from bench.gen_dataset import generate
 from monitor.cli import app
+from tests.conftest import SECRET
 from tests.support.database import fetch_all
 
-runner = CliRunner()
+# The installation's key (a PostgreSQL store refuses to make one of its own).
+runner = CliRunner(env={"LABORMON_SECRET_KEY": SECRET})
 
 WAGE_HEADER = (
     "report_id,point_id,period,headcount,frontline_headcount,avg_frontline_wage,wages_paid_on,"

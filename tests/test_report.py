@@ -192,7 +192,8 @@ def _settings(url: str, tmp: Path, **report: Any) -> Settings:
             overrides={
                 "database": {"url": url},
                 "security": {"secret_key": SECRET, "secret_key_file": str(tmp / "secret.key")},
-                "report": report,
+                # Mailed on schedule, without sign-off (tests/test_report_signoff.py).
+                "report": {"sign_off": False} | report,
             }
         )
 
@@ -343,6 +344,10 @@ class Expected:
         ]
         return own + sorted(set(window["region_code"]) - set(own))
 
+    def yoy(self, cur: int, ly: int) -> str:
+        """Year-on-year; "上年无数据" when nothing at all was stored a year before."""
+        return "上年无数据" if self.count(self.ly)[0] == 0 else change(cur, ly)
+
     def compared_rows(
         self, column: str, keys: list[str], names: dict[str, str], collective: bool = False
     ) -> list[list[str]]:
@@ -355,7 +360,7 @@ class Expected:
             row = [names[key] if key is not None else "合计", str(n), share(n, total), str(people)]
             if collective:
                 row.append(str(self.count(self.cur, collective=True, **match)[0]))
-            row += [str(prev), change(n, prev), str(ly), change(n, ly)]
+            row += [str(prev), change(n, prev), str(ly), self.yoy(n, ly)]
             out.append(row)
         return out
 
@@ -392,7 +397,7 @@ class Expected:
                     str(prev),
                     change(n, prev),
                     str(ly),
-                    change(n, ly),
+                    self.yoy(n, ly),
                 ]
             )
         return out
@@ -408,7 +413,7 @@ class Expected:
             ("越级访件数（件）", lambda ym: int((over["ym"] == ym).sum())),
         ):
             cur, prev, ly = fn(self.cur), fn(self.prev), fn(self.ly)
-            rows.append([name, str(cur), str(prev), change(cur, prev), str(ly), change(cur, ly)])
+            rows.append([name, str(cur), str(prev), change(cur, prev), str(ly), self.yoy(cur, ly)])
         return rows
 
     def enterprises(self, top: int = 10) -> tuple[list[list[str]], int, int]:
@@ -573,7 +578,7 @@ class Expected:
                     str(point["name"]),
                     self.region_name(point["region_code"]),
                     INDUSTRY[point["industry"]],
-                    str(f["d"]),
+                    str(f["d"].quantize(Decimal(1), rounding=ROUND_HALF_UP)),
                     RISK[f["level"]].split("（")[0],
                     factors[0]["text"] if factors else "—",
                 ]
@@ -680,9 +685,9 @@ def test_year_boundary_month_on_month_and_year_on_year(year: YearRun) -> None:
     ]
     assert key["信访件数（件）"][3].startswith("↑")
     assert key["信访件数（件）"][5].startswith("↑")
-    # No data a year before January 2024: every year-on-year cell is "new", none divides by 0.
+    # No data a year before January 2024: every year-on-year cell says so (not "new").
     jan24 = html_tables(year.html[JAN24])["t-category"]
-    assert all(row[-1] in ("↑新增", "→持平") for row in jan24[1:])
+    assert all(row[-1] == "上年无数据" for row in jan24[1:])
     assert year.figures[JAN24].totals.last_year.petitions == 0
     # After the empty July, August's month-on-month is "new".
     aug = html_tables(year.html[AUG24])["t-key"]
@@ -1035,7 +1040,11 @@ def test_cli_refuses_a_future_month_and_bad_input(db_url: str, tmp_path: Path) -
 
 def _report_settings(settings: Settings, **report: Any) -> Settings:
     return settings.model_copy(
-        update={"report": settings.report.model_copy(update={"attach": ["docx"], **report})}
+        update={
+            "report": settings.report.model_copy(
+                update={"attach": ["docx"], "sign_off": False} | report
+            )
+        }
     )
 
 

@@ -28,6 +28,23 @@ ROOT = Path(__file__).resolve().parent.parent
 CLB = ROOT / "tests" / "data" / "clb_strike_map_2011_2014.csv"
 
 
+def test_a_province_is_simulated_with_all_its_counties_sized_by_city(tmp_path: Path) -> None:
+    sim = Simulator(6000, seed=4, start=date(2023, 1, 1), region="430000")
+    assert len(sim.counties) == 122
+    city = [sim.counties[c][0][:4] for c in sim.points.county.tolist()]
+    # Changsha (10.0 million people, 2020 census) against Zhangjiajie (1.5 million).
+    assert city.count("4301") > 4 * city.count("4308") > 0
+    assert len(set(sim.points.county.tolist())) == 122
+    petitions = [0] * 122
+    for batch in sim.months(3):
+        for c in batch.petitions["county"].tolist():
+            petitions[c] += 1
+    by_city: dict[str, int] = {}
+    for i, n in enumerate(petitions):
+        by_city[sim.counties[i][0][:4]] = by_city.get(sim.counties[i][0][:4], 0) + n
+    assert by_city["4301"] > 3 * by_city["4308"]
+
+
 def test_calibration_constants_still_match_the_strike_map() -> None:
     assert derive(CLB) == CALIBRATION
 
@@ -60,6 +77,7 @@ def test_simulate_writes_the_import_files_deterministically(tmp_path: Path) -> N
 
     first = simulate(tmp_path / "a", 5)
     assert set(first) == {
+        "regions.csv",
         "points.csv",
         "wages.csv",
         "petitions.csv",

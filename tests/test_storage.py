@@ -189,3 +189,27 @@ async def test_a_long_read_does_not_hold_up_a_write(ctx: Context) -> None:
             with pytest.raises(OperationalError, match=r"readonly|read-only|query_only"):
                 await reader.exec_driver_sql("DELETE FROM regions WHERE code = '430999'")
     assert before is not None
+
+
+def test_a_wage_report_in_json_keeps_its_payment_day() -> None:
+    """Dates in JSON are text: the records' text cleaning (a model before-validator) must
+    not make strict validation refuse them, and a malformed day names the format."""
+    import json
+
+    payload = {
+        "report_id": "W-DAY-1",
+        "point_id": "MP-1",
+        "period": "2025-01",
+        "headcount": 120,
+        "frontline_headcount": 100,
+        "avg_frontline_wage": 4200,
+        "wages_paid_on": "2025-02-13",
+        "production_status": "normal",
+        "arrears_months": 0,
+        "arrears_workers": 0,
+        "arrears_amount": 0,
+    }
+    parsed = parse_json("wage", json.dumps(payload))
+    assert parsed.wages_paid_on == date(2025, 2, 13)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="ISO 8601 date"):
+        parse_json("wage", json.dumps(payload | {"wages_paid_on": "13/02/2025"}))

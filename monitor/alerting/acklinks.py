@@ -8,7 +8,9 @@ that a link works once: using it sets `used_at` with a conditional update.
 Refusals, each with its own reason: a link whose signature or contents do not check out
 (forged), one past its expiry (expired), one already used (used), one presented by a
 signed-in leader other than the one it was sent to (other leader), one whose leader has
-since been revoked or moved out of the alert's region (not allowed).
+since been revoked or moved out of the alert's region (not allowed), and, for the levels
+in `alerting.ack_link_login_levels` (I and II by default), one presented by nobody
+signed in (login required): a link in a forwarded mail then acknowledges nothing.
 
 Why the link does not acknowledge on GET: mail security scanners (Defender Safe Links,
 Mimecast, Proofpoint, ...) fetch every link in a message before the person reads it.
@@ -61,6 +63,9 @@ USED = LinkRefused("used", 410, "该链接已使用过，每个链接只能确�
 OTHER_LEADER = LinkRefused("other_leader", 403, "该链接是发给其他负责人的，不能代为确认。")
 NOT_ALLOWED = LinkRefused("not_allowed", 403, "您的账号已无权处置该地区的预警。")
 NO_ALERT = LinkRefused("no_alert", 404, "预警不存在。")
+LOGIN_REQUIRED = LinkRefused(
+    "login_required", 401, "重大及以上预警须由收件负责人登录后确认：请先登录，再打开邮件中的链接。"
+)
 
 
 def _b64(data: bytes) -> str:
@@ -72,11 +77,21 @@ def _unb64(text: str) -> bytes:
 
 
 class AckLinks:
-    def __init__(self, privacy: Privacy, clock: Clock, base_url: str, ttl: timedelta) -> None:
+    def __init__(
+        self,
+        privacy: Privacy,
+        clock: Clock,
+        base_url: str,
+        ttl: timedelta,
+        *,
+        login_levels: frozenset[str] = frozenset(),
+    ) -> None:
         self.privacy = privacy
         self.clock = clock
         self.base_url = base_url.rstrip("/")
         self.ttl = ttl
+        #: Levels whose links need the addressee signed in (`alerting.ack_link_login_levels`).
+        self.login_levels = login_levels
 
     def token(self, claims: LinkClaims) -> str:
         payload = json.dumps(
@@ -147,6 +162,9 @@ class AckLinks:
         alert = await session.get(Alert, claims.alert_id)
         if alert is None:
             raise NO_ALERT
+        if presenter is None and alert.level in self.login_levels:
+            # A forwarded mail or a private window: neither acknowledges nor reads.
+            raise LOGIN_REQUIRED
         if account is None or not await may_act_on(session, account, alert.region_code):
             raise NOT_ALLOWED
         return claims, alert, account

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
 from monitor.alerting.acklinks import AckLinks
+from monitor.alerting.corrections import apply_correction
 from monitor.alerting.dispatch import Dispatcher, record_event
 from monitor.alerting.escalation import (
     NOTHING_REACHED,
@@ -78,7 +79,11 @@ class AlertBook:
         self.metrics = alerting_metrics(ctx.metrics)
         self.outbox = Outbox(batch_window=config.batch_window, postgres=ctx.db.is_postgres)
         self.links = AckLinks(
-            ctx.privacy, ctx.clock, ctx.settings.http.base_url, config.ack_link_ttl
+            ctx.privacy,
+            ctx.clock,
+            ctx.settings.http.base_url,
+            config.ack_link_ttl,
+            login_levels=frozenset(config.ack_link_login_levels),
         )
         self.dispatcher = Dispatcher(ctx.settings, self.outbox, self.links, self.metrics)
         self.policies = Policies(ctx.settings)
@@ -132,6 +137,8 @@ class AlertBook:
 
     async def _apply(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
         await self._lock_key(session, finding.dedup_key)
+        if await apply_correction(self, session, finding, now):
+            return  # an informant's correction or withdrawal (CONTRACT §8)
         if finding.kind == "event" and finding.level is not None:
             await self._apply_event(session, finding, now)
             return
@@ -220,7 +227,7 @@ class AlertBook:
     # ------------------------------------------------------------------ incidents
 
     async def _apply_event(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
-        """One alert per incident (CONTRACT §5): an event joins the open alert of its
+        """One alert per incident (interfaces §5): an event joins the open alert of its
         entity when it happened within `join_window` of that incident's last event, or
         the alert of the report it `follows`; otherwise it opens a new alert. Joining at
         level II or above, or raising the level, tells the tiers again (续报/新情况), even
@@ -470,7 +477,7 @@ class AlertBook:
 
     async def _personal_values(self, session: AsyncSession, finding: Finding) -> dict[str, str]:
         """Personal values behind the finding's sources, each with its stand-in: what a
-        careless detector could have copied into a title (CONTRACT §7)."""
+        careless detector could have copied into a title (interfaces §7)."""
         ids = [str(s) for s in (finding.evidence or {}).get("source_ids") or []][:200]
         if not ids:
             return {}
@@ -671,6 +678,7 @@ class AlertBook:
         actor: str,
         reason: str | None,
         via: str,
+        purpose: str = "resolved",
     ) -> None:
         # Tell whoever was messaged; a level IV that only sat in the digest needs no notice.
         told = [t for t in reached_tiers(alert) if not self._digest_only(alert, t) and t != "point"]
@@ -691,7 +699,7 @@ class AlertBook:
         )
         await self.dispatcher.publish(session, alert, "AlertResolved", now)
         if told:
-            await self.dispatcher.notify(session, alert, told, "resolved", now)
+            await self.dispatcher.notify(session, alert, told, purpose, now)
         log.info("alert resolved", alert=alert.id, via=via)
 
     def _digest_only(self, alert: Alert, tier: str) -> bool:
@@ -816,7 +824,7 @@ def _attach_risk(alert: Alert, factors: list[dict[str, Any]], kind: str) -> None
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
-    """The CONTRACT §4 shape of an alert (`labormon alerts list --json`)."""
+    """The interfaces §4 shape of an alert (`labormon alerts list --json`)."""
     return {
         "id": alert.id,
         "kind": alert.kind,

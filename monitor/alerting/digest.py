@@ -1,14 +1,14 @@
 """The daily digest of level IV (一般, blue) alerts and of yesterday's petitions, one email
 per county contact; and the city's weekly risk digest (风险提示周报).
 
-Level IV alerts reach the county through this digest instead of a message each (CONTRACT
+Level IV alerts reach the county through this digest instead of a message each (interfaces
 §5). At `alerting.digest.at` local time, each county's digest lists its level IV alerts
 still open or raised in the last day. Exactly once across daemons: the daemon whose
 `job_runs(job, key)` insert succeeds writes the county's deliveries in the same
 transaction; the others find the row and skip. A daemon started after the digest time
 sends that day's digest if nobody has.
 
-Ordinary petitions raise no alert of their own (CONTRACT §5): the county reads how many
+Ordinary petitions raise no alert of their own (interfaces §5): the county reads how many
 came in yesterday (and how many people, how many collective) in this digest. Risk alerts
 (forecasts) reach the county at once and the city once a week: on
 `alerting.risk.digest_weekday` at `digest_at`, each city's contacts get one message
@@ -209,7 +209,7 @@ class DailyDigest:
 
     async def _city_risk(self, city: str, week: date, now: datetime) -> int:
         """The city's weekly risk digest: the risk alerts open in its counties, worst
-        band first (CONTRACT §5: risk reaches the city weekly, not at once)."""
+        band first (interfaces §5: risk reaches the city weekly, not at once)."""
         key = f"{week.isoformat()}:{city}"
         async with self.ctx.db.session() as session:
             run = JobRun(

@@ -1,4 +1,4 @@
-"""Escalation: the policy of each level (CONTRACT §5, configurable) and the loop that
+"""Escalation: the policy of each level (interfaces §5, configurable) and the loop that
 carries alerts up the tiers county -> city -> province until someone acknowledges.
 
 All state lives in the alert's columns: `escalation_started_at` (when this round began;
@@ -32,7 +32,7 @@ from monitor.models import Alert
 
 log = get_logger("labormon.escalation")
 
-#: Forecasts, not events (CONTRACT §5).
+#: Forecasts, not events (interfaces §5).
 RISK_KINDS = frozenset({"enterprise_risk", "county_risk", "petition_surge"})
 #: `tier_reached` before anyone was told.
 NOTHING_REACHED = 5

@@ -32,7 +32,7 @@ CATEGORY_NAMES = glossary.CATEGORIES
 INDUSTRY_NAMES = glossary.INDUSTRIES
 TIER_NAMES = {"point": "监测点", "county": "区县级", "city": "市级", "province": "省级"}
 STATUS_NAMES = glossary.ALERT_STATUS
-#: Forecasts (CONTRACT §5): named by their colour band (橙色风险提示), never 特别重大.
+#: Forecasts (interfaces §5): named by their colour band (橙色风险提示), never 特别重大.
 RISK_KINDS = frozenset({"enterprise_risk", "county_risk", "petition_surge"})
 #: The heading of a message by why it is sent.
 PURPOSE_TITLES = {
@@ -47,6 +47,8 @@ PURPOSE_TITLES = {
     "resolved": "预警解除",
     "silence_ended": "静默结束·补发",
     "digest": "日报",
+    "corrected": "更正",
+    "withdrawn": "报告撤回·预警解除",
 }
 #: Evidence keys a notification may show; anything else in a finding's evidence (free
 #: text, informant ids, ...) never reaches a message.
@@ -164,6 +166,10 @@ def timeline_text(event: AlertEvent) -> str | None:
                 return f"续报新情况，通报{tiers}"
             if purpose == "silence_ended":
                 return f"静默期结束，补发通报{tiers}"
+            if purpose == "corrected":
+                return f"报告更正，通报{tiers}"
+            if purpose == "withdrawn":
+                return f"报告撤回，通报{tiers}"
             return f"通报{tiers}"
         case "AlertQueuedForDigest":
             return "列入区县级每日汇总"
@@ -189,14 +195,51 @@ def timeline_text(event: AlertEvent) -> str | None:
             return "确认后超时未处置"
         case "NotificationsSuppressed":
             return "处于静默期，暂缓通知"
+        case "AlertCorrected":
+            return str(d.get("notice") or "信息员更正了报告")
+        case "ReportWithdrawn":
+            return "信息员撤回了报告"
         case "AlertResolved":
+            if d.get("via") == "withdrawal":
+                return "报告已撤回，预警解除"
             return "已解除" if d.get("via") != "finding" else "风险消除，自动解除"
     return None
 
 
+# Characters that make markup in the robots' markdown (WeCom, DingTalk, Feishu's
+# lark_md, with their <font> and <at> tags): untrusted text gets the full-width twin,
+# which reads the same to a Chinese reader and means nothing to any of the three.
+_MARKDOWN_TWINS = str.maketrans(
+    {
+        "[": "［",
+        "]": "］",
+        "(": "（",
+        ")": "）",
+        "<": "＜",
+        ">": "＞",
+        "*": "＊",
+        "_": "＿",
+        "`": "｀",
+        "#": "＃",
+        "!": "！",
+        "|": "｜",
+        "~": "～",
+        "\\": "＼",
+        "&": "＆",
+        "=": "＝",
+    }
+)
+
+
+def markdown_text(value: Any) -> str:
+    """Untrusted text (a title, a company name) made inert in chat markdown: one line, no
+    markup, no bare link (a robot would make "http://..." clickable)."""
+    return one_line(value).translate(_MARKDOWN_TWINS).replace("://", "：//")
+
+
 @cache
 def templates() -> Environment:
-    return Environment(
+    env = Environment(
         loader=PackageLoader("monitor.alerting", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
         undefined=StrictUndefined,
@@ -204,6 +247,8 @@ def templates() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["md"] = markdown_text
+    return env
 
 
 class MessageBuilder:
@@ -316,6 +361,13 @@ class MessageBuilder:
             for e in events
             if (text := timeline_text(e)) is not None
         ][-8:]
+        # A correction or withdrawal leads the message with what changed.
+        note = ""
+        wanted = {"corrected": "AlertCorrected", "withdrawn": "ReportWithdrawn"}.get(purpose)
+        for e in reversed(events):
+            if e.event == wanted:
+                note = timeline_text(e) or ""
+                break
         risk = alert.kind in RISK_KINDS
         level_name = f"{colour_name}风险提示" if risk else LEVEL_NAMES.get(alert.level, alert.level)
         return {
@@ -354,6 +406,7 @@ class MessageBuilder:
             "created_at": local_text(alert.created_at, self.zone),
             "sent_for": local_text(now, self.zone),
             "ack_url": None,
+            "note": note,
         }
 
 

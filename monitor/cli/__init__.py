@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 
 
 def usage_line(exc: UsageError) -> str:
-    """A usage error as one line (CONTRACT §4): what is wrong, and where the help is."""
+    """A usage error as one line (interfaces §4): what is wrong, and where the help is."""
     if isinstance(exc, NoSuchOption):
         message = exc.message
         if exc.possibilities:
@@ -81,6 +81,7 @@ COMMANDS = (
     "monitor.cli.detect",
     "monitor.cli.ops",
     "monitor.cli.doctor",
+    "monitor.cli.regions",
 )
 
 for _module in COMMANDS:

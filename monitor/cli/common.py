@@ -18,8 +18,11 @@ from monitor.config import ConfigError, Settings, find_config, load_settings
 from monitor.context import Context
 from monitor.daemon import make_context
 from monitor.keycheck import KeyMismatch, verify_key
-from monitor.logging import configure
+from monitor.logging import configure, get_logger
 from monitor.privacy import SecretKeyError
+from monitor.regionload import load_regions
+
+log = get_logger("labormon.cli")
 
 T = TypeVar("T")
 
@@ -98,6 +101,13 @@ async def open_context(settings: Settings, *, migrate: bool = True) -> AsyncIter
             except OSError as exc:
                 fail(f"cannot reach the database {safe_url(settings.database.url)}: {exc}")
             await verify_key(ctx.db, ctx.privacy, ctx.clock)
+            # The installation's scope (a city, a province) from the GB/T 2260 list: a
+            # province installation needs no region typed in, and a renamed code follows.
+            loaded = await load_regions(
+                ctx.db, ctx.store.catalogue, settings.organisation.scope_code
+            )
+            if loaded.added or loaded.changed:
+                log.info("regions loaded", summary=loaded.summary())
         yield ctx
     finally:
         await ctx.close()

@@ -62,8 +62,23 @@ def demo_command(
         Path, typer.Option("--dir", help="Where the demo keeps its store, broker and mail.")
     ] = Path("var/demo"),
     points: Annotated[
-        int, typer.Option("--points", min=12, max=5000, help="Simulated monitoring points.")
-    ] = 160,
+        int | None,
+        typer.Option(
+            "--points",
+            min=12,
+            max=20000,
+            help="Simulated monitoring points (default 160 for a city, 1000 for a province).",
+            show_default=False,
+        ),
+    ] = None,
+    region: Annotated[
+        str,
+        typer.Option(
+            "--region",
+            help="GB/T 2260 code of the simulated region and the demo's scope: a city "
+            "(430900 Yiyang) or a province (430000 Hunan: 14 cities, 122 counties).",
+        ),
+    ] = "430900",
     months_back: Annotated[
         int, typer.Option("--months-back", min=1, max=60, help="Simulated history before today.")
     ] = 12,
@@ -90,10 +105,18 @@ def demo_command(
         ),
     ] = None,
 ) -> None:
-    """Broker, mail sink, daemon, console and a simulated Yiyang in one process (Ctrl-C stops)."""
+    """Broker, mail sink, daemon, console and a simulated region (default Yiyang; --region
+    430000 for all Hunan) in one process (Ctrl-C stops)."""
     from monitor.demo.broker import BrokerError
     from monitor.demo.run import DemoError, DemoOptions, run_demo
+    from monitor.regions import PROVINCE, UnknownRegion, catalogue, tier_of
 
+    try:
+        catalogue().get(region)
+    except UnknownRegion as exc:
+        fail(f"--region: {exc}")
+    if points is None:
+        points = 1000 if tier_of(region) == PROVINCE else 160
     base = base_settings(config, db)
     if bind is None:
         check_bind(base.http.bind, "http.bind")
@@ -113,6 +136,7 @@ def demo_command(
                 keep=keep,
                 config=config,
                 db=db,
+                region=region,
             )
         )
     except (BrokerError, DemoError) as exc:

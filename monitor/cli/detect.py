@@ -1,4 +1,4 @@
-"""`labormon simulate`, `labormon score` and `labormon evaluate`."""
+"""`labormon simulate`, `labormon score`, `labormon evaluate` and `labormon evaluate-text`."""
 
 from __future__ import annotations
 
@@ -26,12 +26,61 @@ from monitor.cli.common import (
     run,
     settings_from,
 )
+from monitor.safetext import SafeWriter
 
 
 def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate_command)
     app.command("score")(score_command)
     app.command("evaluate")(evaluate_command)
+    app.command("evaluate-text")(evaluate_text_command)
+
+
+def evaluate_text_command(
+    file: Annotated[
+        Path, typer.Argument(help="A labelled CSV: columns text and category (date optional).")
+    ],
+    hold_out_from: Annotated[
+        str | None,
+        typer.Option(
+            "--hold-out-from",
+            help="Test only rows dated this day (YYYY-MM-DD) or later, with a model trained "
+            "on the shipped real messages dated before it: held out by time.",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The petition-category classifier on a labelled CSV: accuracy, macro-F1,
+    precision and recall per category and the confusion matrix."""
+    from detectors.category import evaluate_text
+
+    if hold_out_from is not None:
+        try:
+            date.fromisoformat(hold_out_from)
+        except ValueError:
+            fail(f"--hold-out-from must be a day written YYYY-MM-DD, not {hold_out_from!r}")
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    try:
+        result = evaluate_text(file, hold_out_from=hold_out_from)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{file}: {os_reason(exc)}")
+    if json_out:
+        out.print_json(
+            data={
+                "messages": result.test_size,
+                "accuracy": round(result.accuracy, 4),
+                "macro_f1": round(result.macro_f1, 4),
+                "per_category": result.per_class,
+                "labels": result.labels,
+                "confusion": result.confusion,
+                "note": result.note,
+            }
+        )
+        return
+    out.print(result.format(), highlight=False)
 
 
 def _month(text: str | None) -> date | None:
@@ -51,6 +100,14 @@ def simulate_command(
     months: Annotated[int, typer.Option("--months", min=1, max=240, help="Months to simulate.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the data set.")],
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 1,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="GB/T 2260 code of the region: a city (default 430900 Yiyang), a province "
+            "(430000 Hunan: its 14 cities and 122 counties) or a county.",
+        ),
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option(
@@ -63,12 +120,19 @@ def simulate_command(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """A synthetic data set of the demo region with ground truth (incidents.csv).
+    """A synthetic data set of a region (default: the demo city) with ground truth
+    (incidents.csv).
 
     Writes files only: --config and --db are accepted (and checked) like everywhere else."""
+    from monitor.regions import DEMO_CITY, UnknownRegion, catalogue
     from monitor.simulator import default_start, write_dataset
 
     settings_from(config, db)
+    code = region or DEMO_CITY
+    try:
+        catalogue().get(code)
+    except UnknownRegion as exc:
+        fail(f"--region: {exc}")
     first = _month(start) or default_start(months)
     if out_dir.exists() and not out_dir.is_dir():
         fail(f"--out {out_dir} exists and is not a directory")
@@ -78,14 +142,17 @@ def simulate_command(
         fail(f"--out: cannot create {os_reason(exc, out_dir)}")
     started = time.perf_counter()
     try:
-        summary = write_dataset(out_dir, points=points, months=months, seed=seed, start=first)
+        summary = write_dataset(
+            out_dir, points=points, months=months, seed=seed, start=first, region=code
+        )
     except OSError as exc:
         fail(f"--out: cannot write {os_reason(exc, out_dir)}")
     if json_out:
         print(json.dumps(summary.as_dict()))
         return
     err.print(
-        f"simulated {summary.points} points x {summary.months} months "
+        f"simulated {catalogue().name(code)} ({code}): {summary.points} points x "
+        f"{summary.months} months "
         f"({summary.first_period:%Y-%m} .. {summary.last_period:%Y-%m}) in "
         f"{time.perf_counter() - started:.1f}s: {summary.wage_reports} wage reports, "
         f"{summary.petitions} petitions, {summary.informant_reports} informant reports, "
@@ -143,7 +210,7 @@ def score_command(
     except OSError as exc:
         fail(f"--out: cannot write {os_reason(exc, out_file)}")
     try:
-        writer = csv.writer(fh)
+        writer = SafeWriter(csv.writer(fh))
         header = ["point_id", "score", "level", "factors"]
         writer.writerow(([*header, "entity"]) if counties else header)
         for i, point_id in enumerate(table.point_ids):

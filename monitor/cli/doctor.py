@@ -66,10 +66,14 @@ def one_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- the checks
 
 
-def check_key(settings: Settings, *, create: bool) -> tuple[Check, Privacy | None]:
+def check_key(settings: Settings, *, sqlite: bool) -> tuple[Check, Privacy | None]:
     security = settings.security
+    path = Path(security.secret_key_file)
+    if not security.secret_key and not path.exists() and sqlite:
+        # The doctor makes nothing: on SQLite the daemon's first start creates the key.
+        return passed("secret key", f"{path} will be created (0600) at the first start"), None
     try:
-        secret = load_secret(security, create=create)
+        secret = load_secret(security, create=False)
     except (SecretKeyError, OSError) as exc:
         return failed(
             "secret key",
@@ -81,7 +85,6 @@ def check_key(settings: Settings, *, create: bool) -> tuple[Check, Privacy | Non
     if security.secret_key:
         where = "LABORMON_SECRET_KEY" if os.environ.get("LABORMON_SECRET_KEY") else "config"
         return passed("secret key", f"from {where}, fingerprint {privacy.fingerprint}"), privacy
-    path = Path(security.secret_key_file)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         return failed(
@@ -442,7 +445,7 @@ async def check_webhooks(settings: Settings) -> list[Check]:
 
 async def run_checks(settings: Settings, *, quick: bool) -> list[Check]:
     checks: list[Check] = []
-    key, privacy = check_key(settings, create=settings.database.url.startswith("sqlite"))
+    key, privacy = check_key(settings, sqlite=settings.database.url.startswith("sqlite"))
     checks.append(key)
     checks.append(check_public_url(settings))
     checks.append(check_time(settings))

@@ -73,6 +73,14 @@ def monthly_command(
         Path | None,
         typer.Option("--csv", help="Also write the figures as CSV to this file."),
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="The region reported on: the installation's scope (default) or a region "
+            "within it, e.g. one city of a province's installation.",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -85,6 +93,16 @@ def monthly_command(
     if csv is not None and _format_of(csv, "--csv") != "csv":
         fail(f"--csv {csv}: the file name must end in .csv")
     settings = settings_from(config, db)
+    if region is not None:
+        from monitor.regions import UnknownRegion, catalogue, covers
+
+        try:
+            catalogue(settings.organisation.regions_file).get(region)
+        except UnknownRegion as exc:
+            fail(f"--region: {exc}")
+        scope = settings.organisation.scope_code
+        if not covers(scope, region):
+            fail(f"--region {region} lies outside this installation's scope {scope}")
     _check_target(out, "--out")
     if csv is not None:
         _check_target(csv, "--csv")
@@ -94,7 +112,7 @@ def monthly_command(
             now = ctx.clock.now()
             try:
                 check_month(first_day, now, settings.organisation.zone)
-                doc = await make_document(ctx.db, settings, first_day, now)
+                doc = await make_document(ctx.db, settings, first_day, now, region)
             except ReportError as exc:
                 fail(str(exc))
         try:

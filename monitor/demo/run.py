@@ -47,7 +47,8 @@ from monitor.demo.feed import (
 from monitor.logging import configure
 from monitor.models import Alert
 from monitor.records import parse_row
-from monitor.regions import DEMO_REGIONS
+from monitor.regionload import load_regions
+from monitor.regions import COUNTY, DEMO_CITY, catalogue
 from monitor.simulator.export import Exporter
 from monitor.simulator.world import Simulator
 from monitor.store import Submission
@@ -73,6 +74,9 @@ class DemoOptions:
     config: Path | None = None
     #: The demo's store; None: SQLite in `directory`.
     db: str | None = None
+    #: The simulated region and the installation's scope: a city (default Yiyang) or a
+    #: province (430000: 14 cities, 122 counties).
+    region: str = DEMO_CITY
 
 
 class DemoError(Exception):
@@ -90,9 +94,14 @@ def demo_settings(opts: DemoOptions, mqtt_url: str, smtp_url: str) -> Settings:
             "smtp": {"url": smtp_url, "mail_from": f"劳动关系预警 <alerts@{MAIL_DOMAIN}>"},
             "security": {"secret_key": SECRET, "secret_key_file": str(d / "secret.key")},
             "logging": {"level": "warning", "format": "console"},
+            "organisation": {"scope_code": opts.region},
             # The feed replays a year of history in minutes: its records count from their
             # own dates, and the detectors look at them as of the simulated day.
             "detectors": {"trust_record_dates": True, "retrain_every": "60d"},
+            "report": {
+                "notice": "说明：本报告为演示系统生成，所用信访、预警等数据均为模拟数据，"
+                "时间为模拟时间，不反映真实情况。"
+            },
             "console": {
                 "anonymous_read": True,
                 "mail_dir": str(d / "mail"),
@@ -134,17 +143,14 @@ class Demo:
         await ctx.store.store("point", points)
         counts = {"points": len(points), "informants": 0, "sources": 0, "leaders": 0}
         accounts: list[NewAccount] = []
-        leaders = [
-            ("lead-430000", "430000", "leader"),
-            ("lead-430900", "430900", "leader"),
-            ("duty-430900", "430900", "duty_officer"),
-        ]
-        leaders += [
-            (f"lead-{code}", code, "leader")
-            for code, _, parent in DEMO_REGIONS
-            if parent == "430900"
-        ]
-        names = {code: name for code, name, _ in DEMO_REGIONS}
+        # A leader for every region of the scope and above it (province, each city, each
+        # county), and a duty officer at the scope's top.
+        scope = self.opts.region
+        regions = catalogue().scope(scope)
+        leaders = [(f"lead-{e.code}", e.code, "leader") for e in regions if e.tier < COUNTY]
+        leaders.append((f"duty-{scope}", scope, "duty_officer"))
+        leaders += [(f"lead-{e.code}", e.code, "leader") for e in regions if e.tier == COUNTY]
+        names = {e.code: e.name for e in regions}
         for account_id, region, role in leaders:
             new = await ctx.accounts.add(
                 kind="leader",
@@ -180,8 +186,8 @@ class Demo:
                     }
                 )
             counts["informants"] += 1
-        sources = [(HOTLINE, "430900"), (ONLINE, "430900")]
-        sources += [(office(code), code) for code, _, parent in DEMO_REGIONS if parent == "430900"]
+        sources = [(HOTLINE, scope), (ONLINE, scope)]
+        sources += [(office(e.code), e.code) for e in regions if e.tier == COUNTY]
         for source, region in sources:
             await ctx.accounts.add(kind="source", account_id=source, region_code=region)
             counts["sources"] += 1
@@ -190,7 +196,7 @@ class Demo:
                 kind="point", account_id=row["point_id"], region_code=row["region_code"]
             )
         self.daemon_password = (
-            await ctx.accounts.add(kind="daemon", account_id=DAEMON_USER, region_code="430900")
+            await ctx.accounts.add(kind="daemon", account_id=DAEMON_USER, region_code=scope)
         ).mqtt_password
         # Demo only, so that `--keep` can start the same demo again: a real installation
         # never keeps a password or a token (only their hashes).
@@ -221,7 +227,8 @@ class Demo:
     async def run(self) -> None:
         opts = self.opts
         self.say(
-            f"[bold]labormon {__version__} demo[/bold] — 劳动关系风险监测预警 · 益阳市 (Yiyang)"
+            f"[bold]labormon {__version__} demo[/bold] — 劳动关系风险监测预警 · "
+            f"{catalogue().name(opts.region)} ({opts.region})"
         )
         self.prepare_directory()
         configure("warning", "console")
@@ -239,6 +246,7 @@ class Demo:
         ctx = make_context(settings, clock=clock)
         self.ctx = ctx
         await ctx.db.migrate()
+        await load_regions(ctx.db, ctx.store.catalogue, opts.region)
         url = make_url(settings.database.url)
         self.say(
             f"· store: SQLite {url.database}"
@@ -247,7 +255,7 @@ class Demo:
         )
         today = local_date(clock.now(), settings.organisation.zone)
         start = demo_start(opts.months_back, today)
-        sim = Simulator(opts.points, opts.seed, start)
+        sim = Simulator(opts.points, opts.seed, start, region=opts.region)
         if self.opts.keep and (self.dir / "daemon-password").is_file():
             # The same demo again: accounts and data are there; the feed replays what was
             # published before (stored once: duplicates) and goes on from there.
@@ -265,7 +273,8 @@ class Demo:
                 )
             counts = await self.seed(ctx, sim)
             self.say(
-                f"· demo region: {counts['points']} monitoring points in 6 counties; accounts "
+                f"· demo region: {counts['points']} monitoring points in {len(sim.counties)} "
+                f"counties; accounts "
                 f"for {counts['leaders']} leaders, {counts['informants']} informants, "
                 f"{counts['sources']} petition sources → tokens in {self.dir / 'accounts.json'}"
             )

@@ -16,7 +16,7 @@ from typing import Literal
 
 from monitor.config import Settings
 from monitor.db import Database
-from monitor.report.document import ReportDocument, build_document
+from monitor.report.document import Paragraph, ReportDocument, build_document
 from monitor.report.figures import (
     MonthlyFigures,
     ReportError,
@@ -50,10 +50,14 @@ __all__ = [
 ]
 
 
-def options_from(settings: Settings) -> ReportOptions:
+def options_from(settings: Settings, region: str | None = None) -> ReportOptions:
+    """The report of `region` (default: the installation's scope). A region below the
+    scope (a city of a province's installation) counts its own subtree only."""
     report = settings.report
+    scope = settings.organisation.scope_code
     return ReportOptions(
-        city_code=settings.organisation.city_code,
+        city_code=region or scope,
+        subtree_only=region is not None and region != scope,
         zone=settings.organisation.zone,
         issuer=report.issuer,
         collective_threshold=report.collective_threshold,
@@ -62,11 +66,17 @@ def options_from(settings: Settings) -> ReportOptions:
 
 
 async def make_document(
-    db: Database, settings: Settings, month: date, now: datetime
+    db: Database, settings: Settings, month: date, now: datetime, region: str | None = None
 ) -> ReportDocument:
-    """Figures and layout of the report for `month` as known at `now`."""
-    figures = await collect_figures(db, month, options=options_from(settings), now=now)
-    return build_document(figures)
+    """Figures and layout of the report of `region` (default: the installation's scope)
+    for `month` as known at `now`."""
+    figures = await collect_figures(db, month, options=options_from(settings, region), now=now)
+    doc = build_document(figures)
+    if settings.report.notice:
+        # Said first and plainly (the demo: every figure comes from simulated data).
+        doc.blocks.insert(0, Paragraph(settings.report.notice, style="lead"))
+        doc.notes.insert(0, settings.report.notice)
+    return doc
 
 
 def render(doc: ReportDocument, fmt: Format) -> bytes:

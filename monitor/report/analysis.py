@@ -16,7 +16,7 @@ from monitor.report import labels
 from monitor.report.figures import Compared, MonthlyFigures
 from monitor.season import spring_festival
 
-#: Hours after which an unacknowledged level III alert climbs to the city (CONTRACT §5);
+#: Hours after which an unacknowledged level III alert climbs to the city (interfaces §5);
 #: a tier slower than this on average is named in the suggestions.
 SLOW_ACK_HOURS = 2
 

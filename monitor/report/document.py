@@ -8,8 +8,10 @@ renderers print is what the tests read back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
+from monitor.regions import PROVINCE
 from monitor.report import labels
 from monitor.report.analysis import Analysis, analyse
 from monitor.report.figures import Compared, MonthlyFigures
@@ -80,6 +82,13 @@ class ReportDocument:
     title: str
     blocks: list[Block]
     notes: list[str]
+    #: Sign-off (审核/签发): set on the signed report only; a draft carries none.
+    signatory: str | None = None
+    review_note: str | None = None
+    #: 报/送/发 lines of the signed report, as (label, text).
+    distribution: list[tuple[str, str]] = field(default_factory=list)
+    #: The mark in the top corner (内部资料).
+    classification: str = ""
 
     def tables(self) -> list[Table]:
         return [b for b in self.blocks if isinstance(b, Table)]
@@ -92,6 +101,10 @@ class ReportDocument:
         return (
             f"{self.figures.city_name}{labels.month_title(self.figures.month)}职工信访定量分析月报"
         )
+
+
+#: The year-on-year cell when the store holds nothing for the same month a year before.
+NO_LAST_YEAR = "上年无数据"
 
 
 def compared_table(
@@ -233,17 +246,43 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         )
     blocks.append(Chart("trend", f"图{next(chart_no)}　近13个月信访件数（按诉求类别）"))
     heading("分区域情况")
+    # A province's report compares its cities (市州) and then ranks counties province-wide.
+    area = "市州" if f.region_tier == PROVINCE else "区县（市）"
     blocks.append(
         compared_table(
             "t-county",
-            caption("各区县（市）信访情况"),
-            "区县（市）",
+            caption(f"各{area}信访情况"),
+            area,
             f.by_county,
             total,
             collective_column=True,
         )
     )
-    blocks.append(Chart("county", f"图{next(chart_no)}　各区县（市）信访件数对比"))
+    blocks.append(Chart("county", f"图{next(chart_no)}　各{area}信访件数对比"))
+    if f.region_tier == PROVINCE:
+        blocks.append(
+            Table(
+                "t-county-rank",
+                caption(f"全省区县（市）信访件数排名（前{len(f.county_ranking)}位）"),
+                ["排名", "区县（市）", "件数", "占全省", "人次", "集体访", "上月", "环比"],
+                [
+                    [
+                        str(i),
+                        r.label,
+                        labels.fmt_int(r.current.petitions),
+                        labels.fmt_share(r.current.petitions, total.current.petitions),
+                        labels.fmt_int(r.current.people),
+                        labels.fmt_int(r.collective.petitions),
+                        labels.fmt_int(r.previous.petitions),
+                        labels.fmt_change(r.current.petitions, r.previous.petitions),
+                    ]
+                    for i, r in enumerate(f.county_ranking, start=1)
+                ],
+                ["r", "l", "r", "r", "r", "r", "r", "r"],
+                widths=[1.2, 4.6, 1.2, 1.7, 1.3, 1.4, 1.2, 1.9],
+                empty_text="（本月各区县均无信访）",
+            )
+        )
 
     # 五、集体访与越级访
     heading("集体访与越级访")
@@ -432,7 +471,8 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
                     p.name,
                     p.region,
                     p.industry,
-                    f"{p.score:.1f}",
+                    # Whole points, as the console shows scores.
+                    str(p.score.quantize(Decimal(1), rounding=ROUND_HALF_UP)),
                     labels.label(labels.RISK_LEVELS, p.level).split("（")[0],
                     p.factor or "—",
                 ]
@@ -486,13 +526,22 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         "上升、下降、持平；基期为零时不计算变化率，本期有数据标“新增”，均为零标“持平”。",
         "办结件数按办结日期统计；平均办理用时为受理至办结的天数平均值；办结率为本月受理的信访中"
         "月末前已办结的比例。",
-        "预警按当前级别统计：“本月新发”指本月生成，“本月解除”指本月解除，“月末未解除”指月末仍处于"
-        "未解除状态。确认用时为预警生成至确认的时长，按确认月份统计；确认层级指确认人所属层级"
+        "预警按当前级别统计，按其所依据事件的发生时间（信息员报告的发生时间、信访的受理时间；"
+        "无所依据记录的按生成时间）计入月份：“本月新发”指事件发生在本月，“本月解除”指本月解除，"
+        "“月末未解除”指事件发生在月末前且月末仍处于未解除状态。确认用时为预警生成至确认的时长，按确认月份统计；确认层级指确认人所属层级"
         "（省级、市级、区县级工会账号），非通过账号的确认（如系统操作员）单列。",
         "监测点风险等级取截至月末各监测点最近一次风险评分；“无预警”指评分未达预警等级，"
         "“未评分”指截至月末尚无评分。",
         "本报告由劳动关系风险监测预警系统根据系统数据自动生成，不含信访人姓名、联系方式等个人信息。",
     ]
+    if f.totals.last_year.petitions == 0:
+        # Nothing at all a year before (the system was not yet in use): a year-on-year
+        # "new" would read as a rise, so the tables say there is nothing to compare with.
+        for block in blocks:
+            if isinstance(block, Table) and "同比" in block.header:
+                column = block.header.index("同比")
+                for row in block.rows:
+                    row[column] = NO_LAST_YEAR
     return ReportDocument(
         figures=f,
         analysis=a,

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from monitor.report import labels
 from monitor.report.figures import Compared, MonthlyFigures
+from monitor.safetext import spreadsheet_row
 
 COLUMNS = ["month", "section", "key", "label", "region", "metric", "value"]
 
@@ -131,5 +132,6 @@ def render_csv(f: MonthlyFigures) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
-    writer.writerows(rows(f))
+    # Labels hold company names from petitions: never formulas in the analyst's Excel.
+    writer.writerows(spreadsheet_row(r) for r in rows(f))
     return buffer.getvalue().encode("utf-8-sig")

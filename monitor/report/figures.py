@@ -13,19 +13,27 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.clock import add_months, local_date
 from monitor.db import Database
-from monitor.models import Account, Alert, MonitoringPoint, Petition, Region, RiskScore
-from monitor.regions import COUNTY
+from monitor.models import (
+    Account,
+    Alert,
+    InformantReport,
+    MonitoringPoint,
+    Petition,
+    Region,
+    RiskScore,
+)
+from monitor.regions import CITY, COUNTY, PROVINCE
 from monitor.report import labels
 
 
@@ -191,6 +199,11 @@ class MonthlyFigures:
     points_registered: int
     trend: list[TrendMonth]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The tier of the report's region: a city's report lists its counties; a province's
+    #: compares its cities (`by_county` then holds cities) and ranks every county.
+    region_tier: int = CITY
+    #: A province report's counties, all cities together, most petitions first.
+    county_ranking: list[Compared] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -312,6 +325,11 @@ class ReportOptions:
     top_enterprises: int = 10
     max_collective_cases: int = 20
     max_risk_points: int = 10
+    #: Count only records of `city_code`'s subtree: a city's report within a province's
+    #: installation. (An installation's own report counts everything it holds, as before.)
+    subtree_only: bool = False
+    #: Counties shown in a province report's province-wide ranking.
+    max_ranked_counties: int = 30
 
 
 async def collect_figures(
@@ -331,6 +349,7 @@ async def collect_figures(
                 select(Region.code, Region.name, Region.tier, Region.parent_code)
             )
         }
+        scope = _subtree(regions, options.city_code) if options.subtree_only else None
         points = {
             p.point_id: (p.name, p.region_code, p.industry)
             for p in await conn.execute(
@@ -339,17 +358,17 @@ async def collect_figures(
                     MonitoringPoint.name,
                     MonitoringPoint.region_code,
                     MonitoringPoint.industry,
-                )
+                ).where(_within(MonitoringPoint.region_code, scope))
             )
         }
         window = _Window(
-            await _grouped(conn, db.dialect, first, month, options.collective_threshold)
+            await _grouped(conn, db.dialect, first, month, options.collective_threshold, scope)
         )
-        enterprise_rows = await _enterprise_rows(conn, month, options.collective_threshold)
-        inferred, unattributed = await _flags(conn, month)
-        cases = await _collective_cases(conn, month, options)
-        handling = await _handling(conn, month, start, as_of)
-        alerts, acks = await _alerts(conn, start, as_of)
+        enterprise_rows = await _enterprise_rows(conn, month, options.collective_threshold, scope)
+        inferred, unattributed = await _flags(conn, month, scope)
+        cases = await _collective_cases(conn, month, options, scope)
+        handling = await _handling(conn, month, start, as_of, scope)
+        alerts, acks = await _alerts(conn, start, as_of, scope)
         risk_levels, risk_points = await _risk(conn, as_of, points, regions, options)
 
     def region_name(code: str) -> str:
@@ -366,6 +385,7 @@ async def collect_figures(
         )
 
     city_name = region_name(options.city_code)
+    region_tier = regions.get(options.city_code, ("", CITY, None))[1]
     # Every county of the city is listed, with or without petitions, so a quiet county
     # shows as 0 rather than vanishing; petitions filed elsewhere (the city's own office,
     # another region) follow with their own rows.
@@ -376,6 +396,36 @@ async def collect_figures(
     )
     counties += sorted(window.keys("region_code") - set(counties))
     by_county = [compared(code, region_name(code), region_code=code) for code in counties]
+    county_ranking: list[Compared] = []
+    if region_tier == PROVINCE:
+        # A province compares its cities (a city's row sums its counties and its own
+        # office) and ranks every county province-wide.
+        cities = sorted(
+            code
+            for code, (_n, tier, parent) in regions.items()
+            if tier == CITY and parent == options.city_code
+        )
+        city_of = {code: _city_of(regions, code) for code in window.keys("region_code")}
+        by_city = _Window(replace(g, region_code=city_of[g.region_code]) for g in window.groups)
+        cities += sorted(by_city.keys("region_code") - set(cities))
+        by_county = [
+            Compared(
+                key=code,
+                label=region_name(code),
+                current=by_city.count(month, region_code=code),
+                previous=by_city.count(previous, region_code=code),
+                last_year=by_city.count(last_year, region_code=code),
+                collective=by_city.count(month, collective=True, region_code=code),
+            )
+            for code in cities
+        ]
+        ranked = [
+            compared(code, f"{region_name(city_of[code])}{region_name(code)}", region_code=code)
+            for code in window.keys("region_code")
+            if regions.get(code, ("", 0, None))[1] == COUNTY
+        ]
+        ranked.sort(key=lambda r: (-r.current.petitions, -r.current.people, r.key))
+        county_ranking = [r for r in ranked if r.current.petitions][: options.max_ranked_counties]
 
     channels = list(labels.CHANNELS) + sorted(window.keys("channel") - set(labels.CHANNELS))
     categories = list(labels.CATEGORIES) + sorted(window.keys("category") - set(labels.CATEGORIES))
@@ -476,7 +526,38 @@ async def collect_figures(
         risk_points=risk_points,
         points_registered=len(points),
         trend=trend,
+        region_tier=region_tier,
+        county_ranking=county_ranking,
     )
+
+
+def _subtree(regions: dict[str, tuple[str, int, str | None]], code: str) -> frozenset[str]:
+    children: dict[str | None, list[str]] = defaultdict(list)
+    for child, (_name, _tier, parent) in regions.items():
+        children[parent].append(child)
+    found, stack = {code}, [code]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return frozenset(found)
+
+
+def _city_of(regions: dict[str, tuple[str, int, str | None]], code: str) -> str:
+    """The city a region lies in (itself for a city; a county under no city: itself)."""
+    current: str | None = code
+    while current is not None and current in regions:
+        _name, tier, parent = regions[current]
+        if tier == CITY:
+            return current
+        current = parent
+    return code
+
+
+def _within(column: Any, scope: frozenset[str] | None) -> Any:
+    """`column IN scope`, or no condition when the report counts everything."""
+    return true() if scope is None else column.in_(sorted(scope))
 
 
 def _month_expr(dialect: str, column: Any) -> Any:
@@ -486,7 +567,12 @@ def _month_expr(dialect: str, column: Any) -> Any:
 
 
 async def _grouped(
-    conn: AsyncConnection, dialect: str, first: date, month: date, threshold: int
+    conn: AsyncConnection,
+    dialect: str,
+    first: date,
+    month: date,
+    threshold: int,
+    scope: frozenset[str] | None = None,
 ) -> list[_Group]:
     """Petitions of the 13 months up to `month`, grouped by every dimension the report cuts.
 
@@ -507,6 +593,7 @@ async def _grouped(
         .where(
             Petition.received_date >= first,
             Petition.received_date < add_months(month, 1),
+            _within(Petition.region_code, scope),
         )
         .subquery()
     )
@@ -532,7 +619,9 @@ def _in_month(month: date) -> Any:
     return and_(Petition.received_date >= month, Petition.received_date < add_months(month, 1))
 
 
-async def _enterprise_rows(conn: AsyncConnection, month: date, threshold: int) -> list[Any]:
+async def _enterprise_rows(
+    conn: AsyncConnection, month: date, threshold: int, scope: frozenset[str] | None = None
+) -> list[Any]:
     collective = case((Petition.people_involved >= threshold, 1), else_=0)
     stmt = (
         select(
@@ -543,7 +632,7 @@ async def _enterprise_rows(conn: AsyncConnection, month: date, threshold: int) -
             func.sum(Petition.people_involved),
             func.sum(collective),
         )
-        .where(_in_month(month))
+        .where(_in_month(month), _within(Petition.region_code, scope))
         .group_by(Petition.point_id, Petition.enterprise_name, Petition.region_code)
     )
     return list(await conn.execute(stmt))
@@ -610,7 +699,9 @@ def _rank_enterprises(
     return ranked[:top], most_people, len(ranked)
 
 
-async def _flags(conn: AsyncConnection, month: date) -> tuple[int, int]:
+async def _flags(
+    conn: AsyncConnection, month: date, scope: frozenset[str] | None = None
+) -> tuple[int, int]:
     inferred = case((Petition.category_inferred.is_(True), 1), else_=0)
     unattributed = case(
         (
@@ -624,14 +715,19 @@ async def _flags(conn: AsyncConnection, month: date) -> tuple[int, int]:
     )
     row = (
         await conn.execute(
-            select(func.sum(inferred), func.sum(unattributed)).where(_in_month(month))
+            select(func.sum(inferred), func.sum(unattributed)).where(
+                _in_month(month), _within(Petition.region_code, scope)
+            )
         )
     ).one()
     return int(row[0] or 0), int(row[1] or 0)
 
 
 async def _collective_cases(
-    conn: AsyncConnection, month: date, options: ReportOptions
+    conn: AsyncConnection,
+    month: date,
+    options: ReportOptions,
+    scope: frozenset[str] | None = None,
 ) -> list[Any]:
     stmt = (
         select(
@@ -646,17 +742,29 @@ async def _collective_cases(
             Petition.over_level,
             Petition.closed_at,
         )
-        .where(_in_month(month), Petition.people_involved >= options.collective_threshold)
+        .where(
+            _in_month(month),
+            Petition.people_involved >= options.collective_threshold,
+            _within(Petition.region_code, scope),
+        )
         .order_by(Petition.people_involved.desc(), Petition.received_date, Petition.petition_id)
         .limit(options.max_collective_cases)
     )
     return list(await conn.execute(stmt))
 
 
-async def _handling(conn: AsyncConnection, month: date, start: datetime, end: datetime) -> Handling:
+async def _handling(
+    conn: AsyncConnection,
+    month: date,
+    start: datetime,
+    end: datetime,
+    scope: frozenset[str] | None = None,
+) -> Handling:
     closed = await conn.execute(
         select(Petition.received_at, Petition.closed_at).where(
-            Petition.closed_at >= start, Petition.closed_at < end
+            Petition.closed_at >= start,
+            Petition.closed_at < end,
+            _within(Petition.region_code, scope),
         )
     )
     durations = [
@@ -674,7 +782,7 @@ async def _handling(conn: AsyncConnection, month: date, start: datetime, end: da
                         else_=0,
                     )
                 ),
-            ).where(_in_month(month))
+            ).where(_in_month(month), _within(Petition.region_code, scope))
         )
     ).one()
     return Handling(
@@ -685,8 +793,30 @@ async def _handling(conn: AsyncConnection, month: date, start: datetime, end: da
     )
 
 
+async def _event_times(conn: AsyncConnection, ids: set[str]) -> dict[str, datetime]:
+    """When the records behind alerts happened: an informant report's `occurred_at`, a
+    petition's `received_at`."""
+    found: dict[str, datetime] = {}
+    wanted = sorted(ids)
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        for rid, at in await conn.execute(
+            select(InformantReport.report_id, InformantReport.occurred_at).where(
+                InformantReport.report_id.in_(chunk)
+            )
+        ):
+            found[rid] = at
+        for rid, at in await conn.execute(
+            select(Petition.petition_id, Petition.received_at).where(
+                Petition.petition_id.in_(chunk)
+            )
+        ):
+            found.setdefault(rid, at)
+    return found
+
+
 async def _alerts(
-    conn: AsyncConnection, start: datetime, end: datetime
+    conn: AsyncConnection, start: datetime, end: datetime, scope: frozenset[str] | None = None
 ) -> tuple[list[AlertLevelRow], list[AckRow]]:
     """Alerts opened, resolved and still open, by level; time to acknowledge, by tier.
 
@@ -703,12 +833,23 @@ async def _alerts(
                 Alert.acknowledged_at,
                 Alert.acknowledged_by,
                 Alert.resolved_at,
+                Alert.source_ids,
             ).where(
-                Alert.created_at < end,
                 or_(Alert.resolved_at.is_(None), Alert.resolved_at >= start),
+                _within(Alert.region_code, scope),
             )
         )
     )
+    # An alert counts in the month of its event (the records behind it), not of the day
+    # the system raised it: the same month as the console's, even when records arrive
+    # late or, in the demo, carry simulated times.
+    happened = await _event_times(conn, {str(i) for r in rows for i in (r.source_ids or [])})
+
+    def event_at(r: Any) -> datetime:
+        times = [happened[str(i)] for i in (r.source_ids or []) if str(i) in happened]
+        return min(times) if times else r.created_at
+
+    rows = [r for r in rows if event_at(r) < end]
     actors = sorted({r.acknowledged_by for r in rows if r.acknowledged_by})
     tiers: dict[str, int] = {}
     for chunk_start in range(0, len(actors), 500):
@@ -723,7 +864,7 @@ async def _alerts(
             AlertLevelRow(
                 level=level,
                 label=labels.label(labels.ALERT_LEVELS, level),
-                opened=sum(1 for r in mine if start <= r.created_at < end),
+                opened=sum(1 for r in mine if start <= event_at(r) < end),
                 resolved=sum(
                     1 for r in mine if r.resolved_at is not None and start <= r.resolved_at < end
                 ),

@@ -24,7 +24,7 @@ OVER_LEVELS: dict[str, str] = {
 
 INDUSTRIES: dict[str, str] = glossary.INDUSTRIES
 
-#: Alert levels on China's emergency scale (CONTRACT §5), most serious first.
+#: Alert levels on China's emergency scale (interfaces §5), most serious first.
 ALERT_LEVELS: dict[str, str] = {
     "I": "Ⅰ级（特别重大）",
     "II": "Ⅱ级（重大）",

@@ -30,11 +30,11 @@ def covering_mail(doc: ReportDocument, attached: list[str]) -> CoveringMail:
     opened = sum(r.opened for r in f.alerts)
     still = sum(r.open_at_end for r in f.alerts)
 
+    no_last_year = f.totals.last_year.petitions == 0
+
     def line(name: str, cur: int, prev: int, ly: int, unit: str) -> tuple[str, str]:
-        return (
-            name,
-            f"{cur}{unit}（环比{labels.fmt_change(cur, prev)}，同比{labels.fmt_change(cur, ly)}）",
-        )
+        yoy = "上年无数据" if no_last_year else labels.fmt_change(cur, ly)
+        return (name, f"{cur}{unit}（环比{labels.fmt_change(cur, prev)}，同比{yoy}）")
 
     t = f.totals
     figures = [

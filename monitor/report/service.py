@@ -37,11 +37,26 @@ from monitor import bus
 from monitor.clock import add_months
 from monitor.context import Context
 from monitor.logging import get_logger
-from monitor.models import Account, Delivery, Document, JobRun, Region
+from monitor.models import Account, Document, JobRun, Region
+from monitor.regions import CITY, PROVINCE, ancestors, tier_of
 from monitor.report import CONTENT_TYPES, make_document, render
 from monitor.report.mail import covering_mail
+from monitor.report.signoff import (
+    DRAFT_KIND,
+    email,
+    remind_if_due,
+    review_mail,
+    reviewers,
+)
 
 log = get_logger("labormon.report")
+
+
+def run_key(month: date, region: str, scope: str) -> str:
+    """The `job_runs` key of one report: `YYYY-MM` for the installation's own, and
+    `YYYY-MM/<code>` for a city's within a province's installation."""
+    return f"{month:%Y-%m}" if region == scope else f"{month:%Y-%m}/{region}"
+
 
 JOB = "monthly_report"
 DOCUMENT_KIND = "monthly_report"
@@ -60,6 +75,8 @@ class RunResult:
     document_ids: list[int] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
     error: str | None = None
+    #: The region the report covers (the installation's scope, or one of its cities).
+    region: str = ""
 
 
 class ReportService:
@@ -131,39 +148,64 @@ class ReportService:
             self._wake.clear()
 
     async def run_due(self) -> RunResult | None:
+        """Make every report of the month not made yet (the scope's, then each city's of a
+        province's installation); the result of the last one made, or None."""
+        await remind_if_due(self.ctx)
         month = self.due()
         if month is None:
             return None
-        async with self.ctx.db.session() as session:
-            done = await session.scalar(
-                select(JobRun.id).where(
-                    JobRun.job == JOB, JobRun.key == f"{month:%Y-%m}", JobRun.status == "done"
+        last: RunResult | None = None
+        for region in await self.regions():
+            key = run_key(month, region, self.ctx.settings.organisation.scope_code)
+            async with self.ctx.db.session() as session:
+                done = await session.scalar(
+                    select(JobRun.id).where(
+                        JobRun.job == JOB, JobRun.key == key, JobRun.status == "done"
+                    )
                 )
+            if done is None:
+                last = await self.produce(month, region)
+        return last
+
+    async def regions(self) -> list[str]:
+        """The regions that get a monthly report: the installation's scope and, for a
+        province's, each of its cities (each mailed to its own leaders)."""
+        scope = self.ctx.settings.organisation.scope_code
+        if tier_of(scope) != PROVINCE:
+            return [scope]
+        async with self.ctx.db.session() as session:
+            cities = await session.scalars(
+                select(Region.code)
+                .where(Region.parent_code == scope, Region.tier == CITY)
+                .order_by(Region.code)
             )
-        if done is not None:
-            return None
-        return await self.produce(month)
+            return [scope, *cities]
 
     # ------------------------------------------------------------------ the run
 
-    async def produce(self, month: date) -> RunResult:
-        """Claim the month, make the report, store it and queue the emails, once."""
-        key = f"{month:%Y-%m}"
+    async def produce(self, month: date, region: str | None = None) -> RunResult:
+        """Claim the month (of `region`, default the scope), make the report, store it and
+        queue the emails, once."""
+        scope = self.ctx.settings.organisation.scope_code
+        region = region or scope
+        key = run_key(month, region, scope)
         run_id = await self._claim(key)
         if run_id is None:
-            result = RunResult(month, "taken")
+            result = RunResult(month, "taken", region=region)
             self.ctx.metrics.reports.labels("taken").inc()
             return result
         started = time.perf_counter()
         try:
-            result = await self._make(month, key, run_id)
+            result = await self._make(month, key, run_id, region)
         except LostClaim:
             log.warning("monthly report run taken over by another daemon", month=key)
-            result = RunResult(month, "taken")
+            result = RunResult(month, "taken", region=region)
         except Exception as exc:
             log.exception("monthly report failed", month=key)
             await self._fail(run_id, exc)
-            result = RunResult(month, "failed", error=f"{exc.__class__.__name__}: {exc}")
+            result = RunResult(
+                month, "failed", error=f"{exc.__class__.__name__}: {exc}", region=region
+            )
         self.ctx.metrics.reports.labels(result.status).inc()
         if result.status == "done":
             self.ctx.metrics.report_seconds.observe(time.perf_counter() - started)
@@ -206,20 +248,29 @@ class ReportService:
             run_id = claimed.scalar_one_or_none()
         return None if run_id is None else int(run_id)
 
-    async def _make(self, month: date, key: str, run_id: int) -> RunResult:
+    async def _make(self, month: date, key: str, run_id: int, region: str) -> RunResult:
         ctx = self.ctx
         now = ctx.clock.now()
-        doc = await make_document(ctx.db, ctx.settings, month, now)
+        doc = await make_document(
+            ctx.db,
+            ctx.settings,
+            month,
+            now,
+            None if region == ctx.settings.organisation.scope_code else region,
+        )
         files: dict[str, bytes] = {}
         for fmt in self.config.attach:
             # Rendering takes seconds of CPU; a worker thread keeps intake and alerting
             # answering meanwhile.
             files[fmt] = await asyncio.to_thread(render, doc, fmt)
         mail = covering_mail(doc, list(files))
+        # Sign-off is for the installation's own report; a province installation's city
+        # reports go to their cities' leaders as made.
+        draft = self.config.sign_off and region == ctx.settings.organisation.scope_code
         async with ctx.db.session() as session:
             documents = [
                 Document(
-                    kind=DOCUMENT_KIND,
+                    kind=DRAFT_KIND if draft else DOCUMENT_KIND,
                     key=key,
                     filename=f"{doc.filename_stem}.{fmt}",
                     content_type=CONTENT_TYPES[fmt],
@@ -235,24 +286,19 @@ class ReportService:
                 "html": mail.html,
                 "attachments": [{"document_id": int(d.id)} for d in documents],
             }
-            recipients = await self._recipients(session)
-            deliveries = [
-                Delivery(
-                    id=str(uuid.uuid4()),
-                    alert_id=None,
-                    purpose="report",
-                    channel="email",
-                    recipient=recipient,
-                    address=address,
-                    subject=mail.subject,
-                    body=body,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-                for recipient, address in recipients
-            ]
+            if draft:
+                # Sign-off: the reviewers get a link to the draft; the recipients get the
+                # report when it is signed (monitor/report/signoff.py).
+                subject, review = review_mail(ctx, key, doc.filename_stem, reminder=False)
+                deliveries = [
+                    email(account_id, address, subject, review, now)
+                    for account_id, address in await reviewers(ctx, session)
+                ]
+            else:
+                deliveries = [
+                    email(recipient, address, mail.subject, body, now)
+                    for recipient, address in await self._recipients(session, region)
+                ]
             session.add_all(deliveries)
             finished = await session.execute(
                 update(JobRun)
@@ -263,6 +309,7 @@ class ReportService:
                     status="done",
                     finished_at=ctx.clock.now(),
                     details={
+                        "state": "draft" if draft else "sent",
                         "documents": [int(d.id) for d in documents],
                         "deliveries": len(deliveries),
                         "petitions": doc.figures.totals.current.petitions,
@@ -291,6 +338,7 @@ class ReportService:
             "done",
             document_ids=[int(d.id) for d in documents],
             delivery_ids=[d.id for d in deliveries],
+            region=region,
         )
 
     async def _fail(self, run_id: int, exc: BaseException) -> None:
@@ -306,15 +354,29 @@ class ReportService:
                     )
                 )
 
-    async def _recipients(self, session: AsyncSession) -> list[tuple[str | None, str]]:
-        """Leader accounts of the configured tiers with an email, within the union's
-        province and city, then the configured addresses; each address once."""
+    async def _recipients(
+        self, session: AsyncSession, region: str | None = None
+    ) -> list[tuple[str | None, str]]:
+        """Leader accounts of the configured tiers with an email, in the report's region
+        (a city's: and its counties; the installation's own report: and the regions above
+        it, a city's province), then, for the installation's own report, the configured
+        addresses; each address once.
+
+        A city's report within a province's installation goes to that city's leaders
+        only; the province's leaders get the province report."""
         org = self.ctx.settings.organisation
-        codes = {org.province_code, org.city_code}
-        counties = await session.execute(
-            select(Region.code).where(Region.parent_code == org.city_code)
-        )
-        codes.update(code for (code,) in counties)
+        region = region or org.scope_code
+        own = region == org.scope_code
+        codes = {region}
+        if own:
+            codes.update(ancestors(region))
+        if tier_of(region) == CITY:
+            # A city's counties (when [report] recipient_tiers has 3); a province's cities
+            # get their own reports instead.
+            counties = await session.execute(
+                select(Region.code).where(Region.parent_code == region)
+            )
+            codes.update(code for (code,) in counties)
         accounts = await session.execute(
             select(Account.id, Account.email)
             .where(
@@ -328,11 +390,11 @@ class ReportService:
         )
         seen: set[str] = set()
         out: list[tuple[str | None, str]] = []
-        for account_id, email in accounts:
-            if email and email.lower() not in seen:
-                seen.add(email.lower())
-                out.append((account_id, email))
-        for address in self.config.recipients:
+        for account_id, address in accounts:
+            if address and address.lower() not in seen:
+                seen.add(address.lower())
+                out.append((account_id, address))
+        for address in self.config.recipients if own else ():
             if address.lower() not in seen:
                 seen.add(address.lower())
                 out.append(("report.recipients", address))

@@ -258,6 +258,12 @@ def render_docx(doc: ReportDocument) -> bytes:
     props.modified = f.generated_at.replace(tzinfo=None)
     props.last_modified_by = f.issuer
 
+    if doc.classification:
+        mark = word.add_paragraph()
+        mark.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+        mark.paragraph_format.first_line_indent = Pt(0)
+        _set_font(mark.add_run(doc.classification), HEADING_FONT, Pt(14), True)
+
     # Masthead: red title, issue number, issuer and date, a red rule.
     mast = word.add_paragraph()
     mast.alignment = WD_ALIGN_PARAGRAPH.CENTER
@@ -312,10 +318,25 @@ def render_docx(doc: ReportDocument) -> bytes:
             caption.paragraph_format.space_after = Pt(6)
             _set_font(caption.add_run(block.caption), HEADING_FONT, Pt(11), True)
 
+    if doc.review_note:
+        heading = word.add_paragraph(style="Heading 1")
+        _set_font(heading.add_run("审核意见"), HEADING_FONT, Pt(14), True)
+        _set_font(word.add_paragraph().add_run(doc.review_note), BODY_FONT, BODY_SIZE)
+    if doc.signatory:
+        signed = word.add_paragraph()
+        signed.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+        _set_font(signed.add_run(f"签发：{doc.signatory}"), BODY_FONT, BODY_SIZE)
+
     notes = word.add_paragraph(style="Heading 2")
     _set_font(notes.add_run("统计口径说明"), HEADING_FONT, Pt(14), True)
     for i, text in enumerate(doc.notes, 1):
         _note(word, f"{i}. {text}")
+
+    for label, text in doc.distribution:
+        line = word.add_paragraph()
+        line.paragraph_format.first_line_indent = Pt(0)
+        _set_font(line.add_run(f"{label}："), HEADING_FONT, Pt(12), True)
+        _set_font(line.add_run(text), BODY_FONT, Pt(12))
 
     out = io.BytesIO()
     word.save(out)

@@ -5,7 +5,7 @@ with ground-truth incidents (`labormon simulate`, `labormon evaluate`, the demo'
     exporter = Exporter(sim)
     for batch in sim.months(36):          # month by month, vectorised over points
         for day, records in exporter.days(batch):      # or .stream(batch): one list
-            for when, kind, record in records:         # CONTRACT §2 records in time order
+            for when, kind, record in records:         # interfaces §2 records in time order
                 ...                                    # (kind: wage, petition, report)
 
 `write_dataset()` writes the import files plus `incidents.csv`.

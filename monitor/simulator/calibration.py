@@ -24,7 +24,7 @@ from monitor.season import LULL_AFTER, LULL_BEFORE, PRE_SEASON_START, spring_fes
 
 # --------------------------------------------------------------------------- mapping
 
-#: Strike-map industries -> CONTRACT industries.
+#: Strike-map industries -> the industries of interfaces §2.
 INDUSTRY_MAP = {
     "Manufacturing": "manufacturing",
     "Construction": "construction",

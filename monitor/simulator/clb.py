@@ -1,6 +1,6 @@
 """Real incidents replayed as informant reports: China Labour Bulletin's strike map.
 
-Each record of the 2011-2014 map becomes an informant report (CONTRACT §2): the event
+Each record of the 2011-2014 map becomes an informant report (interfaces §2): the event
 type from its actions (road blocking, threats to jump, strikes, protests, petitions),
 the people involved from its participants band (a number the description gives when
 it lies inside the band, otherwise the band's lower bound -- the map's bands are

@@ -1,6 +1,6 @@
 """Turning simulated months into records: the import files, or a timed stream for the demo.
 
-Records use the field names of CONTRACT §2, so `labormon import DIR` takes the files as
+Records use the field names of interfaces §2, so `labormon import DIR` takes the files as
 they are, and `MonthBatch` rows become the same dicts that the demo publishes on MQTT.
 Text (summaries, descriptions, petitioners' fictitious names) is generated per record
 from a random stream keyed by the data set's seed and the record's serial number, so a
@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from monitor.regions import DEMO_CITY, catalogue
 from monitor.season import from_day_number
 from monitor.simulator import names, text
 from monitor.simulator.world import (
@@ -262,6 +263,7 @@ class Exporter:
 
 @dataclass
 class DatasetSummary:
+    region: str
     points: int
     months: int
     wage_reports: int
@@ -279,11 +281,20 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def write_dataset(out: Path, *, points: int, months: int, seed: int, start: date) -> DatasetSummary:
-    """Simulate and write points.csv, wages.csv, petitions.csv, reports.jsonl and the
-    ground truth incidents.csv into `out`."""
+def write_dataset(
+    out: Path, *, points: int, months: int, seed: int, start: date, region: str = DEMO_CITY
+) -> DatasetSummary:
+    """Simulate `region` and write regions.csv, points.csv, wages.csv, petitions.csv,
+    reports.jsonl and the ground truth incidents.csv into `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    sim = Simulator(points, seed, start)
+    sim = Simulator(points, seed, start, region=region)
+    # The region's tree from the GB/T 2260 list, so that an installation of any scope
+    # can import the data set as it is.
+    with (out / "regions.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["code", "name", "parent_code"])
+        for e in catalogue().scope(region):
+            writer.writerow([e.code, e.name, e.parent_code or ""])
     exporter = Exporter(sim)
     counts = {"wage": 0, "petition": 0, "report": 0, "incident": 0}
     with (
@@ -319,6 +330,7 @@ def write_dataset(out: Path, *, points: int, months: int, seed: int, start: date
                 incident_writer.writerow(row)
                 counts["incident"] += 1
     return DatasetSummary(
+        region=region,
         points=points,
         months=months,
         wage_reports=counts["wage"],

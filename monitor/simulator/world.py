@@ -35,9 +35,10 @@ from datetime import date, timedelta
 import numpy as np
 
 from monitor.clock import add_months
-from monitor.regions import DEMO_REGIONS, tier_of
+from monitor.regions import DEMO_CITY, DEMO_REGIONS, tier_of
 from monitor.season import day_number, phase_arrays, spring_festival
 from monitor.simulator.calibration import BANDS, CALIBRATION
+from monitor.simulator.geography import counties_of
 
 INDUSTRIES = ("construction", "manufacturing", "services", "logistics", "mining", "other")
 CONSTRUCTION, MANUFACTURING, SERVICES, LOGISTICS, MINING, OTHER = range(6)
@@ -76,16 +77,6 @@ BURN_IN = 12
 BASE_WAGE = np.array([5200.0, 4300.0, 3600.0, 4800.0, 5600.0, 3800.0])
 #: Median headcount per industry.
 BASE_HEADCOUNT = np.array([120.0, 260.0, 80.0, 90.0, 150.0, 60.0])
-
-#: County weights (urban districts host more monitoring points).
-COUNTY_WEIGHTS = {
-    "430902": 0.18,
-    "430903": 0.27,
-    "430921": 0.12,
-    "430922": 0.13,
-    "430923": 0.14,
-    "430981": 0.16,
-}
 
 EVENT_TYPES = ("gathering", "work_stoppage", "road_blocking", "extreme_act", "petition")
 GATHERING, WORK_STOPPAGE, ROAD_BLOCKING, EXTREME_ACT, PETITION = range(5)
@@ -160,14 +151,16 @@ def _days_in(period: date) -> int:
 class Simulator:
     """A deterministic (per seed) simulation of `points` monitoring points from `start`."""
 
-    def __init__(self, points: int, seed: int, start: date) -> None:
+    def __init__(self, points: int, seed: int, start: date, region: str = DEMO_CITY) -> None:
         if points < 1:
             raise ValueError("points must be at least 1")
         self.n = points
         self.seed = seed
         self.start = start.replace(day=1)
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 20110110]))
-        self.counties = demo_counties()
+        self.region = region
+        self.geography = counties_of(region)
+        self.counties = [(c.code, c.name) for c in self.geography]
         self.points = self._make_points()
         self.t = 0
         n = points
@@ -207,14 +200,13 @@ class Simulator:
 
     def _make_points(self) -> Points:
         rng, n = self.rng, self.n
-        codes = [c for c, _ in self.counties]
-        weights = np.array([COUNTY_WEIGHTS.get(c, 1.0) for c in codes])
-        county = rng.choice(len(codes), size=n, p=weights / weights.sum())
+        weights = np.array([c.weight for c in self.geography])
+        county = rng.choice(len(weights), size=n, p=weights / weights.sum())
         industry = rng.choice(len(INDUSTRIES), size=n, p=INDUSTRY_MIX)
         headcount = np.maximum(
             8, np.round(BASE_HEADCOUNT[industry] * rng.lognormal(0, 0.8, n))
         ).astype(np.int64)
-        urban = np.isin(county, [codes.index("430902"), codes.index("430903")])
+        urban = np.array([c.urban for c in self.geography])[county]
         base_wage = BASE_WAGE[industry] * np.where(urban, 1.05, 0.94) * rng.lognormal(0, 0.1, n)
         noisy = rng.random(n) < 0.2
         settler = (industry == CONSTRUCTION) & (rng.random(n) < 0.55)

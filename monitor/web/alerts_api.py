@@ -1,7 +1,7 @@
 """The alerts face of the HTTP API: list, acknowledge, resolve, silences, and the pages
 behind the acknowledge links in emails.
 
-Bearer tokens per account (CONTRACT §3). Leader accounts (and daemon accounts) read the
+Bearer tokens per account (interfaces §3). Leader accounts (and daemon accounts) read the
 alerts of their region and the regions below it; leaders and duty officers act on
 them; anything else is 403. The link pages are HTML in Chinese; GET only shows the
 alert (mail scanners fetch links), POST acknowledges (see `monitor.alerting.acklinks`).
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from monitor.alerting.acklinks import LinkRefused
+from monitor.alerting.acklinks import LOGIN_REQUIRED, PATH, LinkRefused
 from monitor.alerting.book import AlertBook, AlertError, alert_json
 from monitor.alerting.contacts import may_act_on, region_covers
 from monitor.alerting.silences import SilenceError, list_silences, resolve_target
@@ -49,7 +50,7 @@ class SilenceIn(BaseModel):
 
 
 def api_json(alert: Alert) -> dict[str, Any]:
-    """The CONTRACT §4 fields, plus what the console needs."""
+    """The interfaces §4 fields, plus what the console needs."""
     return alert_json(alert) | {
         "people_involved": alert.people_involved,
         "score": alert.score,
@@ -214,11 +215,18 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
         message: str | None = None,
         item: dict[str, Any] | None = None,
         show_button: bool = False,
+        login_url: str | None = None,
     ) -> HTMLResponse:
         html = (
             pages()
             .get_template("ack_page.html.j2")
-            .render(heading=heading, message=message, item=item, show_button=show_button)
+            .render(
+                heading=heading,
+                message=message,
+                item=item,
+                show_button=show_button,
+                login_url=login_url,
+            )
         )
         return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
 
@@ -243,7 +251,8 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
                 _claims, alert, _account = await book.links.check(session, token, presenter=who)
                 item = await book.dispatcher.messages.item(session, alert, "alert", ctx.clock.now())
         except LinkRefused as refused:
-            return page(refused.status, "无法确认", refused.text)
+            login = f"/login?next={quote(PATH + token)}" if refused is LOGIN_REQUIRED else None
+            return page(refused.status, "无法确认", refused.text, login_url=login)
         if alert.status != "triggered":
             return page(200, "无需确认", f"该预警{item['status_name']}。", item)
         return page(200, "确认收到预警", None, item, show_button=True)

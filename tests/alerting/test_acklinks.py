@@ -22,6 +22,9 @@ LINK = re.compile(re.escape(PUBLIC_URL) + r"(/ack/[A-Za-z0-9_\-.]+)")
 
 @pytest.fixture
 async def client(pipeline: Pipeline) -> AsyncIterator[httpx.AsyncClient]:
+    # These tests use the link alone, as an installation that turned the log-in rule off
+    # does (tests/alerting/test_hardening_links.py has the default: I and II need it).
+    pipeline.ctx.settings.alerting.ack_link_login_levels = []
     app = create_app(pipeline.ctx)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"

@@ -1,4 +1,4 @@
-"""The `[alerting]` configuration: defaults from CONTRACT §5, partial overrides, errors
+"""The `[alerting]` configuration: defaults from interfaces §5, partial overrides, errors
 that name the key, and the example in docs/alerting.md actually loading."""
 
 from __future__ import annotations

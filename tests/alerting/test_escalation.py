@@ -1,5 +1,5 @@
 """The four-tier escalation, timed with the injected clock at exact boundaries, with a
-real SMTP server receiving the mail (CONTRACT §5 defaults)."""
+real SMTP server receiving the mail (interfaces §5 defaults)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What is an event (CONTRACT §5), through the detectors and the alert book: ordinary
+"""What is an event (interfaces §5), through the detectors and the alert book: ordinary
 petitions raise no alert and are counted in the county's digest; collective and
 over-level petitions are events; three petitions about one enterprise within 30 days are
 one cluster alert listing them."""

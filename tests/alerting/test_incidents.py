@@ -1,4 +1,4 @@
-"""One alert per incident (CONTRACT §5), from informants' reports through the detectors
+"""One alert per incident (interfaces §5), from informants' reports through the detectors
 and the alert book: a follow-up joins, a worse event within 72 h raises the level and
 tells every tier again even after an acknowledgement, one months later is a new alert;
 a risk alert is held back while an event alert of its enterprise is open."""

@@ -114,7 +114,7 @@ async def test_the_risk_clearing_resolves_the_alert_with_a_notice(
     assert alert.status == "resolved"
     assert alert.resolved_by == "system"
     assert alert.next_escalation_at is None
-    # A risk alert was told to the county only (CONTRACT §5), and so is its end.
+    # A risk alert was told to the county only (interfaces §5), and so is its end.
     assert count(mail, leaders["city"]) == 0
     resolved = mail.to(leaders["county"].email)[-1]
     assert "预警解除" in resolved.subject
@@ -162,7 +162,7 @@ async def test_a_silence_holds_messages_back_and_its_end_sends_them(
         reason="已进入调解程序",
         actor=leaders["county"].id,
     )
-    # An event: it escalates (a risk alert would stay with the county, CONTRACT §5).
+    # An event: it escalates (a risk alert would stay with the county, interfaces §5).
     await pipeline.finding("III", key="event:R8")
     await pipeline.finding("I", key="event:R9", title="资阳建工工人堵路")
     await pipeline.run()

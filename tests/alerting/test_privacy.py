@@ -1,4 +1,4 @@
-"""Personal data (CONTRACT §7) never reaches a notification, a link page or a log line:
+"""Personal data (interfaces §7) never reaches a notification, a link page or a log line:
 petitioners' names and phones, informants' identities, leaders' names and phones."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Risk alerts are forecasts (CONTRACT §5): colour bands named 风险提示, the county at once
+"""Risk alerts are forecasts (interfaces §5): colour bands named 风险提示, the county at once
 and the city in a weekly digest, never the province by themselves; they open and close
 only after the score has stayed in (or below) a band for several scorings."""
 

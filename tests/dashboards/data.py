@@ -37,7 +37,7 @@ YEAR_TO = datetime(2025, 2, 28, 16, 0, tzinfo=UTC)
 LOADED_AT = datetime(2025, 3, 2, 2, 0, tzinfo=UTC)
 
 LEVELS = ("I", "II", "III", "IV")
-#: Minutes after creation at which an unacknowledged alert moves up a tier (CONTRACT §5).
+#: Minutes after creation at which an unacknowledged alert moves up a tier (interfaces §5).
 ESCALATIONS = {"I": [], "II": [30], "III": [120, 360], "IV": [24 * 60]}
 
 

@@ -55,7 +55,7 @@ def test_the_four_boards_in_chinese() -> None:
     for board in COMMITTED.values():
         assert board["timezone"] == "Asia/Shanghai"
         for panel in board["panels"]:
-            # Every title is Chinese (analysts read the boards, CONTRACT's language rule).
+            # Every title is Chinese (analysts read the boards in Chinese).
             assert any("\u4e00" <= ch <= "\u9fff" for ch in panel["title"]), panel["title"]
 
 

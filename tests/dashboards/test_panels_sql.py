@@ -177,11 +177,23 @@ SCENARIOS = [
 ]
 
 
+async def variable_options(conn: asyncpg.Connection, board: dict[str, Any]) -> dict[str, Variable]:
+    """Every region variable at "All", resolved in order as Grafana does (province ->
+    city -> county, each query expanded with the ones before it)."""
+    resolved: dict[str, Variable] = {}
+    for variable in board["templating"]["list"]:
+        sql = replace_variables(variable["query"], resolved)
+        assert "$" not in sql, variable["name"]
+        frame = await run(conn, sql)
+        assert [name for name, _ in frame.columns] == ["__text", "__value"]
+        resolved[variable["name"]] = Variable(
+            variable["name"], [str(v) for v in frame.column("__value")]
+        )
+    return resolved
+
+
 async def county_options(conn: asyncpg.Connection, board: dict[str, Any]) -> list[str]:
-    (variable,) = board["templating"]["list"]
-    frame = await run(conn, variable["query"])
-    assert [name for name, _ in frame.columns] == ["__text", "__value"]
-    return [str(v) for v in frame.column("__value")]
+    return list((await variable_options(conn, board))["county"].options)
 
 
 @pytest.mark.parametrize("uid", list(BOARDS))
@@ -243,23 +255,26 @@ async def test_every_panel_query_runs_on_postgresql(analyst_year: AnalystYear, u
 async def test_county_variable_lists_the_city_and_its_counties(analyst_year: AnalystYear) -> None:
     conn = await asyncpg.connect(dsn(analyst_year.pg_url))
     try:
-        frame = await run(conn, BOARDS["labormon-overview"]["templating"]["list"][0]["query"])
+        board = BOARDS["labormon-overview"]
+        resolved = await variable_options(conn, board)
+        county = board["templating"]["list"][-1]
+        frame = await run(conn, replace_variables(county["query"], resolved))
     finally:
         await conn.close()
+    assert resolved["province"].options == ["430000"]
+    assert resolved["city"].options == ["430900"]
     assert dict(zip(frame.column("__value"), frame.column("__text"), strict=True)) == {
         "430900": "益阳市(市本级)",
         **COUNTIES,
     }
     for board in BOARDS.values():
-        (variable,) = board["templating"]["list"]
-        assert (variable["name"], variable["multi"], variable["includeAll"]) == (
-            "county",
-            True,
-            True,
-        )
-        # "All" without a custom all value: Grafana sends the list of every option.
-        assert variable["current"]["value"] == ["$__all"]
-        assert "allValue" not in variable
+        variables = board["templating"]["list"]
+        assert [v["name"] for v in variables] == ["province", "city", "county"]
+        for variable in variables:
+            assert (variable["multi"], variable["includeAll"]) == (True, True)
+            # "All" without a custom all value: Grafana sends the list of every option.
+            assert variable["current"]["value"] == ["$__all"]
+            assert "allValue" not in variable
 
 
 async def test_spring_festival_season_is_marked_on_the_petitions_board(

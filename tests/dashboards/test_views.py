@@ -1,5 +1,5 @@
-"""The analyst views (CONTRACT §6): the same rows on SQLite and PostgreSQL, the rules they
-encode, and no personal data in them (CONTRACT §7)."""
+"""The analyst views (interfaces §6): the same rows on SQLite and PostgreSQL, the rules they
+encode, and no personal data in them (interfaces §7)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ VIEW_KEYS: dict[str, tuple[str, ...]] = {
     "v_risk_latest": ("point_id",),
     "v_alerts": ("alert_id",),
 }
-#: The time column of each view (CONTRACT §6: every view has one, and region_code).
+#: The time column of each view (interfaces §6: every view has one, and region_code).
 TIME_COLUMNS = {
     "v_wage_monthly": "period",
     "v_petitions_daily": "day",

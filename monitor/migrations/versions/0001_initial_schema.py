@@ -524,7 +524,7 @@ def upgrade() -> None:
         sa.column("tier", sa.SmallInteger),
         sa.column("parent_code", sa.String),
     )
-    # The demo region (CONTRACT §1); other unions add theirs with regions.csv.
+    # The demo region (interfaces §1); other unions add theirs with regions.csv.
     op.bulk_insert(
         regions,
         [

@@ -4,7 +4,7 @@ Revision ID: 0006
 Revises: 0001
 Create Date: 2026-12-01 10:00:00
 
-The views Grafana and analysts read (CONTRACT §6). Each has a time column and
+The views Grafana and analysts read (interfaces §6). Each has a time column and
 region_code, and means the same on PostgreSQL and SQLite, so the SQL is written once
 with the few dialect-specific expressions filled in per dialect:
 
@@ -14,7 +14,7 @@ with the few dialect-specific expressions filled in per dialect:
   (UTC+8, no daylight saving since 1991): SQLite has no time zone database, so both
   dialects use the fixed offset rather than 'Asia/Shanghai' to stay identical;
 - personal data (petitioner name/phone, informant ids, who acknowledged) is never
-  selected (CONTRACT §7).
+  selected (interfaces §7).
 
 Views are not tables: alembic's autogenerate does not compare them, so
 `test_migrations_match_the_models` is unaffected. A later migration that drops or
@@ -150,7 +150,7 @@ VIEWS: dict[str, str] = {
         JOIN regions r ON r.code = x.region_code
     """,
     # One row per local day, region, channel and category. A collective petition
-    # (集体访) involves 5 people or more (CONTRACT §2).
+    # (集体访) involves 5 people or more (interfaces §2).
     "v_petitions_daily": """
         SELECT {day_start:p.received_date} AS day,
                p.received_date AS local_date,

@@ -66,6 +66,26 @@ class CountyTile:
     level: str | None
     open_alerts: int
     factors: list[dict[str, Any]] = field(default_factory=list)
+    #: The county in context: its city, and its rank by risk score among the scored
+    #: counties of its city and of its province (1 = riskiest; None when unscored).
+    city: str = ""
+    rank_in_city: int | None = None
+    scored_in_city: int = 0
+    rank_in_province: int | None = None
+    scored_in_province: int = 0
+
+
+@dataclass
+class CityTile:
+    """A city of a province-wide view: its counties' worst risk and its open alerts."""
+
+    code: str
+    name: str
+    counties: int
+    open_alerts: int
+    score: float | None
+    level: str | None
+    worst_county: str = ""
 
 
 async def region_names(ctx: Context) -> dict[str, str]:
@@ -257,9 +277,30 @@ async def county_tiles(ctx: Context, regions: Iterable[str]) -> list[CountyTile]
             .group_by(Alert.region_code)
         )
         open_alerts = {code: n for code, n in open_rows}
+        # Ranks put a county in context: among the counties of its city and of its
+        # province, whatever part of them the viewer sees.
+        provinces = {c.code[:2] for c in counties}
+        every = (
+            await session.execute(
+                select(Region.code, Region.parent_code).where(
+                    Region.tier == 3, func.substr(Region.code, 1, 2).in_(sorted(provinces))
+                )
+            )
+        ).all()
+    wide = {r.entity_id: r.score for r in await latest_risk(ctx, "county", [c for c, _ in every])}
+    parent_of = dict(every)
+
+    def rank(code: str, peers: list[str]) -> tuple[int | None, int]:
+        scored = sorted((-wide[c], c) for c in peers if c in wide)
+        position = next((i for i, (_s, c) in enumerate(scored, 1) if c == code), None)
+        return position, len(scored)
+
     tiles = []
     for county in counties:
         r = risk.get(county.code)
+        city = county.parent_code or county.code
+        in_city = rank(county.code, [c for c, p in every if p == city])
+        in_province = rank(county.code, [c for c, _ in every if c[:2] == county.code[:2]])
         tiles.append(
             CountyTile(
                 code=county.code,
@@ -268,9 +309,52 @@ async def county_tiles(ctx: Context, regions: Iterable[str]) -> list[CountyTile]
                 level=r.level if r else None,
                 open_alerts=int(open_alerts.get(county.code, 0)),
                 factors=r.factors[:3] if r else [],
+                city=names.get(city, city) if parent_of.get(county.code) else "",
+                rank_in_city=in_city[0],
+                scored_in_city=in_city[1],
+                rank_in_province=in_province[0],
+                scored_in_province=in_province[1],
             )
         )
     return tiles
+
+
+async def city_tiles(
+    ctx: Context, regions: Iterable[str], tiles: list[CountyTile]
+) -> list[CityTile]:
+    """The cities among `regions` with their counties' tiles summed (worst level, open
+    alerts), for a viewer who sees more than one city (a province's leader)."""
+    codes = set(regions)
+    async with ctx.db.session() as session:
+        cities = (
+            await session.scalars(
+                select(Region).where(Region.tier == 2, Region.code.in_(codes)).order_by(Region.code)
+            )
+        ).all()
+        parents = dict(
+            (
+                await session.execute(
+                    select(Region.code, Region.parent_code).where(Region.tier == 3)
+                )
+            ).all()
+        )
+    out = []
+    for city in cities:
+        mine = [t for t in tiles if parents.get(t.code) == city.code]
+        scored = [t for t in mine if t.score is not None]
+        worst = max(scored, key=lambda t: t.score or 0.0, default=None)
+        out.append(
+            CityTile(
+                code=city.code,
+                name=city.name,
+                counties=len(mine),
+                open_alerts=sum(t.open_alerts for t in mine),
+                score=worst.score if worst else None,
+                level=worst.level if worst else None,
+                worst_county=worst.name if worst else "",
+            )
+        )
+    return out
 
 
 @dataclass
@@ -378,10 +462,9 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
             points.update((await session.scalars(named)).all())
         entity = Finding.entity_id == f"report:{report.report_id}"
         if report.enterprise_name:
-            # An unregistered enterprise's events are one entity (detectors.severity).
-            entity = or_(
-                entity, Finding.entity_id == f"{report.region_code}:{report.enterprise_name}"
-            )
+            # An enterprise outside the registry is judged as a firm of its county.
+            firm = f"{report.region_code}:{report.enterprise_name}"
+            entity = or_(entity, Finding.entity_id == firm)
         rows = await session.execute(
             select(Finding.dedup_key, Finding.evidence).where(
                 Finding.detector == "severity",
@@ -397,11 +480,10 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
         }
         if not keys:
             return []
-        # An event alert is one incident of its entity (entity_key); a risk alert's
-        # dedup key is its entity's.
+        # An event alert is one incident: keyed by its entity (CONTRACT §5).
         alerts = (
             await session.scalars(
-                select(Alert).where(or_(Alert.entity_key.in_(keys), Alert.dedup_key.in_(keys)))
+                select(Alert).where(or_(Alert.dedup_key.in_(keys), Alert.entity_key.in_(keys)))
             )
         ).all()
     return sorted(
@@ -410,20 +492,34 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
     )
 
 
+def document_region(ctx: Context, key: str) -> str:
+    """The region a monthly report covers: `YYYY-MM/<code>` is a city's report within a
+    province's installation; a bare month is the installation's own."""
+    _month, _, code = key.partition("/")
+    return code or ctx.settings.organisation.scope_code
+
+
 async def latest_documents(
-    ctx: Context, kind: str = "monthly_report", limit: int = 6
+    ctx: Context,
+    kind: str = "monthly_report",
+    limit: int = 6,
+    regions: frozenset[str] | None = None,
 ) -> list[Document]:
+    """The latest documents, of the reports on `regions` only when given (a city's
+    leader sees the city's report, a province's leader every report of the province)."""
     async with ctx.db.session() as session:
         rows = await session.execute(
             select(Document.id, Document.kind, Document.key, Document.filename, Document.created_at)
             .where(Document.kind == kind)
             .order_by(Document.key.desc(), Document.id.desc())
-            .limit(limit)
+            .limit(limit if regions is None else limit * 30)
         )
-        return [
+        docs = [
             Document(id=r.id, kind=r.kind, key=r.key, filename=r.filename, created_at=r.created_at)
             for r in rows
+            if regions is None or document_region(ctx, r.key) in regions
         ]
+        return docs[: limit if regions is None else limit * 15]
 
 
 async def document(ctx: Context, document_id: int) -> Document | None:
@@ -511,3 +607,72 @@ def local_day(ctx: Context, value: datetime) -> date:
 def point_filter(query: Any, text: str) -> Any:
     like = f"%{text}%"
     return query.where(or_(MonitoringPoint.point_id.like(like), MonitoringPoint.name.like(like)))
+
+
+async def enterprises(
+    ctx: Context, regions: Iterable[str], q: str = "", *, exact: bool = False, limit: int = 20
+) -> list[MonitoringPoint]:
+    """Registered enterprises (monitoring points) of the given counties whose name holds
+    `q` (or is `q`, with `exact`): what an informant may pick on the report form."""
+    codes = list(regions)
+    if not codes:
+        return []
+    query = select(MonitoringPoint).where(MonitoringPoint.region_code.in_(codes))
+    q = q.strip()
+    if exact:
+        query = query.where(MonitoringPoint.name == q)
+    elif q:
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(MonitoringPoint.name.like(f"%{escaped}%", escape="\\"))
+    async with ctx.db.session() as session:
+        rows = await session.scalars(query.order_by(MonitoringPoint.name).limit(limit))
+        return list(rows.all())
+
+
+async def enterprise(ctx: Context, point_id: str) -> MonitoringPoint | None:
+    async with ctx.db.session() as session:
+        return await session.get(MonitoringPoint, point_id)
+
+
+@dataclass
+class CorrectionState:
+    """Where a report stands for its sender (CONTRACT §8)."""
+
+    #: Until when it may be corrected or withdrawn (None: no longer).
+    open_until: datetime | None
+    #: The report that corrected or withdrew it, if any.
+    corrected_by: str | None = None
+    withdrawn_by: str | None = None
+
+
+async def correction_state(ctx: Context, report: InformantReport, window: Any) -> CorrectionState:
+    async with ctx.db.session() as session:
+        later = (
+            await session.execute(
+                select(InformantReport.report_id, InformantReport.withdraws).where(
+                    or_(
+                        InformantReport.corrects == report.report_id,
+                        InformantReport.withdraws == report.report_id,
+                    )
+                )
+            )
+        ).first()
+        first = report
+        for _ in range(20):
+            if not first.corrects:
+                break
+            parent = await session.get(InformantReport, first.corrects)
+            if parent is None:
+                break
+            first = parent
+    ends = first.ingested_at + window
+    state = CorrectionState(open_until=ends if ctx.clock.now() <= ends else None)
+    if later is not None:
+        state.open_until = None
+        if later.withdraws:
+            state.withdrawn_by = later.report_id
+        else:
+            state.corrected_by = later.report_id
+    if report.withdraws:
+        state.open_until = None
+    return state
