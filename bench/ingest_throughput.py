@@ -165,7 +165,7 @@ async def run_backend(broker: Broker, backend: str, url: str, count: int) -> dic
     try:
         await ctx.db.migrate()
         for informant in publisher.INFORMANTS:
-            await ctx.accounts.add(kind="informant", account_id=informant, region_code="430902")
+            await ctx.accounts.add(kind="informant", account_id=informant, region_code="430900")
         lm = Labormon(ctx)
         await lm.start()  # creates the persistent session and its subscription
         await lm.stop()

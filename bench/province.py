@@ -119,6 +119,9 @@ def config_for(db_url: str, smtp_port: int, mqtt_url: str, client: str) -> dict[
         "smtp": {"url": f"smtp://127.0.0.1:{smtp_port}", "mail_from": f"labormon@{MAIL}"},
         "mqtt": {"url": mqtt_url, "client_id": f"labormon-{client}"},
         "alerting": {"mqtt_events": False},
+        # The weekly retraining is timed on its own below; it must not start inside the
+        # measured minutes of a daemon that finds no recent model.
+        "detectors": {"retrain_at": "23:59"},
         "logging": {"level": "warning", "format": "json"},
     }
 
@@ -249,6 +252,8 @@ def month_of_wages(point_ids: list[str], period: date) -> list[str]:
                     "headcount": 120,
                     "frontline_headcount": 90,
                     "avg_frontline_wage": 4300 + i % 700,
+                    # (The run of 2026-12-07 sent None here: intake then refused any date
+                    # in this field, since fixed on main.)
                     "wages_paid_on": f"{add_months(period, 1):%Y-%m}-10",
                     "arrears_amount": 0,
                     "arrears_workers": 0,
@@ -313,13 +318,21 @@ async def two_daemons(args: argparse.Namespace, ctx: Any, db_url: str, work: Pat
         # Steady state before measuring: each daemon has loaded the forecaster and been
         # through every path once (one level I report, not counted).
         host, port = mqtt_url.removeprefix("mqtt://").split(":")
+        # Until the daemons have subscribed, a message has no session to wait in: the
+        # warm-up report is sent again until its emails arrive.
         async with aiomqtt.Client(host, int(port), identifier="bench-informant") as client:
-            await client.publish(
-                "labormon/v1/reports/bench-informant",
-                json.dumps(level_i_report("BPR-warm", "省级基准预热")),
-                qos=1,
-            )
-            await wait_for(sink, "省级基准预热", 3, 120)
+            for attempt in range(12):
+                marker = f"省级基准预热{attempt:02d}"
+                await client.publish(
+                    "labormon/v1/reports/bench-informant",
+                    json.dumps(level_i_report(f"BPR-warm-{attempt}", marker)),
+                    qos=1,
+                )
+                try:
+                    await wait_for(sink, marker, 3, 20)
+                    break
+                except TimeoutError:
+                    continue
         await asyncio.sleep(10)
         async with ctx.db.session() as session:
             point_ids = list(await session.scalars(select(MonitoringPoint.point_id)))
@@ -415,6 +428,7 @@ async def main() -> None:
     parser.add_argument("--wage-rate", type=float, default=100_000, help="msg/s (full speed)")
     parser.add_argument("--panel-runs", type=int, default=20)
     parser.add_argument("--smtp-port", type=int, default=0)
+    parser.add_argument("--no-train", action="store_true", help="re-score without a forecaster")
     parser.add_argument(
         "--quick", action="store_true", help="skip the reports and the panels (a smoke run)"
     )
@@ -476,16 +490,17 @@ async def main() -> None:
 
         # 2. Nightly re-score.
         detectors = DetectorService(ctx, holder="bench")
-        started = time.perf_counter()
-        trained = await detectors.retrain()
-        row(
-            "forecaster training (weekly, not nightly)",
-            f"{time.perf_counter() - started:.1f} s",
-            "",
-            None,
-        )
-        if not trained.get("trained"):
-            print(f"  ! forecaster not trained: {trained}")
+        if not args.no_train:
+            started = time.perf_counter()
+            trained = await detectors.retrain()
+            row(
+                "forecaster training (weekly, not nightly)",
+                f"{time.perf_counter() - started:.1f} s",
+                "",
+                None,
+            )
+            if not trained.get("trained"):
+                print(f"  ! forecaster not trained: {trained}")
         # As the daemon runs it (one job_runs row for the day), so that the two daemons
         # started below find tonight's re-score done.
         today = local_date(ctx.clock.now(), ctx.settings.organisation.zone).isoformat()

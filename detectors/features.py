@@ -449,9 +449,11 @@ def _event_features(view: PanelView, X: np.ndarray) -> None:
         point[petition & d180 & ~incident & arrears_cat], n
     )
     precursor = report & (etype == EVENT_CODES["precursor"])
-    X[:, COL["precursors_30"]] = _window_counts(point[precursor & d30], n)
-    X[:, COL["precursors_90"]] = _window_counts(point[precursor & d90], n)
-    X[:, COL["precursors_180"]] = _window_counts(point[precursor & d180], n)
+    # A precursor counts as much as its informant is reliable (1 when unchecked).
+    weight = p.event_weights()[sel][vis]
+    for name, window in (("precursors_30", d30), ("precursors_90", d90), ("precursors_180", d180)):
+        chosen = precursor & window
+        X[:, COL[name]] = _window_counts(point[chosen], n, weight[chosen])
     talk = (flags & FLAG_COLLECTIVE_TALK) > 0
     X[:, COL["collective_talk_90"]] = _window_counts(point[talk & d90 & ~incident], n)
     gone = (flags & FLAG_OWNER_GONE) > 0

@@ -10,7 +10,7 @@ filter is an optimisation and never the only guard against leakage.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import select
@@ -18,9 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from detectors.panel import Panel, PanelBuilder
 from monitor.clock import SHANGHAI, add_months
+from monitor.config import HandlingConfig
 from monitor.db import Database
 from monitor.models import InformantReport, MonitoringPoint, Petition, WageReport
+from monitor.reliability import informant_reliability
 
+_HANDLING = HandlingConfig()
 #: History the features need: 25 months of reports (a year back from a year back).
 REPORT_MONTHS = 26
 EVENT_DAYS = 400
@@ -67,6 +70,7 @@ PETITION_COLUMNS = (
 )
 REPORT_COLUMNS = (
     InformantReport.report_id,
+    InformantReport.informant_id,
     InformantReport.occurred_date,
     InformantReport.region_code,
     InformantReport.point_id,
@@ -92,6 +96,8 @@ async def load_panel(
     point_ids: Sequence[str] | None = None,
     zone: tzinfo = SHANGHAI,
     trust_record_dates: bool = False,
+    reliability_prior: float = _HANDLING.reliability_prior,
+    reliability_prior_weight: float = _HANDLING.reliability_prior_weight,
 ) -> Panel:
     """The panel of every point (or of `point_ids`), with the history scoring needs at
     `as_of` (None: everything stored, for backtests)."""
@@ -132,6 +138,26 @@ async def load_panel(
             petition_rows = [r for r in petition_rows if _named(builder, r, "summary")]
             report_rows = [r for r in report_rows if _named(builder, r, "description")]
         builder.add_petitions(petition_rows)
+        # Each report weighs as much as its informant is reliable, counting only what
+        # was settled by the as-of day.
+        until = (
+            datetime.combine(as_of + timedelta(days=1), time(0), zone)
+            if as_of is not None
+            else None
+        )
+        reliable = (
+            {}
+            if not report_rows
+            else await informant_reliability(
+                conn,
+                prior=reliability_prior,
+                prior_weight=reliability_prior_weight,
+                until=until,
+            )
+        )
+        for row in report_rows:
+            found = reliable.get(str(row["informant_id"]))
+            row["weight"] = found.weight(reliability_prior) if found is not None else 1.0
         builder.add_reports(report_rows)
     return builder.build(first_month=first_month, last_month=last_month)
 

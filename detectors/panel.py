@@ -188,6 +188,8 @@ class Panel:
     #: Months of wages owed that the text says (0: says nothing).
     ev_months: np.ndarray
     ev_ids: np.ndarray
+    #: How much each event counts (informants' reliability); empty: every event counts 1.
+    ev_weight: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     #: Ground-truth incidents (evaluation only): point index and day.
     truth_point: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     truth_day: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -207,6 +209,12 @@ class Panel:
         if self.months:
             days.append(period_end_day(self.month0 + self.months - 1))
         return max(days) if days else day_number(date.today())
+
+    def event_weights(self) -> np.ndarray:
+        """`ev_weight`, or ones for a panel built without it."""
+        if len(self.ev_weight) == len(self.ev_day):
+            return self.ev_weight
+        return np.ones(len(self.ev_day))
 
     def incident_mask(self) -> np.ndarray:
         """Events that are incidents in the system's own history."""
@@ -278,6 +286,7 @@ class _Events:
     flags: list[int] = field(default_factory=list)
     months: list[int] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    weight: list[float] = field(default_factory=list)
 
 
 class PanelBuilder:
@@ -376,6 +385,7 @@ class PanelBuilder:
             ev.flags.append(text_flags(summary))
             ev.months.append(months_owed_said(summary))
             ev.ids.append(str(row["petition_id"]))
+            ev.weight.append(1.0)
 
     def add_reports(self, rows: Iterable[Mapping[str, Any]]) -> None:
         ev = self.events
@@ -401,6 +411,9 @@ class PanelBuilder:
             ev.flags.append(text_flags(description))
             ev.months.append(months_owed_said(description))
             ev.ids.append(str(row["report_id"]))
+            # The informant's reliability over the prior (monitor.reliability); 1 when
+            # nobody has checked their reports yet.
+            ev.weight.append(float(row.get("weight") or 1.0) if "weight" in row else 1.0)
 
     def build(self, *, first_month: date | None = None, last_month: date | None = None) -> Panel:
         n = len(self.points)
@@ -484,6 +497,7 @@ class PanelBuilder:
             ev_flags=col(ev.flags, np.int8),
             ev_months=col(ev.months, np.int8),
             ev_ids=col(ev.ids, object),
+            ev_weight=col(ev.weight, np.float64),
         )
 
 

@@ -63,6 +63,7 @@ def compute_naive(view: PanelView) -> Features:
     last_cols = np.full(n, -1)
     # Events in the last year, visible at the as-of day, grouped by point.
     incident_mask = p.incident_mask()
+    weights = p.event_weights()
     by_point: dict[int, list[int]] = defaultdict(list)
     for e in range(len(p.ev_day)):
         if p.ev_visible[e] <= day and day - 364 <= p.ev_day[e] <= day and p.ev_point[e] >= 0:
@@ -226,9 +227,10 @@ def compute_naive(view: PanelView) -> Features:
             if age < 90 and not incident:
                 owed_said = max(owed_said, float(p.ev_months[e]))
             if report and p.ev_type[e] == EVENT_CODES["precursor"]:
-                row[COL["precursors_30"]] += age < 30
-                row[COL["precursors_90"]] += age < 90
-                row[COL["precursors_180"]] += age < 180
+                weight = float(weights[e])
+                row[COL["precursors_30"]] += weight if age < 30 else 0.0
+                row[COL["precursors_90"]] += weight if age < 90 else 0.0
+                row[COL["precursors_180"]] += weight if age < 180 else 0.0
             if flags & FLAG_COLLECTIVE_TALK and age < 90 and not incident:
                 row[COL["collective_talk_90"]] += 1
             if flags & FLAG_OWNER_GONE and age < 90:

@@ -122,6 +122,10 @@ class DetectorService:
         self.ctx = ctx
         self.cfg = ctx.settings.detectors
         self.zone = ctx.settings.organisation.zone
+        handling = ctx.settings.handling
+        #: Informants' precursors weigh by their reliability (monitor.reliability).
+        self.reliability_prior = handling.reliability_prior
+        self.reliability_prior_weight = handling.reliability_prior_weight
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.policy = scoring_policy(self.cfg)
         self.severity = severity_policy(self.cfg)
@@ -254,7 +258,7 @@ class DetectorService:
                 )
                 if draft is None and (row.get("corrects") or row.get("withdraws")):
                     # A correction to nothing worth a level, or a withdrawal: the alert of
-                    # the report it names must still hear of it (CONTRACT §8).
+                    # the report it names must still hear of it (interfaces §8).
                     draft = correction_finding(kind, row)
                 if draft is not None:
                     drafts.append(draft)
@@ -322,6 +326,8 @@ class DetectorService:
             point_ids=points,
             zone=self.zone,
             trust_record_dates=self.cfg.trust_record_dates,
+            reliability_prior=self.reliability_prior,
+            reliability_prior_weight=self.reliability_prior_weight,
         )
         view = PanelView(panel, day_number(today))
         features = compute(view)
@@ -466,7 +472,11 @@ class DetectorService:
         now = self.ctx.clock.now()
         today = local_date(now, self.zone)
         panel = await load_panel(
-            self.ctx.db, zone=self.zone, trust_record_dates=self.cfg.trust_record_dates
+            self.ctx.db,
+            zone=self.zone,
+            trust_record_dates=self.cfg.trust_record_dates,
+            reliability_prior=self.reliability_prior,
+            reliability_prior_weight=self.reliability_prior_weight,
         )
         model = await asyncio.to_thread(forecast.train, panel, day_number(today), self.training)
         if model is None:
@@ -487,6 +497,8 @@ class DetectorService:
             as_of=today,
             zone=self.zone,
             trust_record_dates=self.cfg.trust_record_dates,
+            reliability_prior=self.reliability_prior,
+            reliability_prior_weight=self.reliability_prior_weight,
         )
         view = PanelView(panel, day_number(today))
         table = await asyncio.to_thread(scoring.score, view, self.model, self.policy)

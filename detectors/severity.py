@@ -346,7 +346,7 @@ def event_finding(
 
 
 def _acts_on(record: dict[str, Any]) -> dict[str, Any]:
-    """CONTRACT §8: the earlier report a correction or withdrawal acts on."""
+    """interfaces §8: the earlier report a correction or withdrawal acts on."""
     return {k: str(record[k]) for k in ("corrects", "withdraws") if record.get(k)}
 
 

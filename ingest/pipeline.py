@@ -259,7 +259,7 @@ def _claimed_sender_mismatch(env: Envelope) -> None:
 def classify_store_error(kind: str, error: FieldError) -> str:
     """Reason code of a refusal by the store (it checks against what is already stored)."""
     if error.field in ("corrects", "withdraws"):
-        return "correction_refused"  # CONTRACT §8: the reason says why (window, owner)
+        return "correction_refused"  # interfaces §8: the reason says why (window, owner)
     if error.field == RECORD_TYPES[kind].id_field or "already" in error.reason:
         return "conflict"
     if "outside" in error.reason or error.reason.startswith("only informant accounts"):

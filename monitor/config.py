@@ -221,7 +221,7 @@ class IngestConfig(Section):
     retry_min: Duration = timedelta(seconds=0.2)
     retry_max: Duration = timedelta(seconds=10)
     #: How long after an informant's report its sender may correct or withdraw it
-    #: (CONTRACT §8: `corrects`, `withdraws`), counted from the first report's receipt.
+    #: (interfaces §8: `corrects`, `withdraws`), counted from the first report's receipt.
     correction_window: Duration = timedelta(minutes=30)
 
 
@@ -797,6 +797,40 @@ class AlertingConfig(Section):
         return self
 
 
+class HandlingConfig(Section):
+    """`[handling]`: deadlines of the handling after an alert (interfaces §8) and the
+    informants' reliability. A zero duration means no such deadline for that level."""
+
+    #: Verification (核实) within this long of the alert, by level.
+    verify_within: dict[Literal["I", "II", "III", "IV"], Duration] = {
+        "I": timedelta(hours=1),
+        "II": timedelta(hours=2),
+        "III": timedelta(hours=24),
+    }
+    #: A follow-up report (续报) this often while an event alert of the level is open.
+    progress_every: dict[Literal["I", "II", "III", "IV"], Duration] = {
+        "I": timedelta(hours=2),
+        "II": timedelta(hours=12),
+    }
+    #: The final report (终报) within this long of the event's end (a follow-up report
+    #: with `people_now` 0), by level.
+    final_within: dict[Literal["I", "II", "III", "IV"], Duration] = {
+        "I": timedelta(hours=24),
+        "II": timedelta(hours=24),
+        "III": timedelta(days=7),
+    }
+    #: A missed deadline reminds the handler (the county) at once and tells the tier above
+    #: this much later if it is still missed.
+    tell_above_after: Duration = timedelta(minutes=30)
+    #: Another informant's report, a petition or a wage report about the same enterprise
+    #: within this window corroborates an informant's report (it is then no longer 待核实).
+    corroboration_window: Duration = timedelta(days=7)
+    #: An informant's reliability is the share of their settled reports found true,
+    #: shrunk toward `reliability_prior` as if they had `reliability_prior_weight` more.
+    reliability_prior: float = Field(default=0.7, ge=0, le=1)
+    reliability_prior_weight: float = Field(default=4.0, ge=0)
+
+
 class ConsoleConfig(Section):
     """The web console served by the daemon."""
 
@@ -927,6 +961,7 @@ class Settings(BaseSettings):
     grafana: GrafanaConfig = GrafanaConfig()
     report: ReportConfig = ReportConfig()
     alerting: AlertingConfig = AlertingConfig()
+    handling: HandlingConfig = HandlingConfig()
     console: ConsoleConfig = ConsoleConfig()
     detectors: DetectorsConfig = DetectorsConfig()
 

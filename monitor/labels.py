@@ -59,6 +59,7 @@ ALERT_KINDS: dict[str, str] = {
     "county_risk": "区县风险",
     "petition_surge": "信访激增",
     "overdue_report": "监测点月报逾期",
+    "overdue_handling": "处置逾期",
 }
 
 ALERT_STATUS: dict[str, str] = {

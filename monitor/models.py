@@ -258,10 +258,13 @@ class InformantReport(Base):
     account_id: Mapped[str | None] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     severity_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: NULL 待核实; true | partly | false (a verify record) | corroborated (automatic).
+    verification: Mapped[str | None] = mapped_column(String(12))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The `report_id` of an earlier report this one follows up (interfaces §5): it joins
     #: that report's alert.
     follows: Mapped[str | None] = mapped_column(String(64))
-    #: CONTRACT §8: the sender's own earlier report this one corrects or withdraws.
+    #: interfaces §8: the sender's own earlier report this one corrects or withdraws.
     corrects: Mapped[str | None] = mapped_column(String(64), index=True)
     withdraws: Mapped[str | None] = mapped_column(String(64), index=True)
 
@@ -462,6 +465,58 @@ class AlertEvent(Base):
     actor: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class HandlingRecord(Base):
+    """处置记录 on an alert (interfaces §8): verify 核实, progress 续报, instruction 批示,
+    answer, final 终报. Who, when, text, and the kind's structured fields."""
+
+    __tablename__ = "handling_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id"), index=True)
+    #: verify | progress | instruction | answer | final
+    kind: Mapped[str] = mapped_column(String(12))
+    #: An account id (a leader, or the informant whose follow-up report this is).
+    author_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    text: Mapped[str] = mapped_column(Text, default="")
+    #: verdict, people_now, due_at, answers, people_final, wages_recovered, workers_paid,
+    #: resolution, report_id (an informant's follow-up report)
+    fields: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    #: mqtt | api | cli | console
+    via: Mapped[str] = mapped_column(String(8))
+
+
+class HandlingDeadline(Base):
+    """A handling deadline of an alert: verification, the next follow-up report, the final
+    report, the answer to an instruction. Claimed like an escalation step: the loop takes
+    rows with `missed_at IS NULL` whose `due_at` has passed, in one transaction with the
+    `overdue_handling` alert it opens, so two daemons never remind twice."""
+
+    __tablename__ = "handling_deadlines"
+    __table_args__ = (
+        Index(
+            "ix_handling_deadlines_open",
+            "due_at",
+            postgresql_where=text("met_at IS NULL AND cancelled_at IS NULL AND missed_at IS NULL"),
+            sqlite_where=text("met_at IS NULL AND cancelled_at IS NULL AND missed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id"), index=True)
+    #: verify | progress | final | answer
+    kind: Mapped[str] = mapped_column(String(12))
+    #: For `answer`: the instruction record it waits on.
+    record_id: Mapped[int | None] = mapped_column(BigInteger)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: No longer owed (the alert closed, the event ended before the next follow-up).
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the loop found it missed and opened its `overdue_handling` alert.
+    missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Delivery(Base):

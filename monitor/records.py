@@ -329,9 +329,9 @@ class InformantReportIn(Record):
     category: Category | None = None
     people_involved: Annotated[int, Field(ge=0, le=1_000_000)]
     description: LongText = ""
-    #: CONTRACT §8: this report replaces the sender's own earlier report (full content).
+    #: interfaces §8: this report replaces the sender's own earlier report (full content).
     corrects: RecordId | None = None
-    #: CONTRACT §8: this report withdraws the sender's own earlier report; the content
+    #: interfaces §8: this report withdraws the sender's own earlier report; the content
     #: fields may be omitted (the store takes them from the withdrawn report).
     withdraws: RecordId | None = None
 
@@ -370,7 +370,7 @@ class InformantReportIn(Record):
         return self
 
 
-#: What a withdrawal may leave out (CONTRACT §8), until the store fills in the original.
+#: What a withdrawal may leave out (interfaces §8), until the store fills in the original.
 WITHDRAWAL_STAND_INS: dict[str, Any] = {
     "occurred_at": "1970-01-01T00:00:00+00:00",
     "region_code": "100000",

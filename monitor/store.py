@@ -31,7 +31,7 @@ from monitor.models import (
     RejectedMessage,
     WageReport,
 )
-from monitor.privacy import Privacy, masked_text
+from monitor.privacy import Privacy, mask_payload, masked_text
 from monitor.records import (
     RECORD_TYPES,
     FieldError,
@@ -407,7 +407,7 @@ class RecordStore:
     async def _check_correction(
         self, item: Submission, conn: AsyncConnection, now: datetime
     ) -> tuple[FieldError | None, Submission]:
-        """CONTRACT §8: a report that corrects or withdraws names the sender's own earlier
+        """interfaces §8: a report that corrects or withdraws names the sender's own earlier
         report, still inside the window counted from the first report of the chain, and
         not already corrected or withdrawn by another. A withdrawal takes the content of
         the report it withdraws."""
@@ -581,7 +581,7 @@ class RecordStore:
             "region_code": rec.region_code,
             "industry": rec.industry,
             "headcount": rec.headcount,
-            "extra": rec.extra,
+            "extra": mask_payload(rec.extra) if rec.extra else None,
             "payload_hash": digest,
             "source": item.source,
             "created_at": now,
@@ -593,7 +593,9 @@ class RecordStore:
     ) -> dict[str, Any]:
         rec = item.record
         base = {
-            "extra": rec.extra,
+            # Unknown fields are kept, but never a personal value under them (a sender's
+            # own "petitioner_phone" inside an "app" object, an "informant_name").
+            "extra": mask_payload(rec.extra) if rec.extra else None,
             "payload_hash": digest,
             "source": item.source,
             "account_id": item.account_id,

@@ -90,3 +90,29 @@ async def test_an_xlsx_that_unpacks_too_large_is_refused_before_it_is_read(
     assert "unpacks to" in report.errors[0].reason
     fine = await FileImporter(ctx.store).run(path)
     assert fine.stored == 2
+
+
+async def test_the_report_escapes_company_names(ctx: Context) -> None:
+    from monitor.report.document import build_document
+    from monitor.report.render import render_html
+
+    data = {
+        "petition_id": "ESC-1",
+        "received_at": "2025-01-10T10:00:00+08:00",
+        "channel": "visit",
+        "region_code": "430902",
+        "enterprise_name": "<script>alert(1)</script>某厂",
+        "category": "wage_arrears",
+        "people_involved": 6,
+        "summary": "拖欠工资",
+    }
+    await ctx.store.store("petition", [Submission(parse_obj("petition", data), "file")])
+    figures = await collect_figures(
+        ctx.db,
+        date(2025, 1, 1),
+        options=ReportOptions(zone=SHANGHAI),
+        now=ctx.clock.now() + timedelta(days=30),
+    )
+    html = render_html(build_document(figures))
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;某厂" in html

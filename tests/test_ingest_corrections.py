@@ -1,4 +1,4 @@
-"""Corrections and withdrawals (CONTRACT §8) over the API and MQTT: accepted within the
+"""Corrections and withdrawals (interfaces §8) over the API and MQTT: accepted within the
 window, refused after it with the reason (422 on HTTP, a notice on the sender's errors
 topic over MQTT), on both databases, against a real broker."""
 

@@ -37,7 +37,9 @@ def _province_settings(settings: Settings, mail: MailSink) -> Settings:
     return settings.model_copy(
         update={
             "organisation": org,
-            "report": settings.report.model_copy(update={"attach": ["docx"]}),
+            # Sign-off (审核/签发) is shown in tests/test_report_signoff.py; here the
+            # reports go out as made, so that who receives each one is what is tested.
+            "report": settings.report.model_copy(update={"attach": ["docx"], "sign_off": False}),
             "smtp": settings.smtp.model_copy(update={"url": mail.url}),
         }
     )

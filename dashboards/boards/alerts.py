@@ -61,9 +61,37 @@ def board() -> Board:
             level_by_tier(),
             weekly_ack_time(),
             weekly_escalations(),
+            Row("处置"),
+            handling_by_county(),
             Row("明细"),
             escalated_table(),
         ],
+    )
+
+
+def handling_by_county() -> Panel:
+    """Handling time by county (interfaces §8): verification and final report."""
+    return barchart(
+        "各区县处置用时",
+        "所选时间范围内产生的突发事件预警,从预警到核实、到终报的用时中位数;"
+        "尚未核实或终报的不计入。",
+        Query(
+            f"""
+SELECT {RANGE_END} AS time,
+       county AS "区县",
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_verify) AS "核实用时中位数",
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_final) AS "终报用时中位数"
+FROM v_alerts
+WHERE kind = 'event' AND {where("created_at")}
+GROUP BY county
+ORDER BY county
+""",
+            "table",
+        ),
+        x_field="区县",
+        unit="s",
+        stacked=False,
+        w=24,
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
+from monitor.alerting import deadlines
 from monitor.alerting.acklinks import AckLinks
 from monitor.alerting.corrections import apply_correction
 from monitor.alerting.dispatch import Dispatcher, record_event
@@ -43,6 +44,8 @@ from monitor.models import (
     Account,
     Alert,
     Finding,
+    HandlingDeadline,
+    HandlingRecord,
     InformantReport,
     Petition,
     Region,
@@ -138,7 +141,7 @@ class AlertBook:
     async def _apply(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
         await self._lock_key(session, finding.dedup_key)
         if await apply_correction(self, session, finding, now):
-            return  # an informant's correction or withdrawal (CONTRACT §8)
+            return  # an informant's correction or withdrawal (interfaces §8)
         if finding.kind == "event" and finding.level is not None:
             await self._apply_event(session, finding, now)
             return
@@ -224,6 +227,13 @@ class AlertBook:
                 metrics=self.metrics,
             )
 
+    async def apply(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
+        """Apply a finding written in the caller's transaction at once (a missed handling
+        deadline: the claim and its alert commit together)."""
+        await self._apply(session, finding, now)
+        finding.processed_at = now
+        self.metrics.findings_processed.inc()
+
     # ------------------------------------------------------------------ incidents
 
     async def _apply_event(self, session: AsyncSession, finding: Finding, now: datetime) -> None:
@@ -264,6 +274,72 @@ class AlertBook:
             await self._attach_open_risk(session, opened)
             return
         await self._join(session, alert, finding, occurred, now)
+        if follows and alert.status != "resolved":
+            await self._follow_up_record(session, alert, finding, str(follows), now)
+
+    async def _follow_up_record(
+        self, session: AsyncSession, alert: Alert, finding: Finding, follows: str, now: datetime
+    ) -> None:
+        """An informant's report that follows an earlier one is a 续报 on its alert
+        (interfaces §8): a `progress` record, which meets the follow-up deadline. Its author
+        is shown as 信息员, never by the informant's id."""
+        evidence = finding.evidence or {}
+        ids = [str(s) for s in evidence.get("source_ids") or []]
+        reports = [r for r in (alert.evidence or {}).get("reports") or [] if isinstance(r, dict)]
+        text_ = next(
+            (str(r.get("text") or "") for r in reports if ids and r.get("source_id") == ids[0]), ""
+        )
+        people = evidence.get("people_involved")
+        fields: dict[str, Any] = {"report_id": ids[0] if ids else None, "follows": follows}
+        if isinstance(people, int):
+            fields["people_now"] = people
+        record = HandlingRecord(
+            alert_id=alert.id,
+            kind="progress",
+            author_id="informant",
+            created_at=now,
+            text=text_,
+            fields=fields,
+            via="mqtt" if evidence.get("source") == "mqtt" else "report",
+        )
+        session.add(record)
+        await session.flush()
+        record_event(
+            session,
+            alert,
+            "HandlingRecorded",
+            now,
+            actor="system",
+            reason=f"progress record {record.id} (informant follow-up)",
+            details={"record_id": record.id, "kind": "progress", "via": record.via, "text": text_}
+            | {k: v for k, v in fields.items() if k == "people_now"},
+            metrics=self.metrics,
+        )
+        await self.dispatcher.publish(
+            session,
+            alert,
+            "HandlingRecorded",
+            now,
+            {
+                "record": {
+                    "id": record.id,
+                    "kind": "progress",
+                    "author_id": "informant",
+                    "created_at": now.isoformat(),
+                    "text": text_,
+                }
+                | fields
+            },
+        )
+        ended = await deadlines.progress_filed(
+            session,
+            alert,
+            fields.get("people_now"),
+            now,
+            self.ctx.settings.handling,
+            postgres=self.ctx.db.is_postgres,
+        )
+        await self.resolve_overdue(session, ended, now, reason=f"progress record {record.id}")
 
     async def _alert_of_source(self, session: AsyncSession, source_id: str) -> Alert | None:
         """The event alert holding the record `source_id` (the newest)."""
@@ -576,6 +652,7 @@ class AlertBook:
         self.metrics.alerts_opened.labels(alert.level, alert.kind).inc()
         await self.dispatcher.publish(session, alert, "AlertTriggered", now)
         await self.escalator.start_round(session, alert, now)
+        await deadlines.open_for_alert(session, alert, self.ctx.settings.handling, now)
         log.info("alert triggered", alert=alert.id, level=alert.level, kind=alert.kind)
         return alert
 
@@ -701,6 +778,26 @@ class AlertBook:
         if told:
             await self.dispatcher.notify(session, alert, told, purpose, now)
         log.info("alert resolved", alert=alert.id, via=via)
+        # Nothing more is owed on a closed alert: its deadlines end, and so do the
+        # reminders of those it missed.
+        closed = await deadlines.cancel_all(session, alert, now, postgres=self.ctx.db.is_postgres)
+        await self.resolve_overdue(session, closed, now, reason=f"alert {alert.id} closed")
+
+    async def resolve_overdue(
+        self,
+        session: AsyncSession,
+        ended: list[HandlingDeadline],
+        now: datetime,
+        *,
+        reason: str,
+    ) -> None:
+        """Resolve the `overdue_handling` alerts of deadlines met or no longer owed."""
+        for overdue in await deadlines.overdue_alerts(session, ended):
+            if overdue.status == "resolved":
+                continue  # resolved earlier in this transaction
+            await self._resolve(
+                session, overdue, now, actor="system", reason=reason, via="handling"
+            )
 
     def _digest_only(self, alert: Alert, tier: str) -> bool:
         policy = self.policies.for_alert(alert)

@@ -1,4 +1,4 @@
-"""An informant's correction or withdrawal (CONTRACT §8) applied to the alert of the
+"""An informant's correction or withdrawal (interfaces §8) applied to the alert of the
 report it names.
 
 The correction arrives as a finding of the corrected report (its level from the

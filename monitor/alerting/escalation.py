@@ -79,6 +79,7 @@ class Policies:
     def __init__(self, settings: Settings) -> None:
         levels = settings.alerting.levels
         self.levels = {lv: EscalationPolicy.from_config(levels.for_level(lv)) for lv in LEVELS}
+        self.tell_above_after = settings.handling.tell_above_after
         overdue = settings.alerting.overdue
         # Overdue wage reports: the point itself first, its county after a further delay.
         self.overdue = EscalationPolicy(
@@ -103,9 +104,30 @@ class Policies:
     def for_alert(self, alert: Alert) -> EscalationPolicy:
         if alert.kind == "overdue_report":
             return self.overdue
+        if alert.kind == "overdue_handling":
+            return self.handling(alert)
         if alert.kind in RISK_KINDS and not self.risk_as_events:
             return self.risk
         return self.levels[alert.level]
+
+    def handling(self, alert: Alert) -> EscalationPolicy:
+        """A missed handling deadline: the handler's tier at once, the tier above
+        `tell_above_after` later; an unanswered instruction tells the instructing tier at
+        once (it set the due time itself)."""
+        evidence = alert.evidence or {}
+        handler = str(evidence.get("handler_tier") or "county")
+        above = str(evidence.get("above_tier") or "city")
+        if evidence.get("deadline_kind") == "answer":
+            steps: tuple[Step, ...] = (Step(timedelta(0), (handler, above)),)
+        else:
+            steps = (Step(timedelta(0), (handler,)), Step(self.tell_above_after, (above,)))
+        return EscalationPolicy(
+            steps=steps,
+            repeat=0,
+            repeat_interval=timedelta(0),
+            remind_acknowledged_after=None,
+            acknowledgement_timeout=None,
+        )
 
 
 def reached_tiers(alert: Alert) -> list[str]:

@@ -21,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import labels as glossary
 from monitor.config import RequirementsConfig
-from monitor.models import Alert, AlertEvent, MonitoringPoint, Region, WageReport
+from monitor.models import (
+    Alert,
+    AlertEvent,
+    HandlingRecord,
+    MonitoringPoint,
+    Region,
+    WageReport,
+)
 from monitor.safetext import one_line
 
 LEVEL_NAMES = glossary.LEVEL_NAMES
@@ -47,6 +54,7 @@ PURPOSE_TITLES = {
     "resolved": "预警解除",
     "silence_ended": "静默结束·补发",
     "digest": "日报",
+    "instruction": "上级批示",
     "corrected": "更正",
     "withdrawn": "报告撤回·预警解除",
 }
@@ -62,6 +70,11 @@ EVIDENCE_KEYS = (
     "petitions",
     "window_days",
     "why",
+    # overdue_handling: which deadline, who handles, who is told next, of which alert
+    "deadline_kind",
+    "handler_tier",
+    "above_tier",
+    "parent_alert_id",
 )
 
 # Resident ID numbers, mobile and landline numbers, and any other long run of digits
@@ -203,7 +216,49 @@ def timeline_text(event: AlertEvent) -> str | None:
             if d.get("via") == "withdrawal":
                 return "报告已撤回，预警解除"
             return "已解除" if d.get("via") != "finding" else "风险消除，自动解除"
+        case "HandlingRecorded":
+            return handling_text(d)
     return None
+
+
+#: The handling records' kinds (interfaces §8), as the timeline names them.
+RECORD_NAMES = {
+    "verify": "核实",
+    "progress": "续报",
+    "instruction": "批示",
+    "answer": "答复",
+    "final": "终报",
+}
+VERDICT_NAMES = {"true": "属实", "partly": "部分属实", "false": "不实"}
+RESOLUTION_NAMES = {
+    "negotiated": "协商解决",
+    "labor_inspection": "劳动监察责令支付",
+    "arbitration_litigation": "仲裁/诉讼",
+    "government_advance": "政府垫付",
+    "other": "其他",
+}
+
+
+def handling_text(d: dict[str, Any]) -> str:
+    """One timeline line of a handling record (from its audit event's details)."""
+    kind = str(d.get("kind") or "")
+    head = (d.get("author_region_name") or "") + RECORD_NAMES.get(kind, kind)
+    parts: list[str] = []
+    if kind == "verify":
+        parts.append(VERDICT_NAMES.get(str(d.get("verdict")), ""))
+    if kind == "progress" and d.get("people_now") is not None:
+        parts.append(f"现场{d['people_now']}人")
+    if kind == "instruction" and d.get("due_local"):
+        parts.append(f"要求{d['due_local']}前答复")
+    if kind == "final":
+        if d.get("wages_recovered") is not None:
+            parts.append(f"追回工资{d['wages_recovered']:,.0f}元")
+        if d.get("workers_paid") is not None:
+            parts.append(f"{d['workers_paid']}人领到工资")
+        parts.append(RESOLUTION_NAMES.get(str(d.get("resolution")), ""))
+    text = scrub(d.get("text") or "", 120)
+    body = "，".join(p for p in [*parts, text] if p)
+    return f"{head}：{body}" if body else head
 
 
 # Characters that make markup in the robots' markdown (WeCom, DingTalk, Feishu's
@@ -406,8 +461,23 @@ class MessageBuilder:
             "created_at": local_text(alert.created_at, self.zone),
             "sent_for": local_text(now, self.zone),
             "ack_url": None,
+            "verification": await self._verification(session, alert),
             "note": note,
         }
+
+    async def _verification(self, session: AsyncSession, alert: Alert) -> str:
+        """An event is 待核实 until a verify record (interfaces §8), whatever its level."""
+        if alert.kind != "event" or alert.id is None:
+            return ""
+        verdict = await session.scalar(
+            select(HandlingRecord.fields)
+            .where(HandlingRecord.alert_id == alert.id, HandlingRecord.kind == "verify")
+            .order_by(HandlingRecord.id.desc())
+            .limit(1)
+        )
+        if verdict is None:
+            return "待核实"
+        return "核实" + VERDICT_NAMES.get(str((verdict or {}).get("verdict")), "")
 
 
 def subject_for(body: dict[str, Any]) -> str:
@@ -434,6 +504,9 @@ def _subject(body: dict[str, Any]) -> str:
     if len(items) == 1:
         if first["kind"] == "overdue_report" and first["purpose"] == "alert":
             return f"【报告逾期提醒】{first['title']}"
+        if first["kind"] == "overdue_handling" and first["purpose"] in ("alert", "escalation"):
+            heading = "处置逾期提醒" if first["purpose"] == "alert" else "处置逾期通报"
+            return f"【{heading}】{first['place']} {first['title']}"
         purpose = "" if first["purpose"] == "alert" else f"·{first['purpose_title']}"
         if first.get("risk"):
             heading = f"{first['level_name']}{purpose}"

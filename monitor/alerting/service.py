@@ -1,9 +1,9 @@
 """The alert stage's two loops: findings -> alerts (`AlertingLoop`) and due deadlines ->
-escalation steps and ended silences (`EscalationLoop`)."""
+escalation steps, ended silences and missed handling deadlines (`EscalationLoop`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
+from monitor.alerting import deadlines
 from monitor.alerting.book import AlertBook
 from monitor.alerting.contacts import region_covers
 from monitor.alerting.dispatch import record_event
@@ -18,9 +19,12 @@ from monitor.alerting.escalation import BATCH, reached_tiers
 from monitor.context import Context
 from monitor.logging import get_logger
 from monitor.loops import Waker, finish, seconds_until
-from monitor.models import Alert, AlertEvent, Silence
+from monitor.models import Alert, AlertEvent, HandlingRecord, Silence
+from monitor.reliability import corroborate
 
 log = get_logger("labormon.alerting")
+#: How often the escalation loop looks for informants' reports that others confirm.
+CORROBORATE_EVERY = timedelta(minutes=1)
 
 
 class AlertingLoop:
@@ -67,6 +71,7 @@ class EscalationLoop:
         self.ctx = ctx
         self.book = book
         self.escalator = book.escalator
+        self._corroborated_at: datetime | None = None
 
     @classmethod
     def create(cls, ctx: Context) -> EscalationLoop | None:
@@ -106,7 +111,65 @@ class EscalationLoop:
             if len(rows) < BATCH:
                 break
         await self.end_silences(now)
+        await self.handle_missed(now)
+        await self.corroborate(now)
         return await self.next_deadline()
+
+    async def corroborate(self, now: datetime) -> int:
+        """Informants' reports confirmed by another source are no longer 待核实."""
+        window = self.ctx.settings.handling.corroboration_window
+        if window <= timedelta(0):
+            return 0
+        # A cheap pass, but not on every wake-up: once per CORROBORATE_EVERY.
+        if self._corroborated_at is not None and now - self._corroborated_at < CORROBORATE_EVERY:
+            return 0
+        self._corroborated_at = now
+        async with self.ctx.db.session() as session:
+            settled = await corroborate(session, now, window)
+        if settled:
+            log.info("reports corroborated", reports=len(settled))
+        return len(settled)
+
+    async def handle_missed(self, now: datetime) -> int:
+        """Missed handling deadlines: each opens its `overdue_handling` alert (whose first
+        step reminds the handler) in the transaction that claims it."""
+        total = 0
+        while True:
+            async with self.ctx.db.session() as session:
+                missed = await deadlines.claim_missed(
+                    session, now, postgres=self.ctx.db.is_postgres
+                )
+                for deadline in missed:
+                    alert = await session.get(Alert, deadline.alert_id)
+                    if alert is None or alert.status == "resolved":
+                        deadline.cancelled_at = now
+                        continue
+                    issuer = None
+                    if deadline.kind == "answer" and deadline.record_id is not None:
+                        record = await session.get(HandlingRecord, deadline.record_id)
+                        issuer = (record.fields or {}).get("author_tier") if record else None
+                    finding = await deadlines.overdue_finding(
+                        session,
+                        deadline,
+                        alert,
+                        now,
+                        self.ctx.settings.organisation.zone,
+                        issuer_tier=issuer,
+                    )
+                    session.add(finding)
+                    await session.flush()
+                    await self.book.apply(session, finding, now)
+                    log.info(
+                        "handling deadline missed",
+                        alert=alert.id,
+                        deadline=deadline.kind,
+                        due=deadline.due_at.isoformat(),
+                    )
+            total += len(missed)
+            if missed:
+                self.ctx.bus.notify(bus.DELIVERIES)
+            if len(missed) < deadlines.BATCH:
+                return total
 
     async def next_deadline(self) -> datetime | None:
         async with self.ctx.db.session() as session:
@@ -116,7 +179,8 @@ class EscalationLoop:
             silence_due = await session.scalar(
                 select(func.min(Silence.ends_at)).where(Silence.end_processed_at.is_(None))
             )
-        found = [d for d in (alert_due, silence_due) if d is not None]
+            handling_due = await deadlines.next_due(session)
+        found = [d for d in (alert_due, silence_due, handling_due) if d is not None]
         return min(found) if found else None
 
     async def end_silences(self, now: datetime) -> int:

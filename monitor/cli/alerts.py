@@ -1,4 +1,4 @@
-"""`labormon alerts list|show|ack|resolve|silence|silences|unsilence|channels`."""
+"""`labormon alerts list|show|record|ack|resolve|silence|silences|unsilence|channels`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from monitor.alerting.book import AlertBook, AlertError, alert_json
 from monitor.alerting.contacts import may_act_on
+from monitor.alerting.handling import Handling, RecordError, RecordIn, handling_json, record_json
 from monitor.alerting.silences import SilenceError, list_silences, resolve_target
 from monitor.cli.common import (
     ConfigOpt,
@@ -124,27 +125,30 @@ def list_alerts(
         fail("--level must be I, II, III or IV")
     settings = settings_from(config, db)
 
-    async def body() -> tuple[list[Alert], list[dict[str, Any]]]:
+    async def body() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         async with open_context(settings) as ctx:
             book = AlertBook(ctx)
             alerts = await book.list(status=status, level=level, region=region, limit=limit)
-            return alerts, await _failed_channels(ctx)
+            async with ctx.db.session() as session:
+                extra = await handling_json(session, alerts, ctx.clock.now())
+            return [alert_json(a) | extra[a.id] for a in alerts], await _failed_channels(ctx)
 
-    alerts, channels = run(body)
+    items, channels = run(body)
     if json_out:
-        print(json.dumps([alert_json(a) for a in alerts], ensure_ascii=False))
+        print(json.dumps(items, ensure_ascii=False))
         return
-    table = Table("id", "level", "status", "kind", "region", "point", "title", "created")
-    for a in alerts:
+    table = Table("id", "level", "status", "kind", "region", "point", "title", "created", "stage")
+    for a in items:
         table.add_row(
-            str(a.id),
-            a.level,
-            a.status,
-            a.kind,
-            a.region_code,
-            a.point_id or "",
-            a.title,
-            a.created_at.strftime("%Y-%m-%d %H:%M"),
+            str(a["id"]),
+            a["level"],
+            a["status"],
+            a["kind"],
+            a["region_code"],
+            a["point_id"] or "",
+            a["title"],
+            a["created_at"][:16].replace("T", " "),
+            a["stage"] + (" overdue:" + ",".join(a["overdue"]) if a["overdue"] else ""),
         )
     out.print(table)
     _print_channels(channels)
@@ -175,31 +179,36 @@ def show(
                 .where(Delivery.alert_id == alert_id)
                 .order_by(Delivery.created_at, Delivery.id)
             )
-            return alert_json(alert) | {
-                "events": [
-                    {
-                        "at": e.at.isoformat(),
-                        "event": e.event,
-                        "actor": e.actor,
-                        "reason": e.reason,
-                        "details": e.details,
-                    }
-                    for e in events
-                ],
-                "deliveries": [
-                    {
-                        "id": d.id,
-                        "purpose": d.purpose,
-                        "channel": d.channel,
-                        "recipient": d.recipient,
-                        "status": d.status,
-                        "attempts": d.attempts,
-                        "sent_at": d.sent_at.isoformat() if d.sent_at else None,
-                        "last_error": d.last_error,
-                    }
-                    for d in deliveries
-                ],
-            }
+            extra = await handling_json(session, [alert], ctx.clock.now(), full=True)
+            return (
+                alert_json(alert)
+                | extra[alert.id]
+                | {
+                    "events": [
+                        {
+                            "at": e.at.isoformat(),
+                            "event": e.event,
+                            "actor": e.actor,
+                            "reason": e.reason,
+                            "details": e.details,
+                        }
+                        for e in events
+                    ],
+                    "deliveries": [
+                        {
+                            "id": d.id,
+                            "purpose": d.purpose,
+                            "channel": d.channel,
+                            "recipient": d.recipient,
+                            "status": d.status,
+                            "attempts": d.attempts,
+                            "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+                            "last_error": d.last_error,
+                        }
+                        for d in deliveries
+                    ],
+                }
+            )
 
     data = run(body)
     if json_out:
@@ -210,6 +219,18 @@ def show(
         f"region {data['region_code']}: {data['title']}",
         markup=False,
     )
+    if data["records"]:
+        records = Table("record", "kind", "by", "at", "text")
+        for r in data["records"]:
+            records.add_row(
+                str(r["id"]), r["kind"], r["author_id"], r["created_at"][:19], r["text"]
+            )
+        out.print(records)
+    if data["deadlines"]:
+        due = Table("deadline", "due", "met")
+        for d in data["deadlines"]:
+            due.add_row(d["kind"], d["due_at"][:19], (d["met_at"] or "")[:19])
+        out.print(due)
     events = Table("at", "event", "actor", "reason")
     for e in data["events"]:
         events.add_row(e["at"][:19], e["event"], e["actor"], e["reason"] or "")
@@ -277,6 +298,84 @@ def resolve(
 ) -> None:
     """Resolve an alert: it closes and those told about it get a resolved notice."""
     _act("resolve", alert_id, as_account, reason, config, db)
+
+
+@alerts_app.command("record")
+def record(
+    alert_id: Annotated[int, typer.Argument(help="Alert id.")],
+    kind: Annotated[
+        str, typer.Option("--kind", help="verify, progress, instruction, answer or final.")
+    ],
+    text: Annotated[str, typer.Option("--text", help="What was found or done.")] = "",
+    verdict: Annotated[
+        str | None, typer.Option("--verdict", help="verify: true, partly or false.")
+    ] = None,
+    people: Annotated[
+        int | None, typer.Option("--people", help="progress: people now; final: people.")
+    ] = None,
+    due: Annotated[
+        str | None, typer.Option("--due", help="instruction: answer due in (4h) or at (ISO).")
+    ] = None,
+    answers: Annotated[
+        int | None, typer.Option("--answers", help="answer: the instruction's record id.")
+    ] = None,
+    wages_recovered: Annotated[
+        float | None, typer.Option("--wages-recovered", help="final: wages recovered (CNY).")
+    ] = None,
+    workers_paid: Annotated[
+        int | None, typer.Option("--workers-paid", help="final: workers paid.")
+    ] = None,
+    resolution: Annotated[
+        str | None,
+        typer.Option(
+            "--resolution",
+            help="final: negotiated, labor_inspection, arbitration_litigation, "
+            "government_advance or other.",
+        ),
+    ] = None,
+    as_account: AsOpt = None,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """File a handling record (核实/续报/批示/答复/终报) on an alert."""
+    due_in, due_at = (
+        (None, due) if due and ("T" in due or (due[:4].isdigit() and "-" in due)) else (due, None)
+    )
+    data = RecordIn(
+        kind=kind,
+        text=text,
+        verdict=verdict,
+        people_now=people if kind == "progress" else None,
+        people_final=people if kind == "final" else None,
+        due=due_in,
+        due_at=due_at,
+        answers=answers,
+        wages_recovered=wages_recovered,
+        workers_paid=workers_paid,
+        resolution=resolution,
+    )
+    settings = settings_from(config, db)
+
+    async def body() -> dict[str, Any]:
+        async with open_context(settings) as ctx:
+            handling = Handling(ctx)
+            alert = await handling.book.get(alert_id)
+            if alert is None:
+                fail(f"no alert {alert_id}")
+            actor = await _actor(ctx, as_account, alert.region_code)
+            try:
+                return record_json(await handling.add(alert_id, data, author=actor, via="cli"))
+            except RecordError as exc:
+                fail("; ".join(f"--{k.replace('_', '-')}: {v}" for k, v in exc.errors.items()))
+            except AlertError as exc:
+                fail(str(exc))
+
+    created = run(body)
+    if json_out:
+        print(json.dumps(created, ensure_ascii=False))
+        return
+    err.print(f"record {created['id']} ({created['kind']}) filed on alert {alert_id}")
 
 
 @alerts_app.command("silence")

@@ -194,7 +194,13 @@ def score_command(
         from detectors.service import scoring_policy
 
         async with open_context(settings) as ctx:
-            panel = await load_panel(ctx.db, as_of=day, zone=settings.organisation.zone)
+            panel = await load_panel(
+                ctx.db,
+                as_of=day,
+                zone=settings.organisation.zone,
+                reliability_prior=settings.handling.reliability_prior,
+                reliability_prior_weight=settings.handling.reliability_prior_weight,
+            )
             model, method = await _model_for(ctx, day)
             view = PanelView(panel, day_number(day))
             table = score(view, model, scoring_policy(settings.detectors))

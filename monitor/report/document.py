@@ -7,6 +7,7 @@ renderers print is what the tests read back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -14,7 +15,7 @@ from typing import Literal
 from monitor.regions import PROVINCE
 from monitor.report import labels
 from monitor.report.analysis import Analysis, analyse
-from monitor.report.figures import Compared, MonthlyFigures
+from monitor.report.figures import Compared, Disposal, MonthlyFigures
 
 Align = Literal["l", "c", "r"]
 
@@ -437,6 +438,9 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         )
     )
 
+    if f.disposal is not None:
+        _disposal_section(f.disposal, heading, caption, blocks)
+
     # 九、监测点风险
     heading("劳动关系监测点风险状况")
     blocks.append(
@@ -552,6 +556,84 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         title=f"{month}全市职工信访情况分析",
         blocks=blocks,
         notes=notes,
+    )
+
+
+def _disposal_section(
+    d: Disposal,
+    heading: Callable[[str], None],
+    caption: Callable[[str], str],
+    blocks: list[Block],
+) -> None:
+    """处置情况 (interfaces §8): shown for a month in which something was handled."""
+    heading("突发事件处置情况")
+    rows = [
+        [
+            r.label,
+            labels.fmt_int(r.events),
+            labels.fmt_int(r.verified_true),
+            labels.fmt_int(r.verified_false),
+            labels.fmt_int(r.unverified),
+            labels.fmt_hours(r.median_verify_hours),
+            labels.fmt_hours(r.median_final_hours),
+        ]
+        for r in d.levels
+    ]
+    blocks.append(
+        Table(
+            "t-disposal",
+            caption("突发事件预警核实与处置用时"),
+            [
+                "预警级别",
+                "本月事件",
+                "核实属实",
+                "核实不实",
+                "未核实",
+                "核实用时中位数（小时）",
+                "终报用时中位数（小时）",
+            ],
+            rows,
+            ["l", "r", "r", "r", "r", "r", "r"],
+            widths=[3.0, 2.0, 2.0, 2.0, 2.0, 3.0, 3.0],
+            note="核实属实含部分属实；用时自预警发出起算。",
+        )
+    )
+    blocks.append(
+        Table(
+            "t-late",
+            caption("处置逾期情况（分区县）"),
+            ["区县", "核实逾期", "续报逾期", "终报逾期", "批示答复逾期", "合计"],
+            [
+                [
+                    r.region,
+                    labels.fmt_int(r.verify),
+                    labels.fmt_int(r.progress),
+                    labels.fmt_int(r.final),
+                    labels.fmt_int(r.answer),
+                    labels.fmt_int(r.total),
+                ]
+                for r in d.late
+            ],
+            ["l", "r", "r", "r", "r", "r"],
+            widths=[3.5, 2.2, 2.2, 2.2, 2.6, 2.0],
+            empty_text="本月无逾期。",
+        )
+    )
+    blocks.append(
+        Table(
+            "t-final",
+            caption("终报情况"),
+            ["本月终报（件）", "追回工资（元）", "领到工资人数"],
+            [
+                [
+                    labels.fmt_int(d.finals),
+                    f"{d.wages_recovered:,.0f}",
+                    labels.fmt_int(d.workers_paid),
+                ]
+            ],
+            ["r", "r", "r"],
+            widths=[4.0, 5.0, 4.0],
+        )
     )
 
 

@@ -27,6 +27,8 @@ from monitor.db import Database
 from monitor.models import (
     Account,
     Alert,
+    HandlingDeadline,
+    HandlingRecord,
     InformantReport,
     MonitoringPoint,
     Petition,
@@ -149,6 +151,47 @@ class RiskPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class DisposalLevelRow:
+    """Event alerts opened in the month of one level, and how their handling went."""
+
+    level: str
+    label: str
+    events: int
+    verified_true: int
+    verified_false: int
+    unverified: int
+    median_verify_hours: Decimal | None
+    median_final_hours: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class LateRow:
+    """Handling deadlines missed in the month in one county, by kind."""
+
+    region_code: str
+    region: str
+    verify: int
+    progress: int
+    final: int
+    answer: int
+
+    @property
+    def total(self) -> int:
+        return self.verify + self.progress + self.final + self.answer
+
+
+@dataclass(frozen=True, slots=True)
+class Disposal:
+    """处置情况: the handling of the month's event alerts and the final reports' totals."""
+
+    levels: list[DisposalLevelRow]
+    late: list[LateRow]
+    finals: int
+    wages_recovered: Decimal
+    workers_paid: int
+
+
+@dataclass(frozen=True, slots=True)
 class TrendMonth:
     month: date
     total: Count
@@ -204,6 +247,8 @@ class MonthlyFigures:
     region_tier: int = CITY
     #: A province report's counties, all cities together, most petitions first.
     county_ranking: list[Compared] = field(default_factory=list)
+    #: None when nothing was handled in the month (no record filed, no deadline missed).
+    disposal: Disposal | None = None
 
     @property
     def complete(self) -> bool:
@@ -369,6 +414,7 @@ async def collect_figures(
         cases = await _collective_cases(conn, month, options, scope)
         handling = await _handling(conn, month, start, as_of, scope)
         alerts, acks = await _alerts(conn, start, as_of, scope)
+        disposal = await _disposal(conn, start, as_of, {c: v[0] for c, v in regions.items()}, scope)
         risk_levels, risk_points = await _risk(conn, as_of, points, regions, options)
 
     def region_name(code: str) -> str:
@@ -528,6 +574,7 @@ async def collect_figures(
         trend=trend,
         region_tier=region_tier,
         county_ranking=county_ranking,
+        disposal=disposal,
     )
 
 
@@ -790,6 +837,125 @@ async def _handling(
         avg_days=_mean(durations),
         closed_of_month=int(month_rows[1] or 0),
         month_petitions=int(month_rows[0] or 0),
+    )
+
+
+def _median(values: Sequence[Fraction]) -> Decimal | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    value = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return labels.round1(value)
+
+
+async def _disposal(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    region_names: dict[str, str],
+    scope: frozenset[str] | None = None,
+) -> Disposal | None:
+    """处置情况 (interfaces §8): the month's event alerts by level with their verification
+    and the median hours to the first verify record and to the final report; the
+    deadlines missed in the month by county; the totals of the final reports filed in
+    the month."""
+    records = list(
+        await conn.execute(
+            select(
+                HandlingRecord.alert_id,
+                HandlingRecord.kind,
+                HandlingRecord.created_at,
+                HandlingRecord.fields,
+            )
+            .join(Alert, Alert.id == HandlingRecord.alert_id)
+            .where(HandlingRecord.created_at < end, _within(Alert.region_code, scope))
+            .order_by(HandlingRecord.created_at, HandlingRecord.id)
+        )
+    )
+    missed = list(
+        await conn.execute(
+            select(HandlingDeadline.kind, Alert.region_code)
+            .join(Alert, Alert.id == HandlingDeadline.alert_id)
+            .where(
+                HandlingDeadline.missed_at >= start,
+                HandlingDeadline.missed_at < end,
+                _within(Alert.region_code, scope),
+            )
+        )
+    )
+    in_month = [r for r in records if start <= r.created_at < end]
+    if not in_month and not missed:
+        return None
+    events = list(
+        await conn.execute(
+            select(Alert.id, Alert.level, Alert.created_at).where(
+                Alert.kind == "event",
+                Alert.created_at >= start,
+                Alert.created_at < end,
+                _within(Alert.region_code, scope),
+            )
+        )
+    )
+    by_alert: dict[int, list[Any]] = defaultdict(list)
+    for r in records:
+        if r.created_at < end:
+            by_alert[r.alert_id].append(r)
+    levels = []
+    for level in labels.ALERT_LEVELS:
+        mine = [e for e in events if e.level == level]
+        true = false = 0
+        to_verify: list[Fraction] = []
+        to_final: list[Fraction] = []
+        for event in mine:
+            done = by_alert.get(event.id, [])
+            verify = next((r for r in done if r.kind == "verify"), None)
+            if verify is not None:
+                if (verify.fields or {}).get("verdict") == "false":
+                    false += 1
+                else:
+                    true += 1
+                to_verify.append(_hours(verify.created_at - event.created_at))
+            final = next((r for r in done if r.kind == "final"), None)
+            if final is not None:
+                to_final.append(_hours(final.created_at - event.created_at))
+        levels.append(
+            DisposalLevelRow(
+                level=level,
+                label=labels.label(labels.ALERT_LEVELS, level),
+                events=len(mine),
+                verified_true=true,
+                verified_false=false,
+                unverified=len(mine) - true - false,
+                median_verify_hours=_median(to_verify),
+                median_final_hours=_median(to_final),
+            )
+        )
+    late: dict[str, Counter[str]] = defaultdict(Counter)
+    for kind, region_code in missed:
+        late[region_code][kind] += 1
+    late_rows = [
+        LateRow(
+            region_code=code,
+            region=region_names.get(code, code),
+            verify=late[code]["verify"],
+            progress=late[code]["progress"],
+            final=late[code]["final"],
+            answer=late[code]["answer"],
+        )
+        for code in sorted(late)
+    ]
+    finals = [r for r in in_month if r.kind == "final"]
+    wages = sum(
+        (Decimal(str((r.fields or {}).get("wages_recovered") or 0)) for r in finals), Decimal(0)
+    )
+    paid = sum(int((r.fields or {}).get("workers_paid") or 0) for r in finals)
+    return Disposal(
+        levels=levels,
+        late=late_rows,
+        finals=len(finals),
+        wages_recovered=wages,
+        workers_paid=paid,
     )
 
 

@@ -75,6 +75,10 @@ def email(
 
 async def reviewers(ctx: Context, session: AsyncSession) -> list[tuple[str, str]]:
     cfg = ctx.settings.report
+    # Reviewers of the installation's own report sit in its scope or above it: in a
+    # province's installation a city's leaders review nothing but get their city's report
+    # (set reviewer_tier = 1 there).
+    scope = ctx.settings.organisation.scope_code
     rows = await session.execute(
         select(Account.id, Account.email)
         .where(
@@ -82,6 +86,7 @@ async def reviewers(ctx: Context, session: AsyncSession) -> list[tuple[str, str]
             Account.status == "active",
             Account.role == cfg.reviewer_role,
             Account.tier == cfg.reviewer_tier,
+            Account.region_code.in_(sorted({scope, *ancestors(scope)})),
             Account.email.is_not(None),
         )
         .order_by(Account.id)

@@ -217,7 +217,9 @@ class Simulator:
         mu[zombies] = rng.normal(-1.1, 0.3, zombies.sum())
         informant = rng.random(n) < 0.8
         # A few informants per county, each covering the enterprises around them.
-        per_county = max(3, n // 40)
+        # (n // 40 for a city of six counties; a province's counties share the points, so
+        # each gets as many informants as its share of them warrants.)
+        per_county = max(3, n // (40 * max(1, len(self.counties) // 6)))
         informant_of = rng.integers(0, per_county, n)
         ids = [f"MP{(i + 1):06d}" for i in range(n)]
         names = self._names(county, industry)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from monitor.alerting.acklinks import LOGIN_REQUIRED, PATH, LinkRefused
 from monitor.alerting.book import AlertBook, AlertError, alert_json
 from monitor.alerting.contacts import may_act_on, region_covers
+from monitor.alerting.handling import Handling, RecordError, RecordIn, handling_json, record_json
 from monitor.alerting.silences import SilenceError, list_silences, resolve_target
 from monitor.config import Duration
 from monitor.context import Context
@@ -39,6 +40,22 @@ _PAGE_HEADERS = {
 
 class ActionIn(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
+
+
+class RecordBody(BaseModel):
+    """A handling record (interfaces §8); which fields apply depends on `kind`."""
+
+    kind: str
+    text: str = ""
+    verdict: str | None = None
+    people_now: int | None = None
+    due_at: str | None = None
+    due: str | None = None
+    answers: int | None = None
+    people_final: int | None = None
+    wages_recovered: float | None = None
+    workers_paid: int | None = None
+    resolution: str | None = None
 
 
 class SilenceIn(BaseModel):
@@ -81,6 +98,7 @@ def silence_json(silence: Silence) -> dict[str, Any]:
 
 def include_alerts(app: FastAPI, ctx: Context) -> None:
     book = AlertBook(ctx)
+    handling = Handling(ctx, book)
     router = APIRouter(tags=["alerts"])
 
     async def account(
@@ -130,7 +148,44 @@ def include_alerts(app: FastAPI, ctx: Context) -> None:
             limit=limit,
             offset=offset,
         )
-        return [api_json(a) for a in alerts]
+        async with ctx.db.session() as session:
+            extra = await handling_json(session, alerts, ctx.clock.now())
+        return [api_json(a) | extra[a.id] for a in alerts]
+
+    @router.get("/api/v1/alerts/{alert_id}")
+    async def get_alert(alert_id: int, who: Account = Depends(account)) -> dict[str, Any]:
+        """One alert with its handling records and deadlines."""
+        reader(who)
+        async with ctx.db.session() as session:
+            alert = await session.get(Alert, alert_id)
+            if alert is None:
+                raise HTTPException(404, f"no alert {alert_id}")
+            if not await region_covers(session, who.region_code, alert.region_code):
+                raise HTTPException(403, "the alert is outside your jurisdiction")
+            extra = await handling_json(session, [alert], ctx.clock.now(), full=True)
+        return api_json(alert) | extra[alert.id]
+
+    @router.post("/api/v1/alerts/{alert_id}/records", status_code=201)
+    async def add_record(
+        alert_id: int, body: RecordBody, who: Account = Depends(account)
+    ) -> dict[str, Any]:
+        """File a handling record: 201 with the record, 422 naming the bad fields."""
+        await actor_on(who, alert_id)
+        try:
+            record = await handling.add(
+                alert_id, RecordIn(**body.model_dump()), author=who.id, via="api"
+            )
+        except RecordError as exc:
+            raise HTTPException(
+                422,
+                [
+                    {"loc": ["body", field], "msg": reason, "type": "value_error"}
+                    for field, reason in exc.errors.items()
+                ],
+            ) from None
+        except AlertError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        return record_json(record)
 
     @router.post("/api/v1/alerts/{alert_id}/ack")
     async def acknowledge(

@@ -158,7 +158,7 @@ async def test_the_command_line_lists_with_the_contract_fields_and_acts(
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert len(rows) == 3
-    assert all(set(row) == CONTRACT_FIELDS for row in rows)
+    assert all(set(row) == CONTRACT_FIELDS | {"stage", "overdue"} for row in rows)
     by_key = {tuple(r["source_ids"]): r for r in rows}
     first = by_key[("R-A",)]
     assert (first["kind"], first["level"], first["status"]) == ("event", "II", "triggered")

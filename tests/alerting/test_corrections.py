@@ -1,4 +1,4 @@
-"""An informant corrects or withdraws their own report (CONTRACT §8), end to end through
+"""An informant corrects or withdraws their own report (interfaces §8), end to end through
 the store, the event detector, the alert book, escalation and a real SMTP server, on
 both databases, timed at the window's exact boundary with the injected clock."""
 

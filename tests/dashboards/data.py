@@ -22,7 +22,7 @@ from ingest.files import FileImporter
 from monitor.clock import FrozenClock
 from monitor.config import load_settings
 from monitor.daemon import make_context
-from monitor.models import Alert, AlertEvent, RiskScore
+from monitor.models import Alert, AlertEvent, HandlingRecord, RiskScore
 
 SECRET = "dashboards-test-secret-0123456789abcdef"
 #: The simulated year, in China time: March 2024 to February 2025, so it holds the
@@ -105,6 +105,7 @@ async def load_year(db_url: str, files: Path, settings_dir: Path) -> LoadedYear:
                 await conn.execute(insert(RiskScore), scores[start : start + 2000])
             await conn.execute(insert(Alert), alerts)
             await conn.execute(insert(AlertEvent), events)
+            await conn.execute(insert(HandlingRecord), handling_rows(alerts))
         return LoadedYear(
             files={k: v.stored for k, v in report.kinds.items()},
             risk_scores=len(scores),
@@ -245,3 +246,44 @@ def alert_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             for at, name, actor in audit
         )
     return alerts, events
+
+
+def handling_rows(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Verify records on the acknowledged event alerts, final reports on the resolved
+    ones (a random stream of their own: the alerts stay as they were)."""
+    rng = random.Random(SEED + 2)
+    rows: list[dict[str, Any]] = []
+    for alert in alerts:
+        if alert["kind"] != "event" or alert["acknowledged_at"] is None:
+            continue
+        verified = alert["acknowledged_at"] + timedelta(minutes=rng.uniform(10, 180))
+        if verified > LOADED_AT:
+            continue
+        rows.append(
+            {
+                "alert_id": alert["id"],
+                "kind": "verify",
+                "author_id": alert["acknowledged_by"],
+                "created_at": verified,
+                "text": "已核实",
+                "fields": {"verdict": "true"},
+                "via": "console",
+            }
+        )
+        if alert["resolved_at"] is not None and alert["resolved_at"] > verified:
+            rows.append(
+                {
+                    "alert_id": alert["id"],
+                    "kind": "final",
+                    "author_id": alert["resolved_by"],
+                    "created_at": alert["resolved_at"],
+                    "text": "已办结",
+                    "fields": {
+                        "wages_recovered": rng.randrange(10_000, 900_000),
+                        "workers_paid": rng.randrange(5, 120),
+                        "resolution": "negotiated",
+                    },
+                    "via": "console",
+                }
+            )
+    return rows

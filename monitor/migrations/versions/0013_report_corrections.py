@@ -5,7 +5,7 @@ Revision ID: 0013
 Revises: 0014
 Create Date: 2026-12-06 23:50:00
 
-CONTRACT §8: within a window after sending, an informant may send a report that corrects
+interfaces §8: within a window after sending, an informant may send a report that corrects
 (full new content) or withdraws their own earlier report. The new report is stored as
 any other; these columns name the report it acts on, so the original stays as it was
 sent (the audit trail) and "is this report already corrected?" is one indexed lookup.

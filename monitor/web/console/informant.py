@@ -19,7 +19,7 @@ _PEOPLE_FIELD = re.compile(rf"^\s*({_NUMERAL})\s*(?:多|余|来)?\s*(?:人|名|�
 _PEOPLE_IN_TEXT = re.compile(
     rf"({_NUMERAL})\s*(?:多|余|来)?\s*(?:名|人|个人|位|余人|多人)(?!民币|次|天|元|月)"
 )
-#: Consequences by level, as the default escalation policy (CONTRACT §5) has them.
+#: Consequences by level, as the default escalation policy (interfaces §5) has them.
 TIERS_AT_ONCE = {"I": "县、市、省三级", "II": "县、市两级"}
 
 

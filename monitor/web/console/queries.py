@@ -480,7 +480,7 @@ async def alerts_from_report(ctx: Context, report: InformantReport) -> list[Aler
         }
         if not keys:
             return []
-        # An event alert is one incident: keyed by its entity (CONTRACT §5).
+        # An event alert is one incident: keyed by its entity (interfaces §5).
         alerts = (
             await session.scalars(
                 select(Alert).where(or_(Alert.dedup_key.in_(keys), Alert.entity_key.in_(keys)))
@@ -636,7 +636,7 @@ async def enterprise(ctx: Context, point_id: str) -> MonitoringPoint | None:
 
 @dataclass
 class CorrectionState:
-    """Where a report stands for its sender (CONTRACT §8)."""
+    """Where a report stands for its sender (interfaces §8)."""
 
     #: Until when it may be corrected or withdrawn (None: no longer).
     open_until: datetime | None

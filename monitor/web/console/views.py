@@ -45,6 +45,7 @@ from monitor.web.console.auth import (
     viewer_for,
 )
 from monitor.web.console.charts import sparkline
+from monitor.web.console.handling import file_record, handling_view
 from monitor.web.console.informant import consequence, contradiction, parse_people
 from monitor.web.mailsink import bodies, list_mail, read_mail
 
@@ -82,6 +83,7 @@ EVENT_LOG_NAMES = {
     "AcknowledgementReminded": "提醒尽快处置",
     "AcknowledgementExpired": "确认后超时未处置，重新上报",
     "AlertResolved": "预警解除",
+    "HandlingRecorded": "处置记录",
     "NotificationsSuppressed": "静默期内暂不通知",
     "SilenceEnded": "静默结束",
     "NotificationUndeliverable": "通知无法送达",
@@ -92,6 +94,17 @@ EVENT_LOG_NAMES = {
 DELIVERY_STATUS = {"pending": "待发送", "sent": "已送达", "failed": "发送失败"}
 #: Why a notification was sent (monitor/messages.py's headings, plus the channels' own).
 PURPOSE_NAMES = PURPOSE_TITLES | {"event": "MQTT 事件推送", "overdue": "逾期提醒", "report": "月报"}
+
+
+def _local_path(target: str) -> bool:
+    """Only a path on this site may follow a log-in: not "//evil", nor "/\\evil", which
+    browsers read as another host, nor anything with a control character."""
+    return (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ord(c) < 32 or ord(c) == 127 for c in target)
+    )
 
 
 def _fmt_time(ctx: Context, value: datetime | None) -> str:
@@ -199,7 +212,7 @@ def include(app: FastAPI, ctx: Context) -> None:
                 error="令牌无效或已停用：请使用领导或信息员账号的令牌登录。",
                 demo_logins=demo_logins(),
             )
-        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        target = next if _local_path(next) else "/"
         if account.kind == "informant" and target in {"/", "/alerts"}:
             target = "/report"
         response = RedirectResponse(target, status_code=303)
@@ -243,6 +256,17 @@ def include(app: FastAPI, ctx: Context) -> None:
 
     @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
     async def alert_page(request: Request, alert_id: int, fragment: int = 0) -> Response:
+        return await render_alert(request, alert_id, fragment)
+
+    async def render_alert(
+        request: Request,
+        alert_id: int,
+        fragment: int = 0,
+        status_code: int = 200,
+        form_kind: str = "",
+        form: dict[str, str] | None = None,
+        form_errors: dict[str, str] | None = None,
+    ) -> Response:
         v = await viewer(request)
         alert, timeline = await queries.alert_detail(ctx, alert_id)
         if alert is None:
@@ -265,12 +289,17 @@ def include(app: FastAPI, ctx: Context) -> None:
             request,
             name,
             v,
+            status_code,
             alert=alert,
             facts=facts,
             timeline=timeline,
             labels=labels,
             names=names,
             message=ACTION_MESSAGES.get(request.query_params.get("msg") or ""),
+            form_kind=form_kind,
+            form=form or {},
+            form_errors=form_errors or {},
+            **(await handling_view(ctx, alert, v) if not v.is_informant else {}),
         )
 
     async def _own_alert(v: Viewer, alert: Any) -> bool:
@@ -297,7 +326,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             return page(
                 request, "error.html", v, status_code=400, message="表单已过期，请刷新页面后重试。"
             )
-        if action not in {"ack", "resolve"}:
+        if action not in {"ack", "resolve", "records"}:
             return page(request, "error.html", v, status_code=404, message="未知操作。")
         if not v.can_act:
             return page(
@@ -307,6 +336,20 @@ def include(app: FastAPI, ctx: Context) -> None:
                 status_code=403,
                 message="只有领导或值班员可以确认、处置预警。",
             )
+        if action == "records":
+            # A handling record (核实/续报/批示/答复/终报): errors go back next to the fields.
+            form = {k: str(val) for k, val in (await request.form()).items() if k != "csrf"}
+            outcome, errors = await file_record(ctx, v, alert_id, form)
+            if errors:
+                return await render_alert(
+                    request,
+                    alert_id,
+                    status_code=422,
+                    form_kind=form.get("kind", ""),
+                    form=form,
+                    form_errors=errors,
+                )
+            return RedirectResponse(f"/alerts/{alert_id}?msg={outcome}", status_code=303)
         outcome = await act_on_alert(ctx, v, alert_id, action, note.strip() or None)
         return RedirectResponse(f"/alerts/{alert_id}?msg={outcome}", status_code=303)
 
@@ -453,7 +496,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             return _not_an_informant(request, v)
         values: dict[str, str] = {}
         if corrects:
-            # A correction starts from what was sent (CONTRACT §8: full new content).
+            # A correction starts from what was sent (interfaces §8: full new content).
             original = await _own_report(v, corrects)
             if original is None:
                 return page(
@@ -928,6 +971,8 @@ ACTION_MESSAGES = {
     "resolved": "已标记为处置完毕。",
     "already_resolved": "操作未完成：这条预警已处置完毕。",
     "failed": "操作未完成，请稍后重试。",
+    "recorded": "处置记录已保存。",
+    "invalid": "处置记录未保存，请按提示修改。",
 }
 
 
