@@ -56,6 +56,9 @@ def main() -> None:
     failures += run("monthly report (SQLite)", ["bench/report_bench.py"]) != 0
     failures += run("scoring 100,000 points", ["bench/score_100k.py"]) != 0
     failures += run("petition surge false alarms", ["bench/surge_false_alarms.py"]) != 0
+    failures += (
+        run("alert budget (today vs issue 13)", ["bench/alert_budget.py", "--points", "60"]) != 0
+    )
     if opts.pg:
         db = asyncio.run(scratch(opts.pg, "labormon_bench_alerts"))
         failures += (

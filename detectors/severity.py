@@ -40,7 +40,9 @@ from detectors.panel import (
 )
 from detectors.textrules import threat_is_hearsay, threat_is_own
 
-DEATH = re.compile(r"死亡|身亡|遇难|猝死|died|death|killed", re.IGNORECASE)
+DEATH = re.compile(
+    r"死亡|身亡|遇难|猝死|坠亡|摔死|砸死|丧生|丧命|死于|died|death|killed", re.IGNORECASE
+)
 
 EVENT_NAMES = {
     "precursor": "风险苗头",

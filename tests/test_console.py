@@ -271,8 +271,31 @@ async def test_risk_pages_mail_and_documents(
     (mail_dir / "20250115T010000000000-d-1.eml").write_bytes(
         b"X-Labormon-Envelope-To: zy@x.cn\r\n" + message.as_bytes()
     )
+    # An open risk alert is ranked on the risk page as a forecast (colour band).
+    async with ctx.db.session() as session:
+        session.add(
+            Finding(
+                detector="combiner",
+                kind="enterprise_risk",
+                entity_type="point",
+                entity_id="P1",
+                dedup_key="point:P1:enterprise_risk",
+                region_code="430902",
+                point_id="P1",
+                score=72.0,
+                level="II",
+                title="【橙色风险提示】资阳建工劳资冲突风险72分",
+                evidence={"factors": [], "source_ids": []},
+                as_of=now,
+                created_at=now,
+            )
+        )
+    await AlertBook(ctx).process_findings()
     await console.login(people["ziyang"])
-    assert "区县风险" in (await console.client.get("/risk")).text
+    risk_page = (await console.client.get("/risk")).text
+    assert "区县风险" in risk_page
+    assert "在提示中的风险" in risk_page and "资阳建工劳资冲突风险72分" in risk_page
+    assert "特别重大" not in risk_page
     point = (await console.client.get("/risk/points/P1")).text
     assert "资阳建工" in point
     assert "<svg" in point

@@ -181,7 +181,8 @@ def test_leader_and_informant_in_the_console(demo: RunningDemo, page: Page) -> N
     expect(page.locator(".notice")).to_contain_text("已确认收到")
     expect(page.locator("#alert-status")).to_have_text("已确认")
     expect(page.locator("#timeline")).to_contain_text("确认收到")
-    expect(page.locator("#timeline")).to_contain_text(f"lead-{county}")
+    # People by post, never by name or account id.
+    expect(page.locator("#timeline")).to_contain_text(f"{county_name}总工会")
     shot(page, "alert")
 
     page.goto(demo.url + "/risk")
@@ -222,6 +223,29 @@ def test_leader_and_informant_in_the_console(demo: RunningDemo, page: Page) -> N
     expect(page.locator("#receipt-id")).to_have_text(re.compile(r"^web-"))
     expect(page.locator(".receipt-alerts")).to_contain_text("I级 特别重大", timeout=30_000)
     shot(page, "receipt")
+    level_i = page.locator(".receipt-alerts a").first.get_attribute("href")
+
+    # The level I alert as the county leader reads it: what happened, when and where,
+    # the enterprise, the people, the level with why, the requirement and its deadline;
+    # no score, each reason once, and the transport rows only behind 投递详情.
+    page.locator("form[action='/logout'] button").click()
+    log_in_as(page, demo, f"lead-{county}")
+    page.goto(f"{demo.url}{level_i}")
+    facts = page.locator("#alert-facts")
+    expect(page.locator("h1")).to_contain_text("I级 特别重大")
+    expect(page.locator("h1")).to_contain_text("演示建筑公司 40人堵路")
+    expect(page.locator("#what-happened")).to_contain_text("在附近道路聚集并堵路")
+    for label in ("发生时间", "地点", "企业", "涉及人数", "定级", "处置要求"):
+        expect(facts).to_contain_text(label)
+    expect(facts).to_contain_text("40 人")
+    expect(page.locator("#requirement")).to_contain_text("1小时内到场")
+    expect(page.locator("#requirement")).to_contain_text("时限：")
+    expect(facts).not_to_contain_text("风险分")
+    assert page.locator("#transport").get_attribute("open") is None
+    expect(page.locator("#timeline")).not_to_contain_text("MQTT")
+    text = page.locator("main").inner_text()
+    assert text.count("不论人数定为特别重大") == 1
+    shot(page, "alert-level-i")
 
     page.goto(demo.url + "/reports")
     shot(page, "reports")

@@ -241,7 +241,10 @@ async def test_findings_in_the_database_name_stored_records(
 
     await FileImporter(ctx.store).run(sim_dir)
     clock.set(datetime.fromisoformat("2023-12-20T02:30:00+08:00").astimezone(UTC))
-    await DetectorService(ctx).rescore()
+    # A risk band opens only after it held for `risk_open_after` scorings (hysteresis).
+    service = DetectorService(ctx)
+    for _ in range(ctx.settings.detectors.risk_open_after):
+        await service.rescore()
     async with ctx.db.session() as s:
         findings = (
             await s.scalars(

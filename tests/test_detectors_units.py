@@ -195,7 +195,8 @@ def test_an_empty_panel_scores_to_nothing() -> None:
         ("gathering", 6, "部分工人冲击镇政府办公楼", "I"),
         ("petition", 3, "一名工人在楼顶扬言跳楼", "I"),
         ("precursor", 0, "老板联系不上，电话关机", "II"),
-        ("precursor", 0, "企业生产正常", None),
+        # Every informant report of a precursor is an event (interfaces §5), at least IV.
+        ("precursor", 0, "企业生产正常", "IV"),
         # Talk of blocking a road or storming an office is a precursor (III), not the act;
         # a threat of self-harm is the act itself (I) whoever reports it.
         ("precursor", 2, "有工人扬言要去堵路讨个说法", "III"),
@@ -236,11 +237,28 @@ def test_petition_levels() -> None:
             policy=policy,
         ).level
 
-    # Every petition is a reported event (interfaces §5): below 10 people it is IV.
-    assert level(1) == "IV"
-    assert level(4) == "IV"
+    # An ordinary petition raises no event (interfaces §5); a collective one (5 or more
+    # people) is an event levelled by its number of people.
+    assert level(1) is None
+    assert level(4) is None
     assert level(5) == "IV"
+    assert level(12) == "III"
     assert level(35) == "II"
+    # A death at work is I, in the words petitions use for it.
+    for text in (
+        "工人在工地死亡，老板不赔钱",
+        "我父亲在工地坠亡，至今没有赔偿",
+        "工友被钢管砸死了",
+    ):
+        death = assess(
+            event_type=None,
+            people=1,
+            category="injury",
+            text=text,
+            is_petition=True,
+            policy=policy,
+        )
+        assert death.level == "I", text
     assert level(2, "工人到县政府堵路") == "I"
     # One petitioner saying the boss is unreachable is checked first (III); a group is II.
     assert level(1, "包工头失联，已经多次找老板未果") == "III"
@@ -270,7 +288,7 @@ def test_petition_titles_say_collective_only_from_five_people() -> None:
             record_kind="petition", record=record, point_name=None, severity=severity
         )
         assert draft is not None
-        assert draft.title.endswith(f"甲公司{expected}（{people}人）")
+        assert draft.title.endswith(f"甲公司 {people}人{expected}讨薪"), draft.title
 
 
 def test_text_helpers() -> None:

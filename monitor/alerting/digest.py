@@ -128,7 +128,8 @@ class DailyDigest:
                     .where(
                         Alert.region_code == county,
                         Alert.level == "IV",
-                        Alert.kind != "overdue_report",
+                        # Events only: forecasts have their own (weekly) digest.
+                        Alert.kind.notin_(["overdue_report", *RISK_KINDS]),
                         or_(Alert.status != "resolved", Alert.created_at >= since),
                     )
                     .order_by(Alert.created_at, Alert.id)

@@ -69,7 +69,9 @@ class Dispatcher:
         self.settings = settings
         self.config = settings.alerting
         self.contacts = Contacts(settings.alerting)
-        self.messages = MessageBuilder(settings.organisation.zone, settings.http.base_url)
+        self.messages = MessageBuilder(
+            settings.organisation.zone, settings.http.base_url, settings.alerting.requirements
+        )
         self.outbox = outbox
         self.links = links
         self.metrics = metrics

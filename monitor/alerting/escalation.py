@@ -92,6 +92,7 @@ class Policies:
 
         # Risk alerts are forecasts: the county at once, the city in the weekly risk
         # digest, the province never by themselves; no repeats, no re-escalation.
+        self.risk_as_events = settings.alerting.risk.escalate_as_events
         self.risk = EscalationPolicy(
             steps=(Step(timedelta(0), tuple(settings.alerting.risk.notify)),),
             repeat=0,
@@ -105,7 +106,7 @@ class Policies:
             return self.overdue
         if alert.kind == "overdue_handling":
             return self.handling(alert)
-        if alert.kind in RISK_KINDS:
+        if alert.kind in RISK_KINDS and not self.risk_as_events:
             return self.risk
         return self.levels[alert.level]
 

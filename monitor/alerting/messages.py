@@ -20,7 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import labels as glossary
-from monitor.models import Alert, AlertEvent, HandlingRecord, Region
+from monitor.config import RequirementsConfig
+from monitor.models import (
+    Alert,
+    AlertEvent,
+    HandlingRecord,
+    MonitoringPoint,
+    Region,
+    WageReport,
+)
 from monitor.safetext import one_line
 
 LEVEL_NAMES = glossary.LEVEL_NAMES
@@ -28,6 +36,7 @@ LEVEL_COLOURS = glossary.LEVEL_COLOURS
 KIND_NAMES = glossary.ALERT_KINDS
 EVENT_TYPE_NAMES = glossary.EVENT_TYPES
 CATEGORY_NAMES = glossary.CATEGORIES
+INDUSTRY_NAMES = glossary.INDUSTRIES
 TIER_NAMES = {"point": "监测点", "county": "区县级", "city": "市级", "province": "省级"}
 STATUS_NAMES = glossary.ALERT_STATUS
 #: Forecasts (interfaces §5): named by their colour band (橙色风险提示), never 特别重大.
@@ -60,6 +69,7 @@ EVIDENCE_KEYS = (
     "due",
     "petitions",
     "window_days",
+    "why",
     # overdue_handling: which deadline, who handles, who is told next, of which alert
     "deadline_kind",
     "handler_tier",
@@ -123,11 +133,21 @@ def evidence_for_alert(
 
 
 def top_factors(factors: list[dict[str, Any]] | None, n: int = 3) -> list[dict[str, Any]]:
+    """The `n` weightiest reasons, each said once."""
     ranked = sorted(factors or [], key=lambda f: -float(f.get("weight") or 0))
-    return [
-        {"text": scrub(f.get("text") or f.get("code") or "", 200), "weight": f.get("weight")}
-        for f in ranked[:n]
-    ]
+    out: list[dict[str, Any]] = []
+    for f in ranked:
+        text = scrub(f.get("text") or f.get("code") or "", 200)
+        if text and all(text != o["text"] for o in out):
+            out.append({"text": text, "weight": f.get("weight")})
+    return out[:n]
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def local_text(value: datetime | None, zone: tzinfo) -> str:
@@ -289,10 +309,74 @@ def templates() -> Environment:
 class MessageBuilder:
     """Builds the structured message items for alerts (read-only on the session)."""
 
-    def __init__(self, zone: tzinfo, base_url: str) -> None:
+    def __init__(
+        self,
+        zone: tzinfo,
+        base_url: str,
+        requirements: RequirementsConfig | None = None,
+    ) -> None:
         self.zone = zone
         self.base_url = base_url.rstrip("/")
+        self.requirements = requirements or RequirementsConfig()
         self._region_names: dict[str, str] = {}
+
+    async def facts(self, session: AsyncSession, alert: Alert) -> dict[str, Any]:
+        """What an event alert must say, in this order (issue 13): what happened (the
+        record's words, masked), when and where, the enterprise (name, industry,
+        headcount, its latest wage report), how many people and the level with one line
+        of why, and what is required now with its deadline. Risk alerts: their factors."""
+        evidence = alert.evidence or {}
+        out: dict[str, Any] = {
+            "text": one_line(scrub(evidence.get("text") or "", 600)),
+            "occurred_at": local_text(alert.occurred_at, self.zone),
+            "why": one_line(scrub(evidence.get("why") or "", 200)),
+            "risk_factors": [one_line(scrub(t, 200)) for t in evidence.get("risk_factors") or []],
+            "updates": [
+                {
+                    "at": local_text(_instant(r.get("at")), self.zone),
+                    "text": one_line(scrub(r.get("text") or "", 300)),
+                }
+                for r in (evidence.get("reports") or [])[1:]
+                if isinstance(r, dict)
+            ],
+            "industry": "",
+            "headcount": None,
+            "wages": "",
+            "requirement": "",
+            "deadline": "",
+        }
+        if alert.point_id:
+            point = await session.get(MonitoringPoint, alert.point_id)
+            if point is not None:
+                out["industry"] = INDUSTRY_NAMES.get(point.industry, point.industry)
+                out["headcount"] = point.headcount
+                out["wages"] = await self._wage_state(session, point.point_id)
+        if alert.kind == "event" and alert.level in ("I", "II", "III", "IV"):
+            requirement = self.requirements.for_level(alert.level)
+            out["requirement"] = requirement.text
+            out["deadline"] = local_text(alert.created_at + requirement.within, self.zone)
+        return out
+
+    async def _wage_state(self, session: AsyncSession, point_id: str) -> str:
+        report = (
+            await session.scalars(
+                select(WageReport)
+                .where(WageReport.point_id == point_id)
+                .order_by(WageReport.period.desc())
+                .limit(1)
+            )
+        ).first()
+        if report is None:
+            return "尚无月度报告"
+        period = f"{report.period:%Y-%m}月报"
+        if report.arrears_months > 0 or report.arrears_amount > 0:
+            return (
+                f"{period}：拖欠工资{report.arrears_months}个月，"
+                f"{report.arrears_amount / 10000:.1f}万元，涉及{report.arrears_workers}人"
+            )
+        if report.wages_paid_on is None:
+            return f"{period}：工资尚未发放"
+        return f"{period}：工资已于{report.wages_paid_on:%m-%d}发放"
 
     async def region_name(self, session: AsyncSession, code: str | None) -> str:
         if not code:
@@ -367,8 +451,12 @@ class MessageBuilder:
             "category": CATEGORY_NAMES.get(str(evidence.get("category")), ""),
             "period": evidence.get("period") or "",
             "due": evidence.get("due") or "",
-            "score": round(alert.score, 1) if alert.score is not None else None,
+            # Events carry no risk score: their level says how serious they are.
+            "score": (
+                round(alert.score, 1) if alert.score is not None and alert.kind != "event" else None
+            ),
             "factors": top_factors(alert.factors),
+            "facts": await self.facts(session, alert),
             "timeline": timeline,
             "created_at": local_text(alert.created_at, self.zone),
             "sent_for": local_text(now, self.zone),

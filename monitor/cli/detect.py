@@ -49,11 +49,16 @@ def evaluate_text_command(
         ),
     ] = None,
     json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
 ) -> None:
     """The petition-category classifier on a labelled CSV: accuracy, macro-F1,
-    precision and recall per category and the confusion matrix."""
+    precision and recall per category and the confusion matrix.
+
+    Reads files only: --config and --db are accepted (and checked) like everywhere else."""
     from detectors.category import evaluate_text
 
+    settings_from(config, db)
     if hold_out_from is not None:
         try:
             date.fromisoformat(hold_out_from)

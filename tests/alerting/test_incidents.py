@@ -171,3 +171,53 @@ def test_a_report_that_follows_itself_is_refused_naming_the_field() -> None:
         parse_obj("report", data)
     assert [e.field for e in field_errors(refused.value)] == ["follows"]
     assert parse_obj("report", data | {"follows": "R0"}).follows == "R0"  # type: ignore[attr-defined]
+
+
+async def test_a_level_i_email_says_what_when_where_who_how_many_and_what_is_required(
+    pipeline: Pipeline, leaders: dict[str, Leader], mail: MailSink
+) -> None:
+    await add_point(pipeline.ctx)
+    wage = {
+        "report_id": "W1",
+        "point_id": "P1",
+        "period": "2024-12",
+        "headcount": 300,
+        "frontline_headcount": 260,
+        "avg_frontline_wage": 5200,
+        "wages_paid_on": None,
+        "arrears_amount": 450000,
+        "arrears_workers": 260,
+        "arrears_months": 3,
+        "production_status": "reduced",
+    }
+    await pipeline.ctx.store.store("wage", [Submission(parse_obj("wage", wage), "file")])
+    t0 = pipeline.clock.now()
+    await send(
+        pipeline,
+        report(
+            "R1",
+            t0 - timedelta(minutes=15),
+            event_type="road_blocking",
+            people_involved=300,
+            description="约300名工人在国道堵路讨薪，扬言跳楼，联系人王五 13700001234",
+        ),
+    )
+    [email] = mail.to(leaders["province"].email)
+    assert email.subject == "【I级·特别重大】资阳区 资阳建工 300人堵路讨薪"
+    body = email.text()
+    for expected in (
+        "约300名工人在国道堵路讨薪",  # what happened, in the informant's words
+        "137****1234",  # ... with personal data masked
+        "发生时间：2025-01-15 08:45",  # the event's own time (China time)
+        "地点：益阳市 资阳区  企业：资阳建工",
+        "建筑业，职工300人；2024-12月报：拖欠工资3个月，45.0万元，涉及260人",
+        "涉及人数：300 人",
+        "定级依据：堵路（300人），不论人数定为特别重大",
+        "处置要求：县总工会负责人1小时内到场，2小时内书面报告（2025-01-15 11:00前）",
+        "以自伤、跳楼等极端方式相威胁",  # another reason, once
+    ):
+        assert expected in body, expected
+    assert "13700001234" not in body
+    assert "风险分" not in body
+    for line in body.splitlines():
+        assert body.count(line.strip()) == 1 or not line.strip() or len(line.strip()) < 8, line

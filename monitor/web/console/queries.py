@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
+from monitor.alerting.messages import MessageBuilder, timeline_text
 from monitor.clock import add_months, local_date
 from monitor.context import Context
 from monitor.models import (
@@ -40,6 +41,8 @@ class TimelineEntry:
     channel: str | None = None
     status: str | None = None
     detail: str | None = None
+    #: What an audit event means, in Chinese (the messages' timeline line).
+    text: str | None = None
 
 
 @dataclass
@@ -173,9 +176,15 @@ async def alert_detail(ctx: Context, alert_id: int) -> tuple[Alert | None, list[
     # (an acknowledgement's or a resolution's) is shown.
     timeline = [
         TimelineEntry(
-            at=e.at, what=e.event, who=e.actor, detail=e.reason if e.actor != "system" else None
+            at=e.at,
+            what=e.event,
+            who=e.actor,
+            detail=e.reason if e.actor != "system" else None,
+            text=timeline_text(e),
         )
         for e in events
+        # A finding that only repeated what the alert says is no line of its own.
+        if not (e.event == "AlertUpdated" and timeline_text(e) is None)
     ]
     by_delivery: dict[str, list[DeliveryAttempt]] = {}
     for attempt in attempts:
@@ -518,8 +527,50 @@ async def document(ctx: Context, document_id: int) -> Document | None:
         return await session.get(Document, document_id)
 
 
+async def open_risk_alerts(ctx: Context, regions: Iterable[str], limit: int = 50) -> list[Alert]:
+    """Open risk alerts (forecasts) of the regions, worst band first, then by score."""
+    codes = list(regions)
+    if not codes:
+        return []
+    async with ctx.db.session() as session:
+        rows = (
+            await session.scalars(
+                select(Alert).where(
+                    Alert.kind.in_(["enterprise_risk", "county_risk", "petition_surge"]),
+                    Alert.status != "resolved",
+                    Alert.region_code.in_(codes),
+                )
+            )
+        ).all()
+    return sorted(rows, key=lambda a: (LEVEL_ORDER.get(a.level, 9), -(a.score or 0), a.id))[:limit]
+
+
+async def alert_facts(ctx: Context, alert: Alert, *, full_text: bool) -> dict[str, Any]:
+    """What the alert page shows first (the same facts as the messages); `full_text`: the
+    record's own words unmasked, for the roles allowed to read them."""
+    settings = ctx.settings
+    builder = MessageBuilder(
+        settings.organisation.zone, settings.http.base_url, settings.alerting.requirements
+    )
+    async with ctx.db.session() as session:
+        facts = await builder.facts(session, alert)
+        facts["county"] = await builder.region_name(session, alert.region_code)
+        ids = list(alert.source_ids or [])
+        if full_text and ids and alert.kind == "event" and facts.get("text"):
+            original = await session.scalar(
+                select(InformantReport.description).where(InformantReport.report_id == ids[0])
+            ) or await session.scalar(
+                select(Petition.summary).where(Petition.petition_id == ids[0])
+            )
+            if original:
+                facts["text"] = str(original)
+                facts["text_full"] = True
+    return facts
+
+
 async def account_label(ctx: Context, ids: Iterable[str]) -> dict[str, str]:
-    """Tier and role of accounts named in a timeline (never their names: personal data)."""
+    """Who acted in a timeline, by post (资阳区总工会值班员), never by name (personal
+    data)."""
     wanted = {i for i in ids if i and not i.startswith(("group:", "contact:", "system"))}
     if not wanted:
         return {}
@@ -532,9 +583,21 @@ async def account_label(ctx: Context, ids: Iterable[str]) -> dict[str, str]:
         "analyst": "分析员",
         "informant": "信息员",
     }
-    return {
-        a.id: f"{tier_names.get(a.tier, '')}{role_names.get(a.role, a.role)} {a.id}" for a in rows
-    }
+    async with ctx.db.session() as session:
+        regions = {
+            code: name
+            for code, name in await session.execute(
+                select(Region.code, Region.name).where(
+                    Region.code.in_({a.region_code for a in rows})
+                )
+            )
+        }
+    out = {}
+    for a in rows:
+        region = regions.get(a.region_code)
+        post = f"{region}总工会" if region else tier_names.get(a.tier, "")
+        out[a.id] = f"{post}{role_names.get(a.role, a.role)}"
+    return out
 
 
 def local_day(ctx: Context, value: datetime) -> date:

@@ -283,12 +283,15 @@ def include(app: FastAPI, ctx: Context) -> None:
         )
         names = await queries.region_names(ctx)
         name = "_timeline.html" if fragment else "alert.html"
+        # The record's own words in full only for those who act on the alert.
+        facts = await queries.alert_facts(ctx, alert, full_text=v.can_act) if not fragment else {}
         return page(
             request,
             name,
             v,
             status_code,
             alert=alert,
+            facts=facts,
             timeline=timeline,
             labels=labels,
             names=names,
@@ -450,6 +453,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             ctx, v.regions, await queries.county_tiles(ctx, v.regions)
         )
         names = await queries.region_names(ctx)
+        risk_alerts = await queries.open_risk_alerts(ctx, shown)
         return page(
             request,
             "risk.html",
@@ -460,6 +464,8 @@ def include(app: FastAPI, ctx: Context) -> None:
             cities=cities if len(cities) > 1 else [],
             region=region,
             region_name=names.get(region, ""),
+            risk_alerts=risk_alerts,
+            names=names,
         )
 
     @router.get("/risk/points/{point_id}", response_class=HTMLResponse)
