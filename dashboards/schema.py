@@ -134,7 +134,7 @@ COLOR = Pattern(
     r"|text|transparent|#[0-9A-Fa-f]{6}|rgba?\([\d\s.,]+\)"
 )
 #: Units the boards use; `time:<format>` is Grafana's custom date format.
-UNIT = Pattern(r"short|none|percentunit|currencyCNY|s|time:[A-Za-z :\-]+")
+UNIT = Pattern(r"short|none|percentunit|suffix:(?:万元|元|小时)|time:[A-Za-z :\-]+")
 REDUCER = OneOf("lastNotNull", "last", "firstNotNull", "sum", "mean", "max", "min", "count")
 PROPERTY_ID = OneOf(
     "displayName",

@@ -453,3 +453,18 @@ async def test_personal_numbers_in_report_text_are_masked_for_leaders(
     page = (await console.client.get("/risk/points/P1")).text
     assert "13812345678" not in page
     assert "138****5678" in page
+
+
+async def test_the_reports_page_shows_leaders_no_shell_commands(
+    ctx: Context, console: Console, people: dict[str, NewAccount]
+) -> None:
+    # A real installation with no report yet and no Grafana address: the page explains in
+    # words what will happen, and names no command, config key or code to a leader.
+    ctx.settings.grafana.url = ""
+    await console.login(people["city"])
+    page = (await console.client.get("/reports")).text
+    page = page[page.index("<main") : page.index("</main>")]  # not the product name in the footer
+    assert "每月" in page and "自动生成" in page
+    assert "趋势看板" in page
+    for command in ("labormon", "<code>", "grafana_url", "dashboards export", "push"):
+        assert command not in page, command

@@ -23,6 +23,7 @@ from monitor.records import parse_row
 from monitor.regionload import load_regions
 from monitor.regions import CITY, COUNTY, catalogue
 from monitor.report import make_document
+from monitor.report.document import Paragraph
 from monitor.report.service import JOB
 from monitor.store import Submission
 from monitor.web.app import create_app
@@ -171,6 +172,20 @@ async def test_a_city_report_holds_its_counties_and_the_province_compares_cities
     assert tables["t-county"].header[0] == "市州"
     assert tables["t-county-rank"].rows[0][0] == "1"
     assert cat.get("430100").tier == CITY
+    # The words follow the scope: a province's report compares 市州 as 全省, a city's
+    # report compares 区县（市） as 全市.
+    for doc, areas, whole, other in (
+        (province, "各市州", "全省", "各区县（市）"),
+        (changsha, "各区县（市）", "全市", "各市州"),
+    ):
+        text = "\n".join(
+            [doc.title, doc.analysis.summary, *doc.analysis.suggestions]
+            + [t for _h, t in doc.analysis.points]
+            + [b.text for b in doc.blocks if isinstance(b, Paragraph)]
+        )
+        assert f"根据{areas}工会" in text and f"居{areas}首位" in text
+        assert f"{whole}共受理职工信访" in text and whole in doc.title
+        assert other not in text, other
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -244,3 +259,23 @@ async def test_the_console_shows_a_province_leader_every_city_and_a_city_leader_
         reports = (await client.get("/reports")).text
         assert "长沙市月报.docx" in reports
         assert "湖南省月报.docx" not in reports and "张家界市月报.docx" not in reports
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_province_report_needs_reviewer_tier_1_as_the_readme_says(ctx: Context) -> None:
+    from monitor.report import signoff
+
+    await load_regions(ctx.db, catalogue(), PROVINCE)
+    ctx.settings.organisation.scope_code = PROVINCE
+    add = ctx.accounts.add
+    await add(kind="leader", account_id="lead-430000", region_code=PROVINCE, email="hn@x.cn")
+    await add(kind="leader", account_id="lead-430100", region_code="430100", email="cs@x.cn")
+    async with ctx.db.session() as session:
+        # The default (tier 2, the city) finds nobody to review the province's report...
+        assert ctx.settings.report.reviewer_tier == 2
+        assert await signoff.reviewers(ctx, session) == []
+        # ... tier 1 finds the province's leader.
+        ctx.settings.report.reviewer_tier = 1
+        assert await signoff.reviewers(ctx, session) == [("lead-430000", "hn@x.cn")]
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "`[report] reviewer_tier = 1`" in readme

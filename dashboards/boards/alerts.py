@@ -4,9 +4,11 @@ each reached, acknowledge times and escalations (an alert nobody acknowledged in
 from __future__ import annotations
 
 from dashboards.boards.common import (
+    HOURS,
     LEVEL_NAME,
     OPEN_AT_END,
     RANGE_END,
+    in_hours,
     local_bucket,
     spring_festival,
     where,
@@ -69,6 +71,10 @@ def board() -> Board:
     )
 
 
+def median(column: str) -> str:
+    return f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {column})"
+
+
 def handling_by_county() -> Panel:
     """Handling time by county (interfaces §8): verification and final report."""
     return barchart(
@@ -79,8 +85,8 @@ def handling_by_county() -> Panel:
             f"""
 SELECT {RANGE_END} AS time,
        county AS "区县",
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_verify) AS "核实用时中位数",
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_final) AS "终报用时中位数"
+       {in_hours(median("seconds_to_verify"))} AS "核实用时中位数",
+       {in_hours(median("seconds_to_final"))} AS "终报用时中位数"
 FROM v_alerts
 WHERE kind = 'event' AND {where("created_at")}
 GROUP BY county
@@ -89,7 +95,7 @@ ORDER BY county
             "table",
         ),
         x_field="区县",
-        unit="s",
+        unit=HOURS,
         stacked=False,
         w=24,
     )
@@ -128,13 +134,13 @@ def median_ack() -> Panel:
         Query(
             f"""
 SELECT {RANGE_END} AS time,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_acknowledge) AS "确认用时中位数"
+       {in_hours(median("seconds_to_acknowledge"))} AS "确认用时中位数"
 FROM v_alerts
 WHERE {where("created_at")}
 """,
             "table",
         ),
-        unit="s",
+        unit=HOURS,
         decimals=None,
         steps=[(None, "text")],
     )
@@ -222,7 +228,7 @@ def weekly_ack_time() -> Panel:
                 f"""
 SELECT {WEEK} AS time,
        {LEVEL_NAME} AS metric,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_acknowledge) AS value
+       {in_hours(median("seconds_to_acknowledge"))} AS value
 FROM v_alerts
 WHERE {where("created_at")}
   AND seconds_to_acknowledge IS NOT NULL
@@ -231,7 +237,7 @@ ORDER BY 1, 2
 """
             )
         ],
-        unit="s",
+        unit=HOURS,
         log_scale=True,
         points=True,
         overrides=level_colors_by_label(),
@@ -276,7 +282,7 @@ SELECT created_at AS time,
        title AS "预警",
        tier_reached AS "最高通报层级",
        escalations AS "升级次数",
-       seconds_to_acknowledge AS "确认用时"
+       seconds_to_acknowledge / 3600.0 AS "确认用时"
 FROM v_alerts
 WHERE {where("created_at")}
   AND (escalations > 0 OR acknowledged_at IS NULL)
@@ -298,7 +304,7 @@ LIMIT 200
                 "最高通报层级",
                 ("mappings", [value_mappings({str(k): v for k, v in TIER_LABELS.items()})]),
             ),
-            by_name("确认用时", ("unit", "s")),
+            by_name("确认用时", ("unit", HOURS), ("decimals", 2)),
             by_name("预警", ("custom.minWidth", 240)),
         ],
     )

@@ -23,10 +23,11 @@ def local_bucket(column: str, unit: str) -> str:
     return f"date_trunc('{unit}', {column} AT TIME ZONE '{TIMEZONE}') AT TIME ZONE '{TIMEZONE}'"
 
 
-def per_level(expression: str, *, column: str = "level") -> str:
-    """One column per level named after it, e.g. `count(*) FILTER (WHERE level = 'I')`."""
+def per_level(expression: str, *, column: str = "level", then: str = "") -> str:
+    """One column per level named after it, e.g. `count(*) FILTER (WHERE level = 'I')`;
+    `then` follows the filtered aggregate (e.g. `/ 3600.0`)."""
     return ",\n       ".join(
-        f"{expression} FILTER (WHERE {column} = '{level}') AS \"{label}\""
+        f"{expression} FILTER (WHERE {column} = '{level}'){then} AS \"{label}\""
         for level, label in LEVEL_LABELS.items()
     )
 
@@ -52,3 +53,20 @@ ORDER BY s.starts
 #: Open at the end of the range: created by then and not yet resolved then, so that
 #: looking at a past range shows what was open at its end.
 OPEN_AT_END = "created_at <= $__timeTo() AND (resolved_at IS NULL OR resolved_at > $__timeTo())"
+
+
+#: Money on the boards is shown in 万元 and durations in 小时 (Chinese units, not Grafana's
+#: "¥" or "1.5 hour"): the SQL scales the value and the unit is a Grafana suffix.
+WAN_YUAN = "suffix:万元"
+YUAN = "suffix:元"
+HOURS = "suffix:小时"
+
+
+def in_wan_yuan(expression: str) -> str:
+    """An amount in yuan, as 万元."""
+    return f"({expression}) / 10000.0"
+
+
+def in_hours(expression: str) -> str:
+    """A duration in seconds, as hours."""
+    return f"({expression}) / 3600.0"

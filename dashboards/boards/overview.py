@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dashboards.boards.common import (
+    HOURS,
     LEVEL_NAME,
     OPEN_AT_END,
     RANGE_END,
@@ -231,13 +232,17 @@ ORDER BY 1, 2
     )
 
 
+#: Median seconds to acknowledge; shown in hours.
+ACK_MEDIAN = "percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_acknowledge)"
+
+
 def time_to_acknowledge() -> Panel:
     """Median time to acknowledge per level, red once it passes the level's escalation
     window: the one number that says whether the fast-response chain works."""
     overrides = [
         by_name(
             LEVEL_LABELS[level],
-            ("thresholds", thresholds([(None, "green"), (minutes * 60, LEVEL_COLORS["I"])])),
+            ("thresholds", thresholds([(None, "green"), (minutes / 60, LEVEL_COLORS["I"])])),
         )
         for level, minutes in ACK_WINDOW_MINUTES.items()
     ]
@@ -248,13 +253,13 @@ def time_to_acknowledge() -> Panel:
         Query(
             f"""
 SELECT {RANGE_END} AS time,
-       {per_level("percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_acknowledge)")}
+       {per_level(ACK_MEDIAN, then=" / 3600.0")}
 FROM v_alerts
 WHERE {where("created_at")}
 """,
             "table",
         ),
-        unit="s",
+        unit=HOURS,
         w=12,
         h=9,
         decimals=None,

@@ -7,7 +7,13 @@ average wage is weighted by frontline headcount, never an average of averages).
 
 from __future__ import annotations
 
-from dashboards.boards.common import spring_festival, where
+from dashboards.boards.common import (
+    WAN_YUAN,
+    YUAN,
+    in_wan_yuan,
+    spring_festival,
+    where,
+)
 from dashboards.labels import LEVEL_COLORS
 from dashboards.model import (
     Board,
@@ -56,7 +62,7 @@ def board() -> Board:
                 "一线职工平均工资",
                 "最近一个月已报送监测点的一线职工月平均工资(按一线人数加权)。",
                 WEIGHTED_WAGE,
-                unit="currencyCNY",
+                unit=YUAN,
                 steps=[(None, "text")],
             ),
             monthly_stat(
@@ -67,10 +73,11 @@ def board() -> Board:
             ),
             monthly_stat(
                 "欠薪金额",
-                "最近一个月监测点申报的拖欠工资金额。",
-                "sum(arrears_amount)",
-                unit="currencyCNY",
-                steps=[(None, "green"), (1, LEVEL_COLORS["II"])],
+                "最近一个月监测点申报的拖欠工资金额(万元)。",
+                in_wan_yuan("sum(arrears_amount)"),
+                unit=WAN_YUAN,
+                decimals=2,
+                steps=[(None, "green"), (0.0001, LEVEL_COLORS["II"])],
             ),
             Row("月度趋势"),
             wage_trend(),
@@ -81,9 +88,10 @@ def board() -> Board:
             ),
             per_county(
                 "欠薪金额(按区县)",
-                "各区县监测点每月申报的拖欠工资金额。",
-                "arrears_amount",
-                unit="currencyCNY",
+                "各区县监测点每月申报的拖欠工资金额(万元)。",
+                in_wan_yuan("arrears_amount"),
+                unit=WAN_YUAN,
+                decimals=2,
             ),
             per_county(
                 "未报送月报的监测点(按区县)",
@@ -155,7 +163,7 @@ ORDER BY period
 """
             ),
         ],
-        unit="currencyCNY",
+        unit=YUAN,
         w=24,
         decimals=0,
         min_value=None,
@@ -167,7 +175,9 @@ ORDER BY period
     )
 
 
-def per_county(title: str, description: str, column: str, *, unit: str = "short") -> Panel:
+def per_county(
+    title: str, description: str, column: str, *, unit: str = "short", decimals: int = 0
+) -> Panel:
     return timeseries(
         title,
         description,
@@ -186,7 +196,7 @@ ORDER BY 1, 2
         unit=unit,
         bars=True,
         stacked=True,
-        decimals=0,
+        decimals=decimals,
         legend_calcs=["sum"],
     )
 
@@ -231,7 +241,7 @@ SELECT period AS time,
        avg_frontline_wage AS "平均一线工资",
        arrears_points AS "欠薪企业",
        arrears_workers AS "欠薪职工",
-       arrears_amount AS "欠薪金额"
+       arrears_amount / 10000.0 AS "欠薪金额"
 FROM v_wage_monthly
 WHERE period = (SELECT max(period) FROM v_wage_monthly WHERE $__timeFilter(period))
   AND region_code IN ($county)
@@ -249,7 +259,7 @@ ORDER BY region_code
                 ("thresholds", thresholds(REPORTING_STEPS)),
                 ("custom.cellOptions", {"type": "color-text"}),
             ),
-            by_name("平均一线工资", ("unit", "currencyCNY"), ("decimals", 0)),
-            by_name("欠薪金额", ("unit", "currencyCNY"), ("decimals", 0)),
+            by_name("平均一线工资", ("unit", YUAN), ("decimals", 0)),
+            by_name("欠薪金额", ("unit", WAN_YUAN), ("decimals", 2)),
         ],
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from monitor.clock import add_months
+from monitor.regions import PROVINCE
 from monitor.report import labels
 from monitor.report.figures import Compared, MonthlyFigures
 from monitor.season import spring_festival
@@ -37,6 +38,19 @@ class Analysis:
 
 def _joined(parts: Iterable[str]) -> str:
     return "、".join(parts)
+
+
+def _all(f: MonthlyFigures) -> str:
+    return labels.whole(f.region_tier)
+
+
+def _areas(f: MonthlyFigures) -> str:
+    return labels.areas(f.region_tier)
+
+
+def _lower(f: MonthlyFigures) -> str:
+    """The unions one tier below the report's region: a province's cities, a city's counties."""
+    return "市级" if f.region_tier == PROVINCE else "县级"
 
 
 def _share(part: int, whole: int) -> str:
@@ -152,13 +166,14 @@ def analyse(f: MonthlyFigures) -> Analysis:
     # (一) volume
     if f.empty:
         volume = (
-            f"{month}全市未受理职工信访事项（0件、0人次）。上月{prev.petitions}件，"
+            f"{month}{_all(f)}未受理职工信访事项（0件、0人次）。上月{prev.petitions}件，"
             f"上年同月{ly.petitions}件。"
         )
         if prev.petitions or ly.petitions:
-            volume += "信访数据为零与往期差异明显，需核实各区县（市）工会信访数据是否按时报送。"
+            volume += f"信访数据为零与往期差异明显，需核实各{_areas(f)}工会信访数据是否按时报送。"
         summary = (
-            f"{month}全市未受理职工信访事项。本期各项信访统计均为零，预警和监测点风险情况见正文。"
+            f"{month}{_all(f)}未受理职工信访事项。"
+            "本期各项信访统计均为零，预警和监测点风险情况见正文。"
         )
     else:
         # A zero base (the system's first year, a county not yet reporting) has no
@@ -186,7 +201,7 @@ def analyse(f: MonthlyFigures) -> Analysis:
             both = "均" if len(missing) > 1 else ""
             clauses.append(f"{'、'.join(missing)}{both}无信访数据，不作比较")
         volume = (
-            f"{month}全市共受理职工信访{total.petitions}件、涉及{total.people}人次。"
+            f"{month}{_all(f)}共受理职工信访{total.petitions}件、涉及{total.people}人次。"
             + "；".join(clauses)
             + "。"
         )
@@ -250,7 +265,7 @@ def analyse(f: MonthlyFigures) -> Analysis:
         counties = sorted(f.by_county, key=lambda r: (-r.current.petitions, r.key))
         text = (
             f"从区域分布看，{counties[0].label}{counties[0].current.petitions}件，"
-            f"占{_share(counties[0].current.petitions, total.petitions)}，居各区县（市）首位"
+            f"占{_share(counties[0].current.petitions, total.petitions)}，居各{_areas(f)}首位"
         )
         if len(counties) > 1 and counties[1].current.petitions:
             text += f"；其次是{counties[1].label}（{counties[1].current.petitions}件）"
@@ -371,7 +386,7 @@ def _alerts_text(f: MonthlyFigures) -> str:
             if r.level in labels.RISK_LEVELS
         ]
         text += (
-            f"截至月末，全市{f.points_registered}个劳动关系监测点中已评分{scored}个，"
+            f"截至月末，{_all(f)}{f.points_registered}个劳动关系监测点中已评分{scored}个，"
             f"其中{_joined(levels)}。"
         )
         if f.risk_points:
@@ -379,7 +394,7 @@ def _alerts_text(f: MonthlyFigures) -> str:
             text += f"风险最高的是{p.name}（{p.region}，{p.score}分"
             text += f"，{p.factor}）。" if p.factor else "）。"
     else:
-        text += f"截至月末，全市{f.points_registered}个劳动关系监测点尚无风险评分。"
+        text += f"截至月末，{_all(f)}{f.points_registered}个劳动关系监测点尚无风险评分。"
     return text
 
 
@@ -387,7 +402,7 @@ def _suggestions(f: MonthlyFigures) -> list[str]:
     out: list[str] = []
     phase, _festival = _season_phase(f.month)
     if f.empty and (f.totals.previous.petitions or f.totals.last_year.petitions):
-        out.append("核实各区县（市）工会本月信访数据报送情况，确保月报数据完整、准确。")
+        out.append(f"核实各{_areas(f)}工会本月信访数据报送情况，确保月报数据完整、准确。")
     if phase in ("pre", "festival", "year_end"):
         out.append(
             "深入开展岁末年初农民工工资治欠保支专项行动，对建筑业等重点行业和在建工程项目逐一排查，"
@@ -398,8 +413,8 @@ def _suggestions(f: MonthlyFigures) -> list[str]:
     rising = _rising(f.by_county)
     if rising:
         out.append(
-            f"对{_joined(r.label for r in rising)}等信访量上升较快的区县（市），"
-            "督促县级工会开展专项排查，摸清矛盾底数，落实化解责任。"
+            f"对{_joined(r.label for r in rising)}等信访量上升较快的{_areas(f)}，"
+            f"督促{_lower(f)}工会开展专项排查，摸清矛盾底数，落实化解责任。"
         )
     if f.collective.current.petitions:
         out.append(

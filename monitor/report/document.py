@@ -162,8 +162,8 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
 
     total = f.totals
     lead = (
-        f"根据各区县（市）工会、12351职工服务热线和网上信访平台报送的信访数据，"
-        f"现将{month}全市职工信访情况分析如下。"
+        f"根据各{labels.areas(f.region_tier)}工会、12351职工服务热线和网上信访平台报送的信访数据，"
+        f"现将{month}{labels.whole(f.region_tier)}职工信访情况分析如下。"
     )
     if not f.complete:
         lead += f"（本期数据截至{labels.day_title(f.last_day)}，月度尚未结束，为阶段性统计。）"
@@ -226,7 +226,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
     if f.empty:
         blocks.append(
             Paragraph(
-                f"{month}全市未受理职工信访事项，以下各表本月数均为零，上月和上年同月数供对比。",
+                f"{month}{labels.whole(f.region_tier)}未受理职工信访事项，以下各表本月数均为零，上月和上年同月数供对比。",
                 "body",
             )
         )
@@ -553,7 +553,7 @@ def build_document(f: MonthlyFigures, analysis: Analysis | None = None) -> Repor
         issue=f"{f.month.year}年第{f.month.month}期",
         issuer_line=f"{f.issuer}编",
         date_line=labels.day_title(f.local_day(f.generated_at)),
-        title=f"{month}全市职工信访情况分析",
+        title=f"{month}{labels.whole(f.region_tier)}职工信访情况分析",
         blocks=blocks,
         notes=notes,
     )

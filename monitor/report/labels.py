@@ -145,3 +145,17 @@ def fmt_hours(hours: Decimal | None) -> str:
 
 def fmt_days(days: Decimal | None) -> str:
     return fmt_decimal(days)
+
+
+def areas(tier: int) -> str:
+    """The regions a report compares: a province's cities (市州), a city's counties."""
+    from monitor.regions import PROVINCE
+
+    return "市州" if tier == PROVINCE else "区县（市）"
+
+
+def whole(tier: int) -> str:
+    """The report's whole region: 全省 for a province's report, 全市 for a city's."""
+    from monitor.regions import PROVINCE
+
+    return "全省" if tier == PROVINCE else "全市"

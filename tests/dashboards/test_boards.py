@@ -216,3 +216,52 @@ def test_labels_become_sql_and_data_source_refs_can_be_retargeted() -> None:
     assert '"uid": "our-pg"' in render(moved)
     assert DATASOURCE_UID in render(board)  # the original is untouched
     assert retarget(board, DATASOURCE_UID) is board
+
+
+def _units() -> list[tuple[str, str, str, str]]:
+    """(board, panel, field or "", unit) for every unit set on a panel or a field."""
+    out = []
+    for name, board in COMMITTED.items():
+        for panel in board["panels"]:
+            if "fieldConfig" not in panel:
+                continue
+            defaults = panel["fieldConfig"]["defaults"]
+            if "unit" in defaults:
+                out.append((name, panel["title"], "", defaults["unit"]))
+            for o in panel["fieldConfig"]["overrides"]:
+                for prop in o["properties"]:
+                    if prop["id"] == "unit":
+                        out.append((name, panel["title"], o["matcher"]["options"], prop["value"]))
+    return out
+
+
+def test_money_in_wan_yuan_and_durations_in_hours() -> None:
+    units = _units()
+    # Grafana's own "¥"/"s" units would show "¥1.2 Mil" and "1.5 hour" to Chinese readers.
+    assert not [u for u in units if u[3] in ("currencyCNY", "s") or u[3].startswith("dt")]
+    money = {(b, p, f): unit for b, p, f, unit in units if "金额" in (f or p)}
+    durations = {(b, p, f): unit for b, p, f, unit in units if "用时" in (f or p)}
+    assert len(money) == 3 and set(money.values()) == {"suffix:万元"}, money
+    assert len(durations) == 5 and set(durations.values()) == {"suffix:小时"}, durations
+    assert {(p, f) for _b, p, f, unit in units if unit == "suffix:元"} == {
+        ("一线职工平均工资", ""),
+        ("一线职工月平均工资", ""),
+        ("最近月份各区县明细", "平均一线工资"),
+    }
+    # The SQL scales what the suffix names: yuan to 万元, seconds to hours.
+    sql = {
+        p["title"]: " ".join(t["rawSql"] for t in p.get("targets", []))
+        for board in COMMITTED.values()
+        for p in board["panels"]
+    }
+    for _b, panel, _f in money:
+        assert "/ 10000.0" in sql[panel], panel
+    for _b, panel, _f in durations:
+        assert "/ 3600.0" in sql[panel], panel
+    # The level thresholds of the acknowledgement times are in hours too (I级: 15 minutes).
+    overview = COMMITTED["labormon-overview.json"]
+    ack = next(p for p in overview["panels"] if p["title"] == "确认用时中位数(按级别)")
+    first = ack["fieldConfig"]["overrides"][0]
+    assert first["matcher"]["options"] == LEVEL_LABELS["I"]
+    [steps] = [x["value"]["steps"] for x in first["properties"] if x["id"] == "thresholds"]
+    assert steps[1]["value"] == 0.25
