@@ -209,3 +209,26 @@ async def test_a_notice_is_said_first_and_in_the_notes(ctx: Context, clock: Froz
     html = render_html(doc)
     assert html.index("本报告所用数据均为模拟数据") < html.index('<table class="data')
     assert doc.notes[0] == "说明：本报告所用数据均为模拟数据。"
+
+
+async def test_only_a_reviewer_of_this_installations_scope_may_sign(ctx: Context) -> None:
+    """Role and tier are not enough: a leader of the same tier elsewhere (another city of
+    the province) may not sign this city's report."""
+    from monitor.models import Account
+    from monitor.report import signoff
+
+    cfg = ctx.settings.report
+    scope = ctx.settings.organisation.scope_code
+
+    def leader(region: str) -> Account:
+        return Account(
+            id=f"lead-{region}",
+            kind="leader",
+            role=cfg.reviewer_role,
+            tier=cfg.reviewer_tier,
+            region_code=region,
+        )
+
+    assert signoff.may_sign(ctx, leader(scope))
+    other_city = "430100" if scope != "430100" else "430200"
+    assert not signoff.may_sign(ctx, leader(other_city))

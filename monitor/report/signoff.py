@@ -128,12 +128,17 @@ async def recipients_of(ctx: Context, session: AsyncSession) -> list[tuple[str |
 
 
 def may_sign(ctx: Context, account: Account | None) -> bool:
+    """The configured reviewer of this installation's report: role and tier as configured,
+    and a region at or above the installation's scope (another city's leader of the same
+    tier may not sign this city's report)."""
     cfg = ctx.settings.report
+    scope = ctx.settings.organisation.scope_code
     return (
         account is not None
         and account.kind == "leader"
         and account.role == cfg.reviewer_role
         and account.tier == cfg.reviewer_tier
+        and account.region_code in {scope, *ancestors(scope)}
     )
 
 
