@@ -153,28 +153,15 @@ class DailyDigest:
                     "items": items,
                     "petitions": petitions,
                 }
-                for contact in contacts:
-                    await self.book.outbox.enqueue(
-                        session,
-                        channel="email",
-                        recipient=contact.recipient,
-                        address=contact.address,
-                        subject=subject_for(body),
-                        body=body,
-                        purpose="digest",
-                        now=now,
-                        priority=priority_of("IV"),
-                    )
-                    written += 1
-                for alert in alerts:
-                    record_event(
-                        session,
-                        alert,
-                        "IncludedInDigest",
-                        now,
-                        details={"date": day.isoformat(), "messages": written},
-                        metrics=self.book.metrics,
-                    )
+                written = await self._send(
+                    session,
+                    contacts,
+                    body,
+                    alerts,
+                    "IncludedInDigest",
+                    {"date": day.isoformat()},
+                    now,
+                )
                 if not contacts:
                     log.warning("no email contact for the county digest", county=county)
             run.status = "done"
@@ -250,32 +237,54 @@ class DailyDigest:
                     "week": week.isoformat(),
                     "items": items,
                 }
-                for contact in contacts:
-                    await self.book.outbox.enqueue(
-                        session,
-                        channel="email",
-                        recipient=contact.recipient,
-                        address=contact.address,
-                        subject=subject_for(body),
-                        body=body,
-                        purpose="digest",
-                        now=now,
-                        priority=priority_of("IV"),
-                    )
-                    written += 1
-                for alert in alerts:
-                    record_event(
-                        session,
-                        alert,
-                        "IncludedInRiskDigest",
-                        now,
-                        details={"week": week.isoformat(), "messages": written},
-                        metrics=self.book.metrics,
-                    )
+                written = await self._send(
+                    session,
+                    contacts,
+                    body,
+                    alerts,
+                    "IncludedInRiskDigest",
+                    {"week": week.isoformat()},
+                    now,
+                )
             run.status = "done"
             run.finished_at = now
             run.details = {"alerts": len(alerts), "messages": written}
         return written
+
+    async def _send(
+        self,
+        session: Any,
+        contacts: list[Any],
+        body: dict[str, Any],
+        alerts: list[Any],
+        event: str,
+        details: dict[str, Any],
+        now: datetime,
+    ) -> int:
+        """Queue one digest email per contact and note on each alert that it went out in
+        it; returns the messages queued."""
+        for contact in contacts:
+            await self.book.outbox.enqueue(
+                session,
+                channel="email",
+                recipient=contact.recipient,
+                address=contact.address,
+                subject=subject_for(body),
+                body=body,
+                purpose="digest",
+                now=now,
+                priority=priority_of("IV"),
+            )
+        for alert in alerts:
+            record_event(
+                session,
+                alert,
+                event,
+                now,
+                details=details | {"messages": len(contacts)},
+                metrics=self.book.metrics,
+            )
+        return len(contacts)
 
     def schedule(self, scheduler: AsyncIOScheduler) -> None:
         scheduler.add_job(
