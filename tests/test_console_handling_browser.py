@@ -104,7 +104,10 @@ def test_a_county_leader_files_every_kind_with_errors_next_to_the_fields(
     expect(page.locator("#records")).to_contain_text("属实")
     expect(page.locator("#records")).to_contain_text("现场 80 人")
     expect(page.locator("#records")).to_contain_text("追回工资 1,200,000 元")
-    expect(page.locator("#records")).to_contain_text(f"lead-{county}")
+    # People are shown by name or post, never by account id (issue 13).
+    expect(page.locator("#records")).to_contain_text("总工会领导")
+    expect(page.locator("#records")).not_to_contain_text(f"lead-{county}")
+    expect(page.locator("#timeline")).not_to_contain_text("record")
     expect(page.locator("#timeline")).to_contain_text("处置记录")
     expect(page.locator(".record-forms")).to_have_count(0)
     shot(page, "alert-handling")

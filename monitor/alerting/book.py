@@ -310,7 +310,7 @@ class AlertBook:
             "HandlingRecorded",
             now,
             actor="system",
-            reason=f"progress record {record.id} (informant follow-up)",
+            reason=f"处置记录 {record.id}（信息员续报）",
             details={"record_id": record.id, "kind": "progress", "via": record.via, "text": text_}
             | {k: v for k, v in fields.items() if k == "people_now"},
             metrics=self.metrics,
@@ -339,7 +339,7 @@ class AlertBook:
             self.ctx.settings.handling,
             postgres=self.ctx.db.is_postgres,
         )
-        await self.resolve_overdue(session, ended, now, reason=f"progress record {record.id}")
+        await self.resolve_overdue(session, ended, now, reason=f"处置记录 {record.id}（续报）")
 
     async def _alert_of_source(self, session: AsyncSession, source_id: str) -> Alert | None:
         """The event alert holding the record `source_id` (the newest)."""

@@ -22,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from monitor.alerting import deadlines
 from monitor.alerting.book import AlertBook, AlertError
 from monitor.alerting.dispatch import record_event
-from monitor.alerting.messages import RESOLUTION_NAMES, VERDICT_NAMES, local_text, scrub
+from monitor.alerting.messages import (
+    RECORD_NAMES,
+    RESOLUTION_NAMES,
+    VERDICT_NAMES,
+    local_text,
+    scrub,
+)
 from monitor.config import Duration
 from monitor.context import Context
 from monitor.logging import get_logger
@@ -348,7 +354,8 @@ class Handling:
             "HandlingRecorded",
             now,
             actor=author,
-            reason=f"{data.kind} record {record.id}",
+            # Shown under the record on every tier's timeline: in Chinese, not our kinds.
+            reason=f"处置记录 {record.id}（{RECORD_NAMES[data.kind]}）",
             details=details,
             metrics=self.book.metrics,
         )
@@ -380,7 +387,7 @@ class Handling:
             ended += await deadlines.meet(session, alert, "final", now, postgres=postgres)
             await self.book._resolve(session, alert, now, actor=author, reason="终报", via="final")
         await self.book.resolve_overdue(
-            session, ended, now, reason=f"{data.kind} record {record.id}"
+            session, ended, now, reason=f"处置记录 {record.id}（{RECORD_NAMES[data.kind]}）"
         )
         log.info("handling record filed", alert=alert.id, kind=data.kind, via=via)
         return record
