@@ -29,10 +29,11 @@ from monitor import bus
 from monitor.clock import add_months, local_date
 from monitor.context import Context
 from monitor.logging import get_logger
-from monitor.models import Account, Delivery, Document, JobRun, Region
-from monitor.regions import CITY, ancestors, tier_of
+from monitor.models import Account, Delivery, Document, JobRun
+from monitor.regions import ancestors
 from monitor.report import CONTENT_TYPES, make_document, render
 from monitor.report.mail import covering_mail
+from monitor.report.recipients import report_recipients
 
 log = get_logger("labormon.report")
 
@@ -95,36 +96,8 @@ async def reviewers(ctx: Context, session: AsyncSession) -> list[tuple[str, str]
 
 
 async def recipients_of(ctx: Context, session: AsyncSession) -> list[tuple[str | None, str]]:
-    """The recipients of the installation's own report (as `ReportService._recipients`):
-    leader accounts of the configured tiers with an email in the scope, the regions above
-    it and, for a city, its counties; then the configured addresses; each address once."""
-    scope = ctx.settings.organisation.scope_code
-    codes = {scope, *ancestors(scope)}
-    if tier_of(scope) == CITY:
-        counties = await session.execute(select(Region.code).where(Region.parent_code == scope))
-        codes.update(code for (code,) in counties)
-    accounts = await session.execute(
-        select(Account.id, Account.email)
-        .where(
-            Account.kind == "leader",
-            Account.status == "active",
-            Account.email.is_not(None),
-            Account.tier.in_(ctx.settings.report.recipient_tiers),
-            Account.region_code.in_(sorted(codes)),
-        )
-        .order_by(Account.tier, Account.id)
-    )
-    seen: set[str] = set()
-    out: list[tuple[str | None, str]] = []
-    for account_id, address in accounts:
-        if address and address.lower() not in seen:
-            seen.add(address.lower())
-            out.append((account_id, address))
-    for address in ctx.settings.report.recipients:
-        if address.lower() not in seen:
-            seen.add(address.lower())
-            out.append(("report.recipients", address))
-    return out
+    """The recipients of the installation's own report, by the rule of every report."""
+    return await report_recipients(ctx, session)
 
 
 def may_sign(ctx: Context, account: Account | None) -> bool:
