@@ -9,6 +9,7 @@ filter is an optimisation and never the only guard against leakage.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -101,12 +102,15 @@ async def load_panel(
 ) -> Panel:
     """The panel of every point (or of `point_ids`), with the history scoring needs at
     `as_of` (None: everything stored, for backtests)."""
+    # The rows are read here; the panel is built in a worker thread, so that scoring
+    # thousands of points does not stall the event loop that carries level I alerts
+    # (the interpreter switches threads every few milliseconds).
     builder = PanelBuilder(zone, trust_record_dates=trust_record_dates)
     async with db.read() as conn:  # a snapshot that does not hold up writers
         points = select(*POINT_COLUMNS).order_by(MonitoringPoint.point_id)
         if point_ids is not None:
             points = points.where(MonitoringPoint.point_id.in_(list(point_ids)))
-        builder.add_points(await _rows(conn, points))
+        point_rows = await _rows(conn, points)
         wages = select(*WAGE_COLUMNS)
         petitions = select(*PETITION_COLUMNS)
         reports = select(*REPORT_COLUMNS)
@@ -131,13 +135,21 @@ async def load_panel(
             reports = reports.where(
                 InformantReport.point_id.in_(ids) | InformantReport.point_id.is_(None)
             )
-        builder.add_wages(await _rows(conn, wages.order_by(WageReport.point_id, WageReport.period)))
+        wage_rows = await _rows(conn, wages.order_by(WageReport.point_id, WageReport.period))
         petition_rows = await _rows(conn, petitions.order_by(Petition.petition_id))
         report_rows = await _rows(conn, reports.order_by(InformantReport.report_id))
-        if point_ids is not None:
-            petition_rows = [r for r in petition_rows if _named(builder, r, "summary")]
-            report_rows = [r for r in report_rows if _named(builder, r, "description")]
-        builder.add_petitions(petition_rows)
+
+        def points_and_wages() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            builder.add_points(point_rows)
+            builder.add_wages(wage_rows)
+            if point_ids is None:
+                return petition_rows, report_rows
+            return (
+                [r for r in petition_rows if _named(builder, r, "summary")],
+                [r for r in report_rows if _named(builder, r, "description")],
+            )
+
+        petition_rows, report_rows = await asyncio.to_thread(points_and_wages)
         # Each report weighs as much as its informant is reliable, counting only what
         # was settled by the as-of day.
         until = (
@@ -155,11 +167,16 @@ async def load_panel(
                 until=until,
             )
         )
+
+    def events_and_build() -> Panel:
         for row in report_rows:
             found = reliable.get(str(row["informant_id"]))
             row["weight"] = found.weight(reliability_prior) if found is not None else 1.0
+        builder.add_petitions(petition_rows)
         builder.add_reports(report_rows)
-    return builder.build(first_month=first_month, last_month=last_month)
+        return builder.build(first_month=first_month, last_month=last_month)
+
+    return await asyncio.to_thread(events_and_build)
 
 
 def _named(builder: PanelBuilder, row: dict[str, Any], text_field: str) -> bool:

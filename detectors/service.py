@@ -157,18 +157,32 @@ class DetectorService:
         return dict(self._state) | {"model_id": self.model_id}
 
     async def run(self) -> None:
+        # Two loops: events (informant reports, petitions: where level I comes from) never
+        # wait behind a batch of wage reports or the nightly re-score, which take seconds
+        # at a province's size.
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._loop(self.check_new_events, jobs=False), name="events")
+            group.create_task(self._loop(self.check_new_wages, jobs=True), name="wages")
+
+    async def _loop(self, check: Any, *, jobs: bool) -> None:
         subscribe = getattr(self.ctx.clock, "subscribe", None)
         clock_moved: asyncio.Event | None = subscribe() if callable(subscribe) else None
         # Our own wake-up: another consumer of RECORDS cannot swallow it.
         records = self.ctx.bus.subscribe(bus.RECORDS)
         while True:
-            checked = await self.check_new_records()
-            await self.run_due_jobs()
+            checked = await check()
+            if jobs:
+                await self.run_due_jobs()
             if checked >= self.cfg.batch_size:
                 continue  # a backlog: keep going
-            await self._sleep(records, clock_moved)
+            await self._sleep(records, clock_moved, self._wake if jobs else None)
 
-    async def _sleep(self, records: asyncio.Event, clock_moved: asyncio.Event | None) -> None:
+    async def _sleep(
+        self,
+        records: asyncio.Event,
+        clock_moved: asyncio.Event | None,
+        wake: asyncio.Event | None = None,
+    ) -> None:
         if records.is_set():
             records.clear()
             return
@@ -176,8 +190,9 @@ class DetectorService:
             asyncio.ensure_future(
                 asyncio.wait_for(records.wait(), self.cfg.poll_interval.total_seconds())
             ),
-            asyncio.ensure_future(self._wake.wait()),
         ]
+        if wake is not None:
+            waiters.append(asyncio.ensure_future(wake.wait()))
         if clock_moved is not None:
             waiters.append(asyncio.ensure_future(clock_moved.wait()))
         try:
@@ -187,7 +202,8 @@ class DetectorService:
                 waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*waiters, return_exceptions=True)
-            self._wake.clear()
+            if wake is not None:
+                wake.clear()
             records.clear()
             if clock_moved is not None:
                 clock_moved.clear()
@@ -196,15 +212,23 @@ class DetectorService:
 
     async def check_new_records(self) -> int:
         """Event severity for new reports and petitions, rules for new wage reports."""
+        return await self.check_new_events() + await self.check_new_wages()
+
+    async def check_new_events(self) -> int:
+        """Event severity for new informant reports and petitions."""
         total = 0
         findings = 0
         for kind in ("report", "petition"):
             n, written = await self._check_events(kind)
             total += n
             findings += written
-        n, written = await self._check_wages()
-        total += n
-        findings += written
+        return self._checked(total, findings)
+
+    async def check_new_wages(self) -> int:
+        """The rules for new wage reports."""
+        return self._checked(*await self._check_wages())
+
+    def _checked(self, total: int, findings: int) -> int:
         if findings:
             self.ctx.bus.notify(bus.FINDINGS)
         self._state["checked"] += total
@@ -329,21 +353,27 @@ class DetectorService:
             reliability_prior=self.reliability_prior,
             reliability_prior_weight=self.reliability_prior_weight,
         )
-        view = PanelView(panel, day_number(today))
-        features = compute(view)
-        hits = rules.evaluate(features)
+
+        def evaluate() -> tuple[dict[int, str], dict[int, Any], list[list[str]]]:
+            view = PanelView(panel, day_number(today))
+            features = compute(view)
+            hits = rules.evaluate(features)
+            floored = {i: level for i in range(panel.n) if (level := hits.floor(i)) is not None}
+            factors = {i: rules.floor_factors(hits, i) for i in floored}
+            behind: list[list[str]] = [[] for _ in range(panel.n)]
+            evidence.point_sources(
+                view,
+                features,
+                np.array(list(floored), dtype=np.int64),
+                [factors.get(i, []) for i in range(panel.n)],
+                behind,
+            )
+            return floored, factors, behind
+
         # Findings' evidence is worked out before the claim's transaction, which on
         # SQLite holds the write lock: only the claim and the writes happen inside it.
-        floored = {i: level for i in range(panel.n) if (level := hits.floor(i)) is not None}
-        factors = {i: rules.floor_factors(hits, i) for i in floored}
-        behind: list[list[str]] = [[] for _ in range(panel.n)]
-        evidence.point_sources(
-            view,
-            features,
-            np.array(list(floored), dtype=np.int64),
-            [factors.get(i, []) for i in range(panel.n)],
-            behind,
-        )
+        # In a worker thread: the event loop carries the alerts meanwhile.
+        floored, factors, behind = await asyncio.to_thread(evaluate)
         async with self.ctx.db.connect() as conn:
             claimed = set(await claim_wage_reports(conn, [r["report_id"] for r in peeked], now))
             rows = [r for r in peeked if r["report_id"] in claimed]

@@ -166,6 +166,9 @@ class MqttConfig(Section):
     #: lease ran out, because the broker keeps routing a share of the input to it.
     session_lease: Duration = timedelta(seconds=30)
     rescue_sessions: bool = True
+    #: Wage reports on a second connection (client id `<client_id>-wages`), so that a
+    #: month of them queued at the broker cannot hold back an informant's report.
+    wage_lane: bool = True
 
     @field_validator("url")
     @classmethod
@@ -452,9 +455,11 @@ class ReportConfig(Section):
     #: told, and it is mailed to the recipients only when a reviewer signs it in the
     #: console. Off: mailed at once, as before.
     sign_off: bool = True
-    #: Who reviews and signs: leader accounts of this role at this tier (2 city, 1 province).
+    #: Who reviews and signs: leader accounts of this role at this tier (2 city, 1 province);
+    #: unset, the tier of the installation's scope (a city's leaders sign a city's report,
+    #: the province's a province's).
     reviewer_role: str = "leader"
-    reviewer_tier: int = Field(default=2, ge=1, le=3)
+    reviewer_tier: int | None = Field(default=None, ge=1, le=3)
     #: Day of the month on which a still unsigned report reminds its reviewers (once).
     remind_day: int = Field(default=5, ge=1, le=28)
     #: The signed report's distribution lines (报/送/发) and its mark.

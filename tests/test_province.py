@@ -262,7 +262,9 @@ async def test_the_console_shows_a_province_leader_every_city_and_a_city_leader_
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-async def test_a_province_report_needs_reviewer_tier_1_as_the_readme_says(ctx: Context) -> None:
+async def test_the_province_report_is_reviewed_by_the_province_by_default(ctx: Context) -> None:
+    """The reviewer's tier follows the installation's scope unless configured: a province
+    installation's report is signed by the province's leaders, not a city's."""
     from monitor.report import signoff
 
     await load_regions(ctx.db, catalogue(), PROVINCE)
@@ -271,11 +273,9 @@ async def test_a_province_report_needs_reviewer_tier_1_as_the_readme_says(ctx: C
     await add(kind="leader", account_id="lead-430000", region_code=PROVINCE, email="hn@x.cn")
     await add(kind="leader", account_id="lead-430100", region_code="430100", email="cs@x.cn")
     async with ctx.db.session() as session:
-        # The default (tier 2, the city) finds nobody to review the province's report...
-        assert ctx.settings.report.reviewer_tier == 2
-        assert await signoff.reviewers(ctx, session) == []
-        # ... tier 1 finds the province's leader.
-        ctx.settings.report.reviewer_tier = 1
+        assert ctx.settings.report.reviewer_tier is None
         assert await signoff.reviewers(ctx, session) == [("lead-430000", "hn@x.cn")]
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    assert "`[report] reviewer_tier = 1`" in readme
+        # Configured, the tier is taken as given: a city's leaders review nothing here
+        # (their region is below the scope).
+        ctx.settings.report.reviewer_tier = 2
+        assert await signoff.reviewers(ctx, session) == []

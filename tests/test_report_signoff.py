@@ -225,7 +225,7 @@ async def test_only_a_reviewer_of_this_installations_scope_may_sign(ctx: Context
             id=f"lead-{region}",
             kind="leader",
             role=cfg.reviewer_role,
-            tier=cfg.reviewer_tier,
+            tier=signoff.reviewer_tier(ctx),
             region_code=region,
         )
 

@@ -30,7 +30,7 @@ from monitor.clock import add_months, local_date
 from monitor.context import Context
 from monitor.logging import get_logger
 from monitor.models import Account, Delivery, Document, JobRun
-from monitor.regions import ancestors
+from monitor.regions import ancestors, tier_of
 from monitor.report import CONTENT_TYPES, make_document, render
 from monitor.report.mail import covering_mail
 from monitor.report.recipients import report_recipients
@@ -74,11 +74,16 @@ def email(
     )
 
 
+def reviewer_tier(ctx: Context) -> int:
+    """`report.reviewer_tier`, or (unset) the tier of the installation's scope."""
+    configured = ctx.settings.report.reviewer_tier
+    return configured if configured is not None else tier_of(ctx.settings.organisation.scope_code)
+
+
 async def reviewers(ctx: Context, session: AsyncSession) -> list[tuple[str, str]]:
     cfg = ctx.settings.report
     # Reviewers of the installation's own report sit in its scope or above it: in a
-    # province's installation a city's leaders review nothing but get their city's report
-    # (set reviewer_tier = 1 there).
+    # province's installation a city's leaders review nothing but get their city's report.
     scope = ctx.settings.organisation.scope_code
     rows = await session.execute(
         select(Account.id, Account.email)
@@ -86,7 +91,7 @@ async def reviewers(ctx: Context, session: AsyncSession) -> list[tuple[str, str]
             Account.kind == "leader",
             Account.status == "active",
             Account.role == cfg.reviewer_role,
-            Account.tier == cfg.reviewer_tier,
+            Account.tier == reviewer_tier(ctx),
             Account.region_code.in_(sorted({scope, *ancestors(scope)})),
             Account.email.is_not(None),
         )
@@ -110,7 +115,7 @@ def may_sign(ctx: Context, account: Account | None) -> bool:
         account is not None
         and account.kind == "leader"
         and account.role == cfg.reviewer_role
-        and account.tier == cfg.reviewer_tier
+        and account.tier == reviewer_tier(ctx)
         and account.region_code in {scope, *ancestors(scope)}
     )
 
