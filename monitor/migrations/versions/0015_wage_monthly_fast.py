@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from typing import Any
 
 from alembic import op
 
@@ -87,7 +88,7 @@ V_WAGE_MONTHLY = """
 """
 
 
-def _views() -> object:
+def _views() -> Any:
     return importlib.import_module("monitor.migrations.versions.0006_views")
 
 
@@ -96,7 +97,7 @@ def _dialect() -> str:
 
 
 def view_sql(dialect: str) -> str:
-    return _views()._render(V_WAGE_MONTHLY, dialect)  # type: ignore[attr-defined, no-any-return]
+    return str(_views()._render(V_WAGE_MONTHLY, dialect))
 
 
 def upgrade() -> None:
@@ -106,5 +107,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS v_wage_monthly")
-    old = _views().view_sql("v_wage_monthly", _dialect())  # type: ignore[attr-defined]
+    old = _views().view_sql("v_wage_monthly", _dialect())
     op.execute(f"CREATE VIEW v_wage_monthly AS {old}")
