@@ -30,6 +30,7 @@ from monitor.clock import add_months, local_date
 from monitor.context import Context
 from monitor.logging import get_logger
 from monitor.models import Account, Delivery, Document, JobRun
+from monitor.privacy import mask_free_text
 from monitor.regions import ancestors
 from monitor.report import CONTENT_TYPES, make_document, render
 from monitor.report.mail import covering_mail
@@ -147,7 +148,8 @@ async def sign(ctx: Context, month: date, signer: Account, note: str | None) -> 
     now = ctx.clock.now()
     doc = await make_document(ctx.db, ctx.settings, month, now)
     doc.signatory = ctx.privacy.decrypt(signer.name_enc) or signer.id
-    doc.review_note = (note or "").strip() or None
+    # The note goes into the report and its mail (interfaces §7: no personal data there).
+    doc.review_note = mask_free_text((note or "").strip()) or None
     doc.distribution = [
         (label, text) for label, text in (("报", cfg.bao), ("送", cfg.song), ("发", cfg.fa)) if text
     ]
