@@ -462,10 +462,13 @@ class ReportConfig(Section):
     reviewer_tier: int | None = Field(default=None, ge=1, le=3)
     #: Day of the month on which a still unsigned report reminds its reviewers (once).
     remind_day: int = Field(default=5, ge=1, le=28)
-    #: The signed report's distribution lines (报/送/发) and its mark.
-    bao: str = ""
+    #: The signed report's distribution lines (报/送/发; "" leaves one out) and its mark.
+    #: Not set, 报 and 发 follow the report's scope: a province's report is reported to
+    #: 中华全国总工会 and issued to 各市州总工会, a city's to its province's federation and
+    #: 各区县（市）总工会.
+    bao: str | None = None
     song: str = ""
-    fa: str = "各区县（市）总工会"
+    fa: str | None = None
     classification: str = "内部资料"
     #: A sentence printed at the top of every report (the demo says its data is simulated).
     notice: str = ""

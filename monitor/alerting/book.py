@@ -203,7 +203,8 @@ class AlertBook:
                 "AlertLevelRaised",
                 now,
                 reason=f"finding {finding.id}",
-                details={"from": previous, "to": finding.level, "finding_id": finding.id},
+                details={"from": previous, "to": finding.level, "finding_id": finding.id}
+                | await self._deadlines_for_new_level(session, alert, now),
                 metrics=self.metrics,
             )
             if alert.status == "acknowledged":
@@ -422,7 +423,8 @@ class AlertBook:
                 "AlertLevelRaised",
                 now,
                 reason=f"finding {finding.id}",
-                details={"from": previous, "to": finding.level, "finding_id": finding.id},
+                details={"from": previous, "to": finding.level, "finding_id": finding.id}
+                | await self._deadlines_for_new_level(session, alert, now),
                 metrics=self.metrics,
             )
             self._unacknowledge(alert)
@@ -507,6 +509,22 @@ class AlertBook:
                 metrics=self.metrics,
             )
         return True
+
+    async def _deadlines_for_new_level(
+        self, session: AsyncSession, alert: Alert, now: datetime, *, level: str | None = None
+    ) -> dict[str, Any]:
+        """A raised alert owes what its new `level` (default: its level) owes: a level I
+        verification within the hour, not the 24 h of the level III it was. The changes
+        go in the audit log."""
+        moved = await deadlines.level_raised(
+            session,
+            alert,
+            self.ctx.settings.handling,
+            now,
+            level=level or alert.level,
+            postgres=self.ctx.db.is_postgres,
+        )
+        return {"deadlines": moved} if moved else {}
 
     async def _attach_open_risk(self, session: AsyncSession, alert: Alert) -> None:
         """A new event alert shows the factors of its enterprise's open risk alerts."""

@@ -27,11 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
 from monitor.clock import add_months, local_date
+from monitor.config import Settings
 from monitor.context import Context
 from monitor.logging import get_logger
 from monitor.models import Account, Delivery, Document, JobRun
-from monitor.regions import ancestors, tier_of
-from monitor.report import CONTENT_TYPES, make_document, render
+from monitor.privacy import mask_free_text
+from monitor.regions import PROVINCE, UnknownRegion, ancestors, catalogue, tier_of
+from monitor.report import CONTENT_TYPES, MonthlyFigures, labels, make_document, render
 from monitor.report.mail import covering_mail
 from monitor.report.recipients import report_recipients
 
@@ -143,6 +145,31 @@ async def signed_run(ctx: Context, key: str) -> JobRun | None:
         ).first()
 
 
+#: Who a province's federation reports to.
+NATIONAL = "中华全国总工会"
+
+
+def distribution(settings: Settings, figures: MonthlyFigures) -> list[tuple[str, str]]:
+    """The signed report's 报/送/发 lines, as (label, text): as configured, or, for 报 and
+    发 not set, after the report's scope: reported to the tier above (a province's report
+    to 中华全国总工会, a city's to its province's federation) and issued to the regions it
+    compares (各市州总工会, 各区县（市）总工会), as its own text names them."""
+    cfg = settings.report
+    bao = cfg.bao if cfg.bao is not None else _above(settings, figures)
+    fa = cfg.fa if cfg.fa is not None else f"各{labels.areas(figures.region_tier)}总工会"
+    return [(label, text) for label, text in (("报", bao), ("送", cfg.song), ("发", fa)) if text]
+
+
+def _above(settings: Settings, figures: MonthlyFigures) -> str:
+    if figures.region_tier == PROVINCE:
+        return NATIONAL
+    try:
+        lineage = catalogue(settings.organisation.regions_file).lineage(figures.city_code)
+    except UnknownRegion:
+        return ""
+    return f"{lineage[-2].name}总工会" if len(lineage) > 1 else ""
+
+
 async def sign(ctx: Context, month: date, signer: Account, note: str | None) -> Signed:
     """Sign the report of `month` and queue it to its recipients, once."""
     if not may_sign(ctx, signer):
@@ -152,10 +179,9 @@ async def sign(ctx: Context, month: date, signer: Account, note: str | None) -> 
     now = ctx.clock.now()
     doc = await make_document(ctx.db, ctx.settings, month, now)
     doc.signatory = ctx.privacy.decrypt(signer.name_enc) or signer.id
-    doc.review_note = (note or "").strip() or None
-    doc.distribution = [
-        (label, text) for label, text in (("报", cfg.bao), ("送", cfg.song), ("发", cfg.fa)) if text
-    ]
+    # The note goes into the report and its mail (interfaces §7: no personal data there).
+    doc.review_note = mask_free_text((note or "").strip()) or None
+    doc.distribution = distribution(ctx.settings, doc.figures)
     doc.classification = cfg.classification
     formats = list(cfg.attach)
     files = {fmt: await asyncio.to_thread(render, doc, fmt) for fmt in formats}
