@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 
 import asyncpg  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
-from sqlalchemy import func, select, update  # noqa: E402
+from sqlalchemy import delete, func, select, update  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.alert_latency import Sink, percentile, start_broker, wait_for  # noqa: E402
@@ -313,7 +313,7 @@ async def two_daemons(args: argparse.Namespace, ctx: Any, db_url: str, work: Pat
                     )
                 )
             )
-        if not args.quick:
+        if not (args.quick or args.latency_only):
             # Each leader gets their own region's report, once (the province's leader
             # the province report, after signing it).
             once = len(mailed) == len(set(mailed))
@@ -330,10 +330,10 @@ async def two_daemons(args: argparse.Namespace, ctx: Any, db_url: str, work: Pat
         # warm-up report is sent again until its emails arrive.
         async with aiomqtt.Client(host, int(port), identifier="bench-informant") as client:
             for attempt in range(12):
-                marker = f"省级基准预热{attempt:02d}"
+                marker = f"省级基准预热{args.tag}{attempt:02d}"
                 await client.publish(
                     "labormon/v1/reports/bench-informant",
-                    json.dumps(level_i_report(f"BPR-warm-{attempt}", marker)),
+                    json.dumps(level_i_report(f"BPR-warm-{args.tag}{attempt}", marker)),
                     qos=1,
                 )
                 try:
@@ -388,8 +388,8 @@ async def two_daemons(args: argparse.Namespace, ctx: Any, db_url: str, work: Pat
         await asyncio.sleep(0.5)
         async with aiomqtt.Client(host, int(port), identifier="bench-informant") as client:
             for n in range(args.reports):
-                marker = f"省级基准事件{n:04d}"
-                report = level_i_report(f"BPR{n:05d}", marker)
+                marker = f"省级基准事件{args.tag}{n:04d}"
+                report = level_i_report(f"BPR{args.tag}{n:05d}", marker)
                 started = time.perf_counter()
                 await client.publish(
                     "labormon/v1/reports/bench-informant", json.dumps(report), qos=1
@@ -425,6 +425,24 @@ async def two_daemons(args: argparse.Namespace, ctx: Any, db_url: str, work: Pat
         controller.stop()
 
 
+async def latency_only(args: argparse.Namespace) -> None:
+    """Part 6 again on the database of an earlier run: its month of wage reports is
+    deleted and published again, and the level I reports get new ids."""
+    db_url = make_url(args.pg).set(database=DB_NAME).render_as_string(hide_password=False)
+    args.tag = f"R{int(time.time()) % 100000}-"
+    work = Path(tempfile.mkdtemp(prefix="labormon-province-"))
+    ctx = make_context(settings_for(db_url, args.smtp_port, "mqtt://127.0.0.1:1"))
+    try:
+        await ctx.db.migrate()
+        async with ctx.db.session() as session:
+            await session.execute(delete(WageReport).where(WageReport.report_id.like("BW-%")))
+        print(f"  {'measure':<52} {'figure':>22}   {'target':<16}")
+        await two_daemons(args, ctx, db_url, work)
+    finally:
+        await ctx.close()
+    print(f"done; {load_average()}", flush=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -440,13 +458,22 @@ async def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="skip the reports and the panels (a smoke run)"
     )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only part 6, on the database a previous run left (its wage month is sent again)",
+    )
     args = parser.parse_args()
+    args.tag = ""
     if not args.smtp_port:
         from bench.alert_latency import _free_port
 
         args.smtp_port = _free_port()
     configure("warning", "console")
     print(f"bench/province.py — Hunan on PostgreSQL; {load_average()}", flush=True)
+    if args.latency_only:
+        await latency_only(args)
+        return
     db_url = await create_database(args.pg)
     work = Path(tempfile.mkdtemp(prefix="labormon-province-"))
     settings = settings_for(db_url, args.smtp_port, "mqtt://127.0.0.1:1")

@@ -31,12 +31,10 @@ import time
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import select
 
-from detectors import evidence, forecast, rules, scoring
+from detectors import forecast, scoring
 from detectors.base import RANK, RISK_KINDS, FindingDraft, risk_heading
-from detectors.features import compute
 from detectors.load import load_panel
 from detectors.panel import PanelView
 from detectors.persist import (
@@ -62,6 +60,7 @@ from detectors.severity import (
     event_finding,
 )
 from detectors.surge import SurgePolicy
+from detectors.wagecheck import WageChecker, WageRequest
 from monitor import bus
 from monitor.clock import local_date
 from monitor.config import DetectorsConfig
@@ -133,6 +132,12 @@ class DetectorService:
         self.model: forecast.Forecaster | None = None
         self.model_id: int | None = None
         self._wake = asyncio.Event()
+        self._wages = WageChecker(
+            ctx.db,
+            worker=self.cfg.wage_worker,
+            worker_min=self.cfg.wage_worker_min,
+            niceness=self.cfg.wage_worker_nice,
+        )
         self._state: dict[str, Any] = {"checked": 0}
 
     @classmethod
@@ -160,15 +165,24 @@ class DetectorService:
         # Two loops: events (informant reports, petitions: where level I comes from) never
         # wait behind a batch of wage reports or the nightly re-score, which take seconds
         # at a province's size.
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._loop(self.check_new_events, jobs=False), name="events")
-            group.create_task(self._loop(self.check_new_wages, jobs=True), name="wages")
+        try:
+            await self._wages.start_if_large()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(
+                    self._loop(self.check_new_events, bus.EVENTS, jobs=False), name="events"
+                )
+                group.create_task(
+                    self._loop(self.check_new_wages, bus.RECORDS, jobs=True), name="wages"
+                )
+        finally:
+            self._wages.close()
 
-    async def _loop(self, check: Any, *, jobs: bool) -> None:
+    async def _loop(self, check: Any, topic: str, *, jobs: bool) -> None:
         subscribe = getattr(self.ctx.clock, "subscribe", None)
         clock_moved: asyncio.Event | None = subscribe() if callable(subscribe) else None
-        # Our own wake-up: another consumer of RECORDS cannot swallow it.
-        records = self.ctx.bus.subscribe(bus.RECORDS)
+        # Our own wake-up: another consumer of the topic cannot swallow it. The events
+        # loop is not woken by each batch of a month of wage reports.
+        records = self.ctx.bus.subscribe(topic)
         while True:
             checked = await check()
             if jobs:
@@ -343,44 +357,27 @@ class DetectorService:
             peeked = await unchecked_wage_reports(conn, self.cfg.batch_size)
         if not peeked:
             return 0, 0
-        points = sorted({r["point_id"] for r in peeked})
-        panel = await load_panel(
-            self.ctx.db,
-            as_of=today,
-            point_ids=points,
-            zone=self.zone,
-            trust_record_dates=self.cfg.trust_record_dates,
-            reliability_prior=self.reliability_prior,
-            reliability_prior_weight=self.reliability_prior_weight,
-        )
-
-        def evaluate() -> tuple[dict[int, str], dict[int, Any], list[list[str]]]:
-            view = PanelView(panel, day_number(today))
-            features = compute(view)
-            hits = rules.evaluate(features)
-            floored = {i: level for i in range(panel.n) if (level := hits.floor(i)) is not None}
-            factors = {i: rules.floor_factors(hits, i) for i in floored}
-            behind: list[list[str]] = [[] for _ in range(panel.n)]
-            evidence.point_sources(
-                view,
-                features,
-                np.array(list(floored), dtype=np.int64),
-                [factors.get(i, []) for i in range(panel.n)],
-                behind,
+        # Read and evaluated before the claim's transaction, which on SQLite holds the
+        # write lock: only the claim and the writes happen inside it. A big batch goes to
+        # the worker process (detectors/wagecheck.py), the alert path keeps the core.
+        checked = await self._wages.check(
+            WageRequest(
+                point_ids=sorted({r["point_id"] for r in peeked}),
+                as_of=today,
+                zone=self.zone,
+                trust_record_dates=self.cfg.trust_record_dates,
+                reliability_prior=self.reliability_prior,
+                reliability_prior_weight=self.reliability_prior_weight,
             )
-            return floored, factors, behind
-
-        # Findings' evidence is worked out before the claim's transaction, which on
-        # SQLite holds the write lock: only the claim and the writes happen inside it.
-        # In a worker thread: the event loop carries the alerts meanwhile.
-        floored, factors, behind = await asyncio.to_thread(evaluate)
+        )
+        floored, factors, behind = checked.floored, checked.factors, checked.behind
         async with self.ctx.db.connect() as conn:
             claimed = set(await claim_wage_reports(conn, [r["report_id"] for r in peeked], now))
             rows = [r for r in peeked if r["report_id"] in claimed]
             mine = {r["point_id"] for r in rows}
             drafts = []
             for i, level in floored.items():
-                point_id = panel.point_ids[i]
+                point_id = checked.point_ids[i]
                 if point_id not in mine:
                     continue
                 new = [r["report_id"] for r in rows if r["point_id"] == point_id]
@@ -390,18 +387,20 @@ class DetectorService:
                         kind="enterprise_risk",
                         entity_type="point",
                         entity_id=point_id,
-                        region_code=panel.counties[panel.county[i]],
+                        region_code=checked.regions[i],
                         score=self.policy.threshold(level),
                         level=level,
-                        title=f"{risk_heading(level)}{panel.names[i]}：{factors[i][0].text}",
+                        title=f"{risk_heading(level)}{checked.names[i]}：{factors[i][0].text}",
                         factors=factors[i],
                         # The new reports first, then the records behind the rules.
                         source_ids=new + behind[i],
                         point_id=point_id,
-                        extra={"enterprise_name": panel.names[i], "method": "rules"},
+                        extra={"enterprise_name": checked.names[i], "method": "rules"},
                     )
                 )
-            previous = await latest_findings(conn, ["enterprise_risk"])
+            previous = await latest_findings(
+                conn, ["enterprise_risk"], [d.dedup_key for d in drafts]
+            )
             # Only a rise is urgent; the nightly re-score handles everything else.
             rising = [
                 d

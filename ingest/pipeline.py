@@ -644,6 +644,11 @@ class IngestPipeline:
         self.committed_batches += 1
         if stored:
             self.ctx.bus.notify(bus.RECORDS)
+            if any(
+                out.status == "stored" and env.kind in URGENT_KINDS
+                for env, out in zip(batch, outcomes, strict=True)
+            ):
+                self.ctx.bus.notify(bus.EVENTS)
         for listener in self._listeners:
             listener(batch, outcomes)
 

@@ -866,6 +866,13 @@ class DetectorsConfig(Section):
     #: Poll for unchecked records this often when no wake-up arrives.
     poll_interval: Duration = timedelta(seconds=30)
     #: Records claimed per transaction by the event-severity check.
+    #: A batch of at least this many new wage reports is checked in a worker process
+    #: at CPU priority `wage_worker_nice` (detectors/wagecheck.py): a province's month of
+    #: wage reports must not hold up level I alerts. Smaller batches are checked in the
+    #: daemon's own process.
+    wage_worker: bool = True
+    wage_worker_min: int = Field(default=100, ge=1)
+    wage_worker_nice: int = Field(default=10, ge=0, le=19)
     batch_size: int = Field(default=500, ge=1, le=50_000)
     #: Local time of the nightly full re-score (HH:MM).
     rescore_at: str = "02:30"

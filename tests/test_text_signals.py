@@ -7,6 +7,8 @@ where the set has them."""
 from __future__ import annotations
 
 import csv
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,80 @@ async def test_a_petition_naming_a_registered_enterprise_counts_in_its_risk(
     [finding] = [f for f in findings if f.point_id == "P-XQ"]
     # 法定代表人已跑路 in the petition's text: the owner-gone factor and its record.
     assert "PT-XQ" in finding.evidence["source_ids"]
+    assert finding.level == "I"
+
+
+async def test_the_wage_check_sees_a_naming_petition_stored_after_its_last_pass(
+    ctx: Context,
+) -> None:
+    """The wage check keeps the records without a point_id between its passes (issue 17:
+    re-reading 8,000 of them for every batch of wage reports held up level I alerts); a
+    petition stored after a pass still counts in the next one."""
+    point = {
+        "point_id": "P-XQ",
+        "name": "西地省鑫庆医药有限公司",
+        "region_code": "430903",
+        "industry": "manufacturing",
+        "headcount": 60,
+    }
+    await ctx.store.store("point", [Submission(parse_obj("point", point), "file")])
+    # Another enterprise's petition, without a point_id: the cache has it after a pass.
+    await ctx.store.store(
+        "petition", [_petition("PT-OTHER", "某建筑工地拖欠工资", people_involved=1)]
+    )
+    service = DetectorService(ctx)
+    quiet = _wage("P-XQ", "2024-11")
+    quiet["report_id"] = "W-XQ-11"
+    await ctx.store.store("wage", [Submission(parse_obj("wage", quiet), "mqtt", "P-XQ")])
+    await service.check_new_records()
+    ctx.clock.advance(timedelta(hours=1))  # type: ignore[attr-defined]
+    # Only the text names the enterprise; it arrives after the first pass.
+    await ctx.store.store("petition", [_petition("PT-XQ", real("259103"), people_involved=1)])
+    wage = _wage("P-XQ", "2024-12", arrears_months=1, arrears_workers=50, arrears_amount=2e5)
+    wage["report_id"] = "W-XQ"
+    await ctx.store.store("wage", [Submission(parse_obj("wage", wage), "mqtt", "P-XQ")])
+    await service.check_new_records()
+    assert service._wages.unlinked.reads == 2
+    async with ctx.db.session() as s:
+        findings = (await s.scalars(select(Finding).where(Finding.kind == "enterprise_risk"))).all()
+    [finding] = [f for f in findings if f.point_id == "P-XQ"]
+    assert "PT-XQ" in finding.evidence["source_ids"]
+    assert "PT-OTHER" not in finding.evidence["source_ids"]
+    assert finding.level == "I"
+
+
+async def test_a_big_batch_is_checked_in_the_worker_process_with_the_same_findings(
+    ctx: Context,
+) -> None:
+    """Issue 17: a batch of at least `wage_worker_min` wage reports is read and evaluated
+    in a worker process at a lower CPU priority; its findings are those of the daemon's
+    own process (the previous test)."""
+    ctx.settings.detectors.wage_worker = True
+    ctx.settings.detectors.wage_worker_min = 1
+    point = {
+        "point_id": "P-XQ",
+        "name": "西地省鑫庆医药有限公司",
+        "region_code": "430903",
+        "industry": "manufacturing",
+        "headcount": 60,
+    }
+    await ctx.store.store("point", [Submission(parse_obj("point", point), "file")])
+    await ctx.store.store("petition", [_petition("PT-XQ", real("259103"), people_involved=1)])
+    wage = _wage("P-XQ", "2024-12", arrears_months=1, arrears_workers=50, arrears_amount=2e5)
+    wage["report_id"] = "W-XQ"
+    await ctx.store.store("wage", [Submission(parse_obj("wage", wage), "mqtt", "P-XQ")])
+    service = DetectorService(ctx)
+    try:
+        assert await service.check_new_records() == 2
+        assert service._wages.in_worker == 1
+        pid = service._wages._pool._processes  # type: ignore[union-attr]
+        assert len(pid) == 1 and next(iter(pid)) != os.getpid()
+    finally:
+        service._wages.close()
+    async with ctx.db.session() as s:
+        findings = (await s.scalars(select(Finding).where(Finding.kind == "enterprise_risk"))).all()
+    [finding] = [f for f in findings if f.point_id == "P-XQ"]
+    assert finding.evidence["source_ids"][:2] == ["W-XQ", "PT-XQ"]
     assert finding.level == "I"
 
 

@@ -553,6 +553,7 @@ def include(app: FastAPI, ctx: Context) -> None:
                 request, "error.html", v, status_code=409, message=_zh_reason(refused.reason)
             )
         ctx.bus.notify(bus.RECORDS)
+        ctx.bus.notify(bus.EVENTS)
         return RedirectResponse(f"/report/{record.record_id}", status_code=303)
 
     def _not_an_informant(request: Request, v: Viewer) -> Response:
@@ -603,6 +604,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             rejected = result.rejected.get(record.record_id)
             if rejected is None:
                 ctx.bus.notify(bus.RECORDS)
+                ctx.bus.notify(bus.EVENTS)
                 return RedirectResponse(f"/report/{record.record_id}", status_code=303)
             where = rejected.field or "form"
             errors["form" if where in {"corrects", "withdraws"} else where] = _zh_reason(
