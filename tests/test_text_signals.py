@@ -6,9 +6,11 @@ where the set has them."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
-from datetime import timedelta
+import signal
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,9 @@ from sqlalchemy import select
 from detectors.service import DetectorService
 from detectors.severity import SeverityPolicy, assess
 from detectors.textrules import EnterpriseIndex, people_counts, people_in_text
+from detectors.wagecheck import WageRequest, WorkerFailed
 from monitor.context import Context
+from monitor.db import is_transient
 from monitor.models import Finding, InformantReport, Petition
 from monitor.records import parse_obj
 from monitor.store import Submission
@@ -204,8 +208,20 @@ async def test_a_big_batch_is_checked_in_the_worker_process_with_the_same_findin
     try:
         assert await service.check_new_records() == 2
         assert service._wages.in_worker == 1
-        pid = service._wages._pool._processes  # type: ignore[union-attr]
-        assert len(pid) == 1 and next(iter(pid)) != os.getpid()
+        [pid] = list(service._wages._pool._processes)  # type: ignore[union-attr]
+        assert pid != os.getpid()
+        # A worker that dies fails its batch as a transient error (the daemon restarts
+        # the service after a pause); the next batch gets a new worker.
+        request = WageRequest(
+            ["P-XQ"], date(2025, 1, 15), ctx.settings.organisation.zone, False, 0.7, 4.0
+        )
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        with pytest.raises(WorkerFailed) as failed:
+            await service._wages.check(request)
+        assert is_transient(failed.value)
+        again = await service._wages.check(request)
+        assert again.floored == {0: "I"} and service._wages.in_worker == 2
     finally:
         service._wages.close()
     async with ctx.db.session() as s:
