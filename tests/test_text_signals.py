@@ -120,9 +120,8 @@ def test_enterprise_index_matches_the_names_petitioners_use() -> None:
     assert index.find("鑫庆医药公司和银城建筑工程公司都欠薪") == -1  # two: not guessed
 
 
-async def test_a_petition_naming_a_registered_enterprise_counts_in_its_risk(
-    ctx: Context,
-) -> None:
+async def _register_xq(ctx: Context) -> None:
+    """The point whose name real message 259103 gives only in its text."""
     point = {
         "point_id": "P-XQ",
         "name": "西地省鑫庆医药有限公司",
@@ -131,6 +130,12 @@ async def test_a_petition_naming_a_registered_enterprise_counts_in_its_risk(
         "headcount": 60,
     }
     await ctx.store.store("point", [Submission(parse_obj("point", point), "file")])
+
+
+async def test_a_petition_naming_a_registered_enterprise_counts_in_its_risk(
+    ctx: Context,
+) -> None:
+    await _register_xq(ctx)
     wage = _wage("P-XQ", "2024-12", arrears_months=1, arrears_workers=50, arrears_amount=2e5)
     wage["report_id"] = "W-XQ"
     await ctx.store.store("wage", [Submission(parse_obj("wage", wage), "mqtt", "P-XQ")])
@@ -151,14 +156,7 @@ async def test_the_wage_check_sees_a_naming_petition_stored_after_its_last_pass(
     """The wage check keeps the records without a point_id between its passes (issue 17:
     re-reading 8,000 of them for every batch of wage reports held up level I alerts); a
     petition stored after a pass still counts in the next one."""
-    point = {
-        "point_id": "P-XQ",
-        "name": "西地省鑫庆医药有限公司",
-        "region_code": "430903",
-        "industry": "manufacturing",
-        "headcount": 60,
-    }
-    await ctx.store.store("point", [Submission(parse_obj("point", point), "file")])
+    await _register_xq(ctx)
     # Another enterprise's petition, without a point_id: the cache has it after a pass.
     await ctx.store.store(
         "petition", [_petition("PT-OTHER", "某建筑工地拖欠工资", people_involved=1)]
@@ -192,14 +190,7 @@ async def test_a_big_batch_is_checked_in_the_worker_process_with_the_same_findin
     own process (the previous test)."""
     ctx.settings.detectors.wage_worker = True
     ctx.settings.detectors.wage_worker_min = 1
-    point = {
-        "point_id": "P-XQ",
-        "name": "西地省鑫庆医药有限公司",
-        "region_code": "430903",
-        "industry": "manufacturing",
-        "headcount": 60,
-    }
-    await ctx.store.store("point", [Submission(parse_obj("point", point), "file")])
+    await _register_xq(ctx)
     await ctx.store.store("petition", [_petition("PT-XQ", real("259103"), people_involved=1)])
     wage = _wage("P-XQ", "2024-12", arrears_months=1, arrears_workers=50, arrears_amount=2e5)
     wage["report_id"] = "W-XQ"
