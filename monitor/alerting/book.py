@@ -397,18 +397,8 @@ class AlertBook:
         if alert.status == "resolved":
             # A follow-up of a closed incident that brings serious news reopens it.
             if not raised and LEVEL_RANK[finding.level or "IV"] > LEVEL_RANK["II"]:
-                record_event(
-                    session,
-                    alert,
-                    "AlertUpdated",
-                    now,
-                    details={
-                        "finding_id": finding.id,
-                        "level": finding.level,
-                        "joined": True,
-                        "title": alert.title if not lower else scrub(finding.title, 200),
-                    },
-                    metrics=self.metrics,
+                self._record_joined(
+                    session, alert, finding, now, known, title=None if lower else alert.title
                 )
                 return
             alert.status = "triggered"
@@ -435,6 +425,25 @@ class AlertBook:
                 session, alert, now, purpose="level_raised", also=reached_tiers(alert)
             )
             return
+        self._record_joined(session, alert, finding, now, known)
+        if LEVEL_RANK[finding.level or "IV"] <= LEVEL_RANK["II"]:
+            # New facts at II or above: everyone who knows hears them, acknowledged or not.
+            told = [t for t in reached_tiers(alert) if not self._digest_only(alert, t)]
+            if told:
+                await self.dispatcher.notify(session, alert, told, "follow_up", now)
+
+    def _record_joined(
+        self,
+        session: AsyncSession,
+        alert: Alert,
+        finding: Finding,
+        now: datetime,
+        known: dict[str, str],
+        *,
+        title: str | None = None,
+    ) -> None:
+        """A finding joined this alert (on its timeline, with its own title unless
+        `title` is given; names the records hold are masked either way)."""
         record_event(
             session,
             alert,
@@ -444,15 +453,10 @@ class AlertBook:
                 "finding_id": finding.id,
                 "level": finding.level,
                 "joined": True,
-                "title": scrub(redact(finding.title, known), 200),
+                "title": title if title is not None else scrub(redact(finding.title, known), 200),
             },
             metrics=self.metrics,
         )
-        if LEVEL_RANK[finding.level or "IV"] <= LEVEL_RANK["II"]:
-            # New facts at II or above: everyone who knows hears them, acknowledged or not.
-            told = [t for t in reached_tiers(alert) if not self._digest_only(alert, t)]
-            if told:
-                await self.dispatcher.notify(session, alert, told, "follow_up", now)
 
     @staticmethod
     def _unacknowledge(alert: Alert) -> None:
