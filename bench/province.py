@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -60,6 +61,7 @@ from monitor.daemon import make_context  # noqa: E402
 from monitor.logging import configure  # noqa: E402
 from monitor.models import (  # noqa: E402
     Account,
+    Alert,
     Delivery,
     InformantReport,
     MonitoringPoint,
@@ -270,6 +272,47 @@ def month_of_wages(point_ids: list[str], period: date) -> list[str]:
     return rows
 
 
+async def breakdown(ctx: Any, stamps: dict[str, tuple[float, float]], during: set[str]) -> None:
+    """Where the time of the reports published during the wages went, from the rows'
+    own timestamps: publish -> stored -> alert -> last email sent -> received (medians and
+    worst, ms)."""
+    parts: dict[str, list[float]] = {"stored": [], "alert": [], "sent": [], "received": []}
+    async with ctx.db.session() as session:
+        for rid in sorted(during):
+            report = await session.get(InformantReport, rid)
+            if report is None:
+                continue
+            alert = await session.scalar(
+                select(Alert).where(Alert.title.contains(str(report.enterprise_name)))
+            )
+            if alert is None:
+                continue
+            sent = await session.scalar(
+                select(func.max(Delivery.sent_at)).where(
+                    Delivery.alert_id == alert.id, Delivery.channel == "email"
+                )
+            )
+            if sent is None:
+                continue
+            published, received = stamps[rid]
+            marks = [
+                published,
+                report.ingested_at.timestamp(),
+                alert.created_at.timestamp(),
+                sent.timestamp(),
+                received,
+            ]
+            for name, (a, b) in zip(parts, itertools.pairwise(marks), strict=True):
+                parts[name].append((b - a) * 1000)
+    if parts["stored"]:
+        print(
+            "      where it went (median / worst ms): "
+            + ", ".join(
+                f"{name} {statistics.median(v):.0f} / {max(v):.0f}" for name, v in parts.items()
+            )
+        )
+
+
 async def two_daemons(args: argparse.Namespace, ctx: Any, db_url: str, work: Path) -> None:
     import aiomqtt
 
@@ -390,7 +433,9 @@ async def two_daemons(args: argparse.Namespace, ctx: Any, db_url: str, work: Pat
             return stored, time.perf_counter() - published_at
 
         ingest = asyncio.create_task(ingested())
-        latencies = []
+        latencies: list[tuple[float, float]] = []  # (published, seconds after the wages)
+        wall = time.time() - time.perf_counter()  # perf_counter -> epoch seconds
+        stamps: dict[str, tuple[float, float]] = {}  # report id -> (published, last email)
         await asyncio.sleep(0.5)
         async with aiomqtt.Client(host, int(port), identifier="bench-informant") as client:
             for n in range(args.reports):
@@ -401,7 +446,8 @@ async def two_daemons(args: argparse.Namespace, ctx: Any, db_url: str, work: Pat
                     "labormon/v1/reports/bench-informant", json.dumps(report), qos=1
                 )
                 arrivals = await wait_for(sink, marker, 3, 60)
-                latencies.append(max(arrivals) - started)
+                latencies.append((started - published_at, max(arrivals) - started))
+                stamps[report["report_id"]] = (started + wall, max(arrivals) + wall)
                 await asyncio.sleep(max(0.0, args.spacing - (time.perf_counter() - started)))
         stored, took = await ingest
         out, _ = publisher.communicate(timeout=600)
@@ -411,13 +457,26 @@ async def two_daemons(args: argparse.Namespace, ctx: Any, db_url: str, work: Pat
             f"{stored / took:,.0f} msg/s",
             f"{stored:,} in {took:.1f} s",
         )
-        p99 = percentile(latencies, 99)
-        row(
-            f"level I report -> 3 tiers' inboxes (n={len(latencies)})",
-            f"p50 {statistics.median(latencies) * 1000:.0f} / p99 {p99 * 1000:.0f} ms",
-            "p99 < 1000 ms",
-            p99 < TARGETS["level_i_p99"],
+        # What the target is about: the reports published while the wage reports were
+        # still arriving (the rest are shown apart).
+        during = [seconds for at, seconds in latencies if at < took]
+        after = [seconds for at, seconds in latencies if at >= took]
+        if during:
+            p99 = percentile(during, 99)
+            row(
+                f"level I -> 3 tiers' inboxes, during the wages (n={len(during)})",
+                f"p50 {statistics.median(during) * 1000:.0f} / p99 {p99 * 1000:.0f} ms",
+                "p99 < 1000 ms",
+                p99 < TARGETS["level_i_p99"],
+            )
+        await breakdown(
+            ctx, stamps, {rid for rid, (at, _) in stamps.items() if at - wall < published_at + took}
         )
+        if after:
+            row(
+                f"level I -> 3 tiers' inboxes, after them (n={len(after)})",
+                f"p50 {statistics.median(after) * 1000:.0f} / max {max(after) * 1000:.0f} ms",
+            )
     finally:
         for process in daemons:
             process.terminate()
@@ -456,7 +515,12 @@ async def main() -> None:
     parser.add_argument("--months", type=int, default=36)
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--reports", type=int, default=20, help="level I reports timed")
-    parser.add_argument("--spacing", type=float, default=0.5)
+    parser.add_argument(
+        "--spacing",
+        type=float,
+        default=0.25,
+        help="seconds between level I reports (most of them must fall inside the wages)",
+    )
     parser.add_argument("--wage-rate", type=float, default=100_000, help="msg/s (full speed)")
     parser.add_argument("--panel-runs", type=int, default=20)
     parser.add_argument("--smtp-port", type=int, default=0)

@@ -239,7 +239,11 @@ class DetectorService:
         return self._checked(total, findings)
 
     async def check_new_wages(self) -> int:
-        """The rules for new wage reports."""
+        """The rules for new wage reports (after any pause for an event just stored:
+        `ingest.event_hold`)."""
+        # A deadline that only moves later, not an event to wait on.
+        while (left := self.ctx.bus.bulk_wait()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(left)
         return self._checked(*await self._check_wages())
 
     def _checked(self, total: int, findings: int) -> int:

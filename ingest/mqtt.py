@@ -312,6 +312,10 @@ class MqttIngest:
             try:
                 await self._serve()
             except aiomqtt.MqttError as exc:
+                # A cancellation swallowed on the way (aiomqtt's connect uses wait_for)
+                # must not turn into reconnecting for ever: a stopped daemon (or a
+                # test's teardown) waited on this task without end.
+                _still_wanted()
                 self._last_error = str(exc) or exc.__class__.__name__
                 self.metrics.mqtt_disconnects.inc()
                 failures = 0 if self._connections > connected_before else failures + 1
@@ -487,6 +491,10 @@ class MqttIngest:
                 first, present = False, None
                 if not self.connected:
                     continue
+            # A CONNACK that came in the turn the task was cancelled: Python 3.11's
+            # wait_for returns it and drops the cancellation, and this loop would go on
+            # for ever (a test's teardown hung on it).
+            _still_wanted()
             try:
                 # Within this process we know; after a restart the mark tells.
                 if present is False and (not first or await self._session_expected()):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import re
 import time
@@ -289,12 +290,31 @@ class LaneQueue:
         self._urgent: collections.deque[Envelope] = collections.deque()
         self._bulk: collections.deque[Envelope] = collections.deque()
         self._ready = asyncio.Event()
+        self._urgent_ready = asyncio.Event()
+
+    def has_urgent(self) -> bool:
+        return bool(self._urgent)
+
+    async def wait_urgent(self, timeout: float) -> None:
+        """Until an event is queued, or `timeout` seconds."""
+        if self._urgent:
+            return
+        self._urgent_ready.clear()
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+        # that comes in the turn the event is set, and the loop would never stop.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._urgent_ready.wait()
 
     def qsize(self) -> int:
         return len(self._urgent) + len(self._bulk)
 
     def put_nowait(self, env: Envelope) -> None:
-        (self._urgent if env.kind in URGENT_KINDS else self._bulk).append(env)
+        if env.kind in URGENT_KINDS:
+            self._urgent.append(env)
+            self._urgent_ready.set()
+        else:
+            self._bulk.append(env)
         self._ready.set()
 
     def get_nowait(self, *, urgent_only: bool = False) -> Envelope:
@@ -401,6 +421,7 @@ class IngestPipeline:
         Instead it yields to the loop while messages keep coming, up to `batch_linger`:
         a lone message is committed at once, a stream in batches.
         """
+        await self._hold_bulk()
         first = self._carry.popleft() if self._carry else await self._queue.get()
         batch = [first]
         # A batch of events is committed as soon as they stop coming, without waiting to
@@ -431,6 +452,15 @@ class IngestPipeline:
                 keys.add(key)
             batch.append(env)
         return batch
+
+    async def _hold_bulk(self) -> None:
+        """While an event just stored is being detected, alerted and mailed, the bulk
+        waits (`ingest.event_hold`, `Bus.hold_bulk`); events go ahead."""
+        while not self._carry and not self._queue.has_urgent():
+            left = self.ctx.bus.bulk_wait()
+            if left <= 0:
+                return
+            await self._queue.wait_urgent(left)
 
     async def _commit(self, batch: list[Envelope]) -> None:
         started = time.perf_counter()
@@ -649,6 +679,7 @@ class IngestPipeline:
                 for env, out in zip(batch, outcomes, strict=True)
             ):
                 self.ctx.bus.notify(bus.EVENTS)
+                self.ctx.bus.hold_bulk(self.config.event_hold.total_seconds())
         for listener in self._listeners:
             listener(batch, outcomes)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
 from collections import defaultdict
 
@@ -31,6 +32,23 @@ class Bus:
         # Weak: a consumer that is gone (a restarted service's old loop) drops out.
         self._subscribers: dict[str, weakref.WeakSet[asyncio.Event]] = defaultdict(weakref.WeakSet)
         self._events: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        #: Bulk work (wage reports' intake and checks) waits until then (monotonic).
+        self.bulk_held_until = 0.0
+        self._bulk_free_at = 0.0
+
+    def hold_bulk(self, seconds: float) -> None:
+        """An event was stored: bulk work pauses for `seconds`, so that detecting,
+        alerting and mailing it have the daemon (and the database) to themselves. After
+        a pause at least as long of bulk work comes before the next one."""
+        now = time.monotonic()
+        if seconds <= 0 or now < self._bulk_free_at:
+            return
+        self.bulk_held_until = now + seconds
+        self._bulk_free_at = now + 2 * seconds
+
+    def bulk_wait(self) -> float:
+        """Seconds bulk work should still wait (0: go on)."""
+        return max(0.0, self.bulk_held_until - time.monotonic())
 
     def subscribe(self, topic: str) -> asyncio.Event:
         """A wake-up of the caller's own for `topic`: set by every later `notify(topic)`,
@@ -50,8 +68,11 @@ class Bus:
         again and again subscribes instead."""
         event = self._events[topic]
         if not event.is_set():
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+            # that comes in the turn the event is set, and the loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await event.wait()
         fired = event.is_set()
         event.clear()
         return fired

@@ -210,6 +210,12 @@ class IngestConfig(Section):
     #: Longest a batch keeps collecting while messages keep arriving (a lone message is
     #: committed at once; under load batches grow up to batch_max within this time).
     batch_linger: Duration = timedelta(milliseconds=20)
+    #: After an informant report or a petition is stored, wage reports and registries
+    #: wait this long (or until another event comes) before the next bulk batch, so that
+    #: detecting, alerting and mailing a level I event have the daemon to themselves
+    #: while a month of wage reports pours in; at least as long again of bulk writing
+    #: follows before the next pause. 0 turns it off.
+    event_hold: Duration = timedelta(milliseconds=800)
     #: How long the writer trusts that an MQTT sender's account is active before asking
     #: the database again (revoking an account stops its messages within this time).
     account_cache: Duration = timedelta(seconds=10)

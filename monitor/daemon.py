@@ -283,8 +283,11 @@ class Daemon:
                     attempt=failures,
                     retry_in=round(delay, 2),
                 )
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+                # that comes in the turn the event is set, and the loop would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await stop.wait()
                 if stop.is_set():
                     return False
 

@@ -237,5 +237,8 @@ class OverdueCheck:
                 log.error("overdue check: database unavailable", error=str(exc)[:300])
             await waker.wait(self.config.check_interval.total_seconds())
             if not self._full_due:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+                # that comes in the turn the event is set, and the loop would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._kick.wait(), CLEAR_SPACING)
+                    async with asyncio.timeout(CLEAR_SPACING):
+                        await self._kick.wait()

@@ -145,8 +145,11 @@ class ReportService:
             except Exception:
                 # The database may be briefly away; the next wake-up or poll retries.
                 log.exception("monthly report check failed")
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+            # that comes in the turn the event is set, and the loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll)
+                async with asyncio.timeout(self.poll):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def run_due(self) -> RunResult | None:
