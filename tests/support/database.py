@@ -133,6 +133,7 @@ class PostgresTestDatabase:
                         "SELECT setval(format('%I.%I', schemaname, sequencename), start_value,"
                         " false) FROM pg_sequences WHERE schemaname = 'public'"
                     )
+                    await conn.execute("SET LOCAL session_replication_role = DEFAULT")
                 else:  # the replica role needs a superuser; TRUNCATE only ownership
                     await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
                 await conn.executemany(
