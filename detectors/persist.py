@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from detectors.base import RANK, FindingDraft
 from detectors.forecast import MODEL_NAME, Forecaster
@@ -170,12 +171,18 @@ def finding_row(draft: FindingDraft, now: datetime, as_of: datetime) -> dict[str
 
 
 async def latest_findings(
-    conn: AsyncConnection, kinds: Sequence[str]
+    conn: AsyncConnection, kinds: Sequence[str], keys: Sequence[str] | None = None
 ) -> dict[str, tuple[str | None, datetime]]:
-    """The latest finding's (level, created_at) per dedup key, for the given kinds."""
+    """The latest finding's (level, created_at) per dedup key, for the given kinds (and
+    only these `keys`: a wage check needs its few points, not a province's 10,000)."""
+    if keys is not None and not keys:
+        return {}
+    wanted: ColumnElement[bool] = Finding.kind.in_(list(kinds))
+    if keys is not None:
+        wanted = and_(wanted, Finding.dedup_key.in_(sorted(set(keys))))
     latest = (
         select(Finding.dedup_key, func.max(Finding.id).label("id"))
-        .where(Finding.kind.in_(list(kinds)))
+        .where(wanted)
         .group_by(Finding.dedup_key)
         .subquery()
     )

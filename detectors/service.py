@@ -31,12 +31,10 @@ import time
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import select
 
-from detectors import evidence, forecast, rules, scoring
+from detectors import forecast, scoring
 from detectors.base import RANK, RISK_KINDS, FindingDraft, risk_heading
-from detectors.features import compute
 from detectors.load import load_panel
 from detectors.panel import PanelView
 from detectors.persist import (
@@ -62,6 +60,7 @@ from detectors.severity import (
     event_finding,
 )
 from detectors.surge import SurgePolicy
+from detectors.wagecheck import WageChecker, WageRequest
 from monitor import bus
 from monitor.clock import local_date
 from monitor.config import DetectorsConfig
@@ -133,6 +132,12 @@ class DetectorService:
         self.model: forecast.Forecaster | None = None
         self.model_id: int | None = None
         self._wake = asyncio.Event()
+        self._wages = WageChecker(
+            ctx.db,
+            worker=self.cfg.wage_worker,
+            worker_min=self.cfg.wage_worker_min,
+            niceness=self.cfg.wage_worker_nice,
+        )
         self._state: dict[str, Any] = {"checked": 0}
 
     @classmethod
@@ -157,18 +162,41 @@ class DetectorService:
         return dict(self._state) | {"model_id": self.model_id}
 
     async def run(self) -> None:
+        # Two loops: events (informant reports, petitions: where level I comes from) never
+        # wait behind a batch of wage reports or the nightly re-score, which take seconds
+        # at a province's size.
+        try:
+            await self._wages.start_if_large()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(
+                    self._loop(self.check_new_events, bus.EVENTS, jobs=False), name="events"
+                )
+                group.create_task(
+                    self._loop(self.check_new_wages, bus.RECORDS, jobs=True), name="wages"
+                )
+        finally:
+            self._wages.close()
+
+    async def _loop(self, check: Any, topic: str, *, jobs: bool) -> None:
         subscribe = getattr(self.ctx.clock, "subscribe", None)
         clock_moved: asyncio.Event | None = subscribe() if callable(subscribe) else None
-        # Our own wake-up: another consumer of RECORDS cannot swallow it.
-        records = self.ctx.bus.subscribe(bus.RECORDS)
+        # Our own wake-up: another consumer of the topic cannot swallow it. The events
+        # loop is not woken by each batch of a month of wage reports.
+        records = self.ctx.bus.subscribe(topic)
         while True:
-            checked = await self.check_new_records()
-            await self.run_due_jobs()
+            checked = await check()
+            if jobs:
+                await self.run_due_jobs()
             if checked >= self.cfg.batch_size:
                 continue  # a backlog: keep going
-            await self._sleep(records, clock_moved)
+            await self._sleep(records, clock_moved, self._wake if jobs else None)
 
-    async def _sleep(self, records: asyncio.Event, clock_moved: asyncio.Event | None) -> None:
+    async def _sleep(
+        self,
+        records: asyncio.Event,
+        clock_moved: asyncio.Event | None,
+        wake: asyncio.Event | None = None,
+    ) -> None:
         if records.is_set():
             records.clear()
             return
@@ -176,8 +204,9 @@ class DetectorService:
             asyncio.ensure_future(
                 asyncio.wait_for(records.wait(), self.cfg.poll_interval.total_seconds())
             ),
-            asyncio.ensure_future(self._wake.wait()),
         ]
+        if wake is not None:
+            waiters.append(asyncio.ensure_future(wake.wait()))
         if clock_moved is not None:
             waiters.append(asyncio.ensure_future(clock_moved.wait()))
         try:
@@ -187,7 +216,8 @@ class DetectorService:
                 waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*waiters, return_exceptions=True)
-            self._wake.clear()
+            if wake is not None:
+                wake.clear()
             records.clear()
             if clock_moved is not None:
                 clock_moved.clear()
@@ -196,15 +226,23 @@ class DetectorService:
 
     async def check_new_records(self) -> int:
         """Event severity for new reports and petitions, rules for new wage reports."""
+        return await self.check_new_events() + await self.check_new_wages()
+
+    async def check_new_events(self) -> int:
+        """Event severity for new informant reports and petitions."""
         total = 0
         findings = 0
         for kind in ("report", "petition"):
             n, written = await self._check_events(kind)
             total += n
             findings += written
-        n, written = await self._check_wages()
-        total += n
-        findings += written
+        return self._checked(total, findings)
+
+    async def check_new_wages(self) -> int:
+        """The rules for new wage reports."""
+        return self._checked(*await self._check_wages())
+
+    def _checked(self, total: int, findings: int) -> int:
         if findings:
             self.ctx.bus.notify(bus.FINDINGS)
         self._state["checked"] += total
@@ -319,38 +357,27 @@ class DetectorService:
             peeked = await unchecked_wage_reports(conn, self.cfg.batch_size)
         if not peeked:
             return 0, 0
-        points = sorted({r["point_id"] for r in peeked})
-        panel = await load_panel(
-            self.ctx.db,
-            as_of=today,
-            point_ids=points,
-            zone=self.zone,
-            trust_record_dates=self.cfg.trust_record_dates,
-            reliability_prior=self.reliability_prior,
-            reliability_prior_weight=self.reliability_prior_weight,
+        # Read and evaluated before the claim's transaction, which on SQLite holds the
+        # write lock: only the claim and the writes happen inside it. A big batch goes to
+        # the worker process (detectors/wagecheck.py), the alert path keeps the core.
+        checked = await self._wages.check(
+            WageRequest(
+                point_ids=sorted({r["point_id"] for r in peeked}),
+                as_of=today,
+                zone=self.zone,
+                trust_record_dates=self.cfg.trust_record_dates,
+                reliability_prior=self.reliability_prior,
+                reliability_prior_weight=self.reliability_prior_weight,
+            )
         )
-        view = PanelView(panel, day_number(today))
-        features = compute(view)
-        hits = rules.evaluate(features)
-        # Findings' evidence is worked out before the claim's transaction, which on
-        # SQLite holds the write lock: only the claim and the writes happen inside it.
-        floored = {i: level for i in range(panel.n) if (level := hits.floor(i)) is not None}
-        factors = {i: rules.floor_factors(hits, i) for i in floored}
-        behind: list[list[str]] = [[] for _ in range(panel.n)]
-        evidence.point_sources(
-            view,
-            features,
-            np.array(list(floored), dtype=np.int64),
-            [factors.get(i, []) for i in range(panel.n)],
-            behind,
-        )
+        floored, factors, behind = checked.floored, checked.factors, checked.behind
         async with self.ctx.db.connect() as conn:
             claimed = set(await claim_wage_reports(conn, [r["report_id"] for r in peeked], now))
             rows = [r for r in peeked if r["report_id"] in claimed]
             mine = {r["point_id"] for r in rows}
             drafts = []
             for i, level in floored.items():
-                point_id = panel.point_ids[i]
+                point_id = checked.point_ids[i]
                 if point_id not in mine:
                     continue
                 new = [r["report_id"] for r in rows if r["point_id"] == point_id]
@@ -360,18 +387,20 @@ class DetectorService:
                         kind="enterprise_risk",
                         entity_type="point",
                         entity_id=point_id,
-                        region_code=panel.counties[panel.county[i]],
+                        region_code=checked.regions[i],
                         score=self.policy.threshold(level),
                         level=level,
-                        title=f"{risk_heading(level)}{panel.names[i]}：{factors[i][0].text}",
+                        title=f"{risk_heading(level)}{checked.names[i]}：{factors[i][0].text}",
                         factors=factors[i],
                         # The new reports first, then the records behind the rules.
                         source_ids=new + behind[i],
                         point_id=point_id,
-                        extra={"enterprise_name": panel.names[i], "method": "rules"},
+                        extra={"enterprise_name": checked.names[i], "method": "rules"},
                     )
                 )
-            previous = await latest_findings(conn, ["enterprise_risk"])
+            previous = await latest_findings(
+                conn, ["enterprise_risk"], [d.dedup_key for d in drafts]
+            )
             # Only a rise is urgent; the nightly re-score handles everything else.
             rising = [
                 d

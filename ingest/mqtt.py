@@ -17,6 +17,12 @@ The broker keeps routing a share to a member whose persistent session outlives i
 process, so each daemon renews a lease on its session in the database, and a peer takes
 over the session of a daemon whose lease ran out: it connects under that client id,
 unsubscribes it from the group, and stores what was waiting there.
+
+Wage reports come on a connection of their own (`mqtt.wage_lane`, the default): the
+broker queues a session's messages in order, so on one connection an informant's report
+published just after a month of wage reports would wait behind all of them. Each lane is
+its own session (client id `<client_id>` for informant reports and petitions,
+`<client_id>-wages` for wage reports), with its own window, queue, lease and rescue.
 """
 
 from __future__ import annotations
@@ -58,9 +64,19 @@ log = get_logger("labormon.mqtt")
 
 #: MQTT 5 reason code of a DISCONNECT sent because another client took our client id.
 SESSION_TAKEN_OVER = 142
+#: Messages validated in a row before the MQTT reader yields to the event loop.
+READ_SLICE = 64
 #: Rejection notices waiting for the broker beyond this many are dropped (counted).
 MAX_PENDING_NOTICES = 10_000
 LEASE_PREFIX = "mqtt-session:"
+#: Leases of the wage lane's sessions: a lane rescues only sessions of its own lane.
+WAGE_LEASE_PREFIX = "mqtt-wages-session:"
+#: The lanes (see the module docstring) and the input kinds each reads.
+LANE_KINDS: dict[str, tuple[str, ...]] = {
+    "all": ("wage", "petition", "report"),
+    "events": ("petition", "report"),
+    "wages": ("wage",),
+}
 #: A row in `leases` saying until when the broker should still hold this daemon's
 #: session (the session expiry after it was last seen connected), so that a restarted
 #: daemon knows when `session_present: false` means the broker lost it.
@@ -83,10 +99,11 @@ class _Connection:
 class SessionLeases:
     """Which daemon is alive behind which MQTT session (rows of `leases`)."""
 
-    def __init__(self, db: Database, clock: Clock, ttl: float) -> None:
+    def __init__(self, db: Database, clock: Clock, ttl: float, prefix: str = LEASE_PREFIX) -> None:
         self.db = db
         self.clock = clock
         self.ttl = ttl
+        self.prefix = prefix
 
     def _expiry(self) -> datetime:
         return self.clock.now() + timedelta(seconds=self.ttl)
@@ -97,7 +114,7 @@ class SessionLeases:
         async with self.db.connect() as conn:
             dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
             stmt = dialect.insert(Lease).values(
-                name=LEASE_PREFIX + client_id, holder=client_id, expires_at=expires
+                name=self.prefix + client_id, holder=client_id, expires_at=expires
             )
             await conn.execute(
                 stmt.on_conflict_do_update(
@@ -110,19 +127,19 @@ class SessionLeases:
         async with self.db.connect() as conn:
             rows = await conn.execute(
                 select(Lease.name).where(
-                    Lease.name.like(LEASE_PREFIX + "%"),
-                    Lease.name != LEASE_PREFIX + me,
+                    Lease.name.like(self.prefix + "%"),
+                    Lease.name != self.prefix + me,
                     Lease.expires_at < self.clock.now(),
                 )
             )
-            return sorted(row[0][len(LEASE_PREFIX) :] for row in rows)
+            return sorted(row[0][len(self.prefix) :] for row in rows)
 
     async def claim(self, client_id: str, me: str) -> bool:
         """Take an expired lease; only one of several daemons wins."""
         async with self.db.connect() as conn:
             result = await conn.execute(
                 update(Lease)
-                .where(Lease.name == LEASE_PREFIX + client_id, Lease.expires_at < self.clock.now())
+                .where(Lease.name == self.prefix + client_id, Lease.expires_at < self.clock.now())
                 .values(holder=me, expires_at=self._expiry())
             )
             return bool(result.rowcount)
@@ -131,7 +148,7 @@ class SessionLeases:
         async with self.db.connect() as conn:
             result = await conn.execute(
                 update(Lease)
-                .where(Lease.name == LEASE_PREFIX + client_id, Lease.holder == me)
+                .where(Lease.name == self.prefix + client_id, Lease.holder == me)
                 .values(expires_at=self._expiry())
             )
             return bool(result.rowcount)
@@ -139,7 +156,7 @@ class SessionLeases:
     async def release(self, client_id: str, me: str) -> None:
         async with self.db.connect() as conn:
             await conn.execute(
-                delete(Lease).where(Lease.name == LEASE_PREFIX + client_id, Lease.holder == me)
+                delete(Lease).where(Lease.name == self.prefix + client_id, Lease.holder == me)
             )
 
 
@@ -168,16 +185,29 @@ class MqttIngest:
 
     name = "mqtt"
 
-    def __init__(self, ctx: Context, pipeline: IngestPipeline) -> None:
+    def __init__(self, ctx: Context, pipeline: IngestPipeline, lane: str = "all") -> None:
         self.ctx = ctx
         self.config = ctx.settings.mqtt
         self.pipeline = pipeline
         self.metrics = ctx.metrics
-        self.client_id = self.config.client_id
+        self.lane = lane
+        wages = lane == "wages"
+        self.client_id = self.config.client_id + ("-wages" if wages else "")
+        if wages:
+            self.name = "mqtt-wages"
         prefix = self.config.topic_prefix.rstrip("/")
         self.prefix = prefix
-        self.filters = [shared(f, self.config.shared_group) for f in input_filters(prefix)]
-        self.leases = SessionLeases(ctx.db, ctx.clock, self.config.session_lease.total_seconds())
+        group = self.config.shared_group
+        #: Every input filter (a session taken over, or one from before the lanes, may
+        #: hold any of them) and this lane's own.
+        self.all_filters = [shared(f, group) for f in input_filters(prefix)]
+        self.filters = [shared(f, group) for f in input_filters(prefix, LANE_KINDS[lane])]
+        self.leases = SessionLeases(
+            ctx.db,
+            ctx.clock,
+            self.config.session_lease.total_seconds(),
+            WAGE_LEASE_PREFIX if wages else LEASE_PREFIX,
+        )
         self._main: _Connection | None = None
         self._up = asyncio.Event()
         self._notices: collections.deque[tuple[str, bytes]] = collections.deque()
@@ -190,8 +220,8 @@ class MqttIngest:
         self.sessions_lost = 0
 
     @classmethod
-    def create(cls, ctx: Context, pipeline: IngestPipeline) -> MqttIngest | None:
-        return cls(ctx, pipeline) if ctx.settings.mqtt.enabled else None
+    def create(cls, ctx: Context, pipeline: IngestPipeline, lane: str = "all") -> MqttIngest | None:
+        return cls(ctx, pipeline, lane) if ctx.settings.mqtt.enabled else None
 
     @property
     def rescuing(self) -> bool:
@@ -341,6 +371,12 @@ class MqttIngest:
                         filters=refused,
                     )
                     raise aiomqtt.MqttError("subscription refused")
+                others = [f for f in self.all_filters if f not in self.filters]
+                if others and conn.session_present:
+                    # A session from before the lanes also holds the other lane's input,
+                    # which would keep coming here, in one queue with ours.
+                    await client.unsubscribe(others)
+                    _still_wanted()
                 await self._read(conn)
             finally:
                 conn.open = False
@@ -349,11 +385,17 @@ class MqttIngest:
     async def _read(self, conn: _Connection) -> None:
         # aiomqtt's iterator spends a task and a few loop turns on every message; what
         # is already queued behind the one it returns is taken directly, in order.
+        # Each message is validated as it is handed over: after a slice of them the loop
+        # gets a turn, so a window of a thousand wage reports cannot hold up the alerts.
         queue = conn.client._queue
         async for message in conn.client.messages:
             self._handle(conn, message)
+            handled = 1
             while not queue.empty():
                 self._handle(conn, queue.get_nowait())
+                handled += 1
+                if handled % READ_SLICE == 0:
+                    await asyncio.sleep(0)
 
     async def _serve_orphan(self, client_id: str, idle: float = 2.0) -> int:
         """Take over a stopped peer's session: unsubscribe it from the group, so that the
@@ -363,7 +405,7 @@ class MqttIngest:
             conn.open = True
             reader = asyncio.create_task(self._read(conn), name="mqtt-rescue-read")
             try:
-                await client.unsubscribe(self.filters)
+                await client.unsubscribe(self.all_filters)
                 _still_wanted()
                 # Drained: everything answered and nothing new for `idle` seconds (the
                 # broker sends held messages as soon as acknowledgements free the window).

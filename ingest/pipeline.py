@@ -46,6 +46,11 @@ Status = Literal["stored", "duplicate", "rejected"]
 #: Loop turns without a new message after which a batch is committed (see _next_batch).
 IDLE_TURNS = 4
 
+#: Record kinds that can carry a level I event: they go ahead of the bulk (wage reports,
+#: registries), so that a month of wage reports queued in front of an informant's report
+#: does not hold the report back (issue 17: level I within 1 s while wages pour in).
+URGENT_KINDS = frozenset({"report", "petition"})
+
 #: Deepest JSON nesting accepted in a payload. Records are flat objects; unknown fields
 #: are kept, but a deeply nested one is junk, not data.
 MAX_DEPTH = 16
@@ -273,6 +278,41 @@ def classify_store_error(kind: str, error: FieldError) -> str:
 CommitListener = Callable[[Sequence[Envelope], Sequence[Outcome]], None]
 
 
+class LaneQueue:
+    """The writer's queue: two FIFO lanes, events (`URGENT_KINDS`) served first.
+
+    Order is kept within a lane, which is all that ordering means here: a correction
+    follows the report it corrects (both events), a wage report the registration of its
+    point (both bulk)."""
+
+    def __init__(self) -> None:
+        self._urgent: collections.deque[Envelope] = collections.deque()
+        self._bulk: collections.deque[Envelope] = collections.deque()
+        self._ready = asyncio.Event()
+
+    def qsize(self) -> int:
+        return len(self._urgent) + len(self._bulk)
+
+    def put_nowait(self, env: Envelope) -> None:
+        (self._urgent if env.kind in URGENT_KINDS else self._bulk).append(env)
+        self._ready.set()
+
+    def get_nowait(self, *, urgent_only: bool = False) -> Envelope:
+        if self._urgent:
+            return self._urgent.popleft()
+        if self._bulk and not urgent_only:
+            return self._bulk.popleft()
+        raise asyncio.QueueEmpty
+
+    async def get(self) -> Envelope:
+        while True:
+            try:
+                return self.get_nowait()
+            except asyncio.QueueEmpty:
+                self._ready.clear()
+                await self._ready.wait()
+
+
 class IngestPipeline:
     """The daemon's single writer of incoming records (a `Service`)."""
 
@@ -283,7 +323,7 @@ class IngestPipeline:
         self.config = ctx.settings.ingest
         self.max_bytes = ctx.settings.mqtt.max_payload_bytes
         self.metrics = ctx.metrics
-        self._queue: asyncio.Queue[Envelope] = asyncio.Queue()
+        self._queue = LaneQueue()
         self._carry: collections.deque[Envelope] = collections.deque()
         self._listeners: list[CommitListener] = []
         self._http_waiting = 0
@@ -363,6 +403,9 @@ class IngestPipeline:
         """
         first = self._carry.popleft() if self._carry else await self._queue.get()
         batch = [first]
+        # A batch of events is committed as soon as they stop coming, without waiting to
+        # fill up with wage reports; a bulk batch takes any event that arrives meanwhile.
+        urgent = first.kind in URGENT_KINDS
         keys = {first.key} - {None}
         deadline = time.monotonic() + self.config.batch_linger.total_seconds()
         idle_turns = 0
@@ -371,7 +414,7 @@ class IngestPipeline:
                 env = self._carry.popleft()
             else:
                 try:
-                    env = self._queue.get_nowait()
+                    env = self._queue.get_nowait(urgent_only=urgent)
                     idle_turns = 0
                 except asyncio.QueueEmpty:
                     # A message takes a few loop turns from the socket to this queue.
@@ -601,6 +644,11 @@ class IngestPipeline:
         self.committed_batches += 1
         if stored:
             self.ctx.bus.notify(bus.RECORDS)
+            if any(
+                out.status == "stored" and env.kind in URGENT_KINDS
+                for env, out in zip(batch, outcomes, strict=True)
+            ):
+                self.ctx.bus.notify(bus.EVENTS)
         for listener in self._listeners:
             listener(batch, outcomes)
 

@@ -33,9 +33,13 @@ class InputTopic:
     sender: str
 
 
-def input_filters(prefix: str) -> list[str]:
-    """The topic filters the daemon reads: one level below each input kind."""
-    return [f"{prefix}/{segment}/+" for segment in SEGMENT_KIND]
+def input_filters(prefix: str, kinds: tuple[str, ...] | None = None) -> list[str]:
+    """The topic filters the daemon reads: one level below each input kind (of `kinds`)."""
+    return [
+        f"{prefix}/{segment}/+"
+        for segment, kind in SEGMENT_KIND.items()
+        if kinds is None or kind in kinds
+    ]
 
 
 def shared(filter_: str, group: str) -> str:

@@ -17,8 +17,10 @@ import contextlib
 import weakref
 from collections import defaultdict
 
-#: Topics: new input records, new findings, new or changed deliveries.
+#: Topics: new input records (EVENTS: new informant reports or petitions, the kinds a
+#: level I event comes from), new findings, new or changed deliveries.
 RECORDS = "records"
+EVENTS = "events"
 FINDINGS = "findings"
 DELIVERIES = "deliveries"
 ALERTS = "alerts"

@@ -166,6 +166,9 @@ class MqttConfig(Section):
     #: lease ran out, because the broker keeps routing a share of the input to it.
     session_lease: Duration = timedelta(seconds=30)
     rescue_sessions: bool = True
+    #: Wage reports on a second connection (client id `<client_id>-wages`), so that a
+    #: month of them queued at the broker cannot hold back an informant's report.
+    wage_lane: bool = True
 
     @field_validator("url")
     @classmethod
@@ -452,15 +455,20 @@ class ReportConfig(Section):
     #: told, and it is mailed to the recipients only when a reviewer signs it in the
     #: console. Off: mailed at once, as before.
     sign_off: bool = True
-    #: Who reviews and signs: leader accounts of this role at this tier (2 city, 1 province).
+    #: Who reviews and signs: leader accounts of this role at this tier (2 city, 1 province);
+    #: unset, the tier of the installation's scope (a city's leaders sign a city's report,
+    #: the province's a province's).
     reviewer_role: str = "leader"
-    reviewer_tier: int = Field(default=2, ge=1, le=3)
+    reviewer_tier: int | None = Field(default=None, ge=1, le=3)
     #: Day of the month on which a still unsigned report reminds its reviewers (once).
     remind_day: int = Field(default=5, ge=1, le=28)
-    #: The signed report's distribution lines (报/送/发) and its mark.
-    bao: str = ""
+    #: The signed report's distribution lines (报/送/发; "" leaves one out) and its mark.
+    #: Not set, 报 and 发 follow the report's scope: a province's report is reported to
+    #: 中华全国总工会 and issued to 各市州总工会, a city's to its province's federation and
+    #: 各区县（市）总工会.
+    bao: str | None = None
     song: str = ""
-    fa: str = "各区县（市）总工会"
+    fa: str | None = None
     classification: str = "内部资料"
     #: A sentence printed at the top of every report (the demo says its data is simulated).
     notice: str = ""
@@ -858,6 +866,13 @@ class DetectorsConfig(Section):
     #: Poll for unchecked records this often when no wake-up arrives.
     poll_interval: Duration = timedelta(seconds=30)
     #: Records claimed per transaction by the event-severity check.
+    #: A batch of at least this many new wage reports is checked in a worker process
+    #: at CPU priority `wage_worker_nice` (detectors/wagecheck.py): a province's month of
+    #: wage reports must not hold up level I alerts. Smaller batches are checked in the
+    #: daemon's own process.
+    wage_worker: bool = True
+    wage_worker_min: int = Field(default=100, ge=1)
+    wage_worker_nice: int = Field(default=10, ge=0, le=19)
     batch_size: int = Field(default=500, ge=1, le=50_000)
     #: Local time of the nightly full re-score (HH:MM).
     rescore_at: str = "02:30"

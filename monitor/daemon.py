@@ -85,7 +85,18 @@ def _mqtt(ctx: Context, daemon: Daemon) -> Service | None:
     from ingest.mqtt import MqttIngest
     from ingest.pipeline import IngestPipeline
 
-    return MqttIngest.create(ctx, daemon.require(IngestPipeline))
+    lane = "events" if ctx.settings.mqtt.wage_lane else "all"
+    return MqttIngest.create(ctx, daemon.require(IngestPipeline), lane)
+
+
+def _mqtt_wages(ctx: Context, daemon: Daemon) -> Service | None:
+    """Wage reports on a connection of their own (ingest/mqtt.py, `mqtt.wage_lane`)."""
+    from ingest.mqtt import MqttIngest
+    from ingest.pipeline import IngestPipeline
+
+    if not ctx.settings.mqtt.wage_lane:
+        return None
+    return MqttIngest.create(ctx, daemon.require(IngestPipeline), "wages")
 
 
 def _http(ctx: Context, daemon: Daemon) -> Service:
@@ -143,6 +154,7 @@ def _report(ctx: Context, daemon: Daemon) -> Service | None:
 SERVICES: dict[str, ServiceFactory] = {
     "ingest": _ingest,
     "mqtt": _mqtt,
+    "mqtt-wages": _mqtt_wages,
     "http": _http,
     "detectors": _detectors,
     "alerting": _alerting,
@@ -167,6 +179,8 @@ def default_factories() -> list[ServiceFactory]:
 def factories_of(names: Iterable[str]) -> list[ServiceFactory]:
     """The factories of some services by name (tests, the demo, benchmarks), in start order."""
     wanted = set(names)
+    if "mqtt" in wanted:
+        wanted.add("mqtt-wages")  # one intake, two lanes (`mqtt.wage_lane`)
     unknown = wanted - SERVICES.keys()
     if unknown:
         raise ValueError(f"unknown services: {sorted(unknown)}")

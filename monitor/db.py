@@ -178,7 +178,10 @@ def _upgrade(connection: Connection) -> None:
 
 def is_transient(exc: BaseException) -> bool:
     """True when retrying the same transaction later can succeed (the database is away,
-    busy, or chose this transaction as a deadlock victim)."""
+    busy, or chose this transaction as a deadlock victim). A service's task group fails
+    with a group of its tasks' errors: transient when every one of them is."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_transient(e) for e in exc.exceptions)
     if isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.DisconnectionError):
         return True
     if isinstance(exc, sa_exc.DBAPIError):

@@ -79,6 +79,8 @@ def settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Se
             # Off unless a test points it at its own broker: a daemon started by a test
             # must not join the machine's Mosquitto with a persistent session.
             "mqtt": {"client_id": "labormon-test", "enabled": False},
+            # In this process: a test that wants the worker process says so.
+            "detectors": {"wage_worker": False},
         }
     )
 

@@ -455,6 +455,25 @@ async def test_personal_numbers_in_report_text_are_masked_for_leaders(
     assert "138****5678" in page
 
 
+async def test_names_in_report_text_are_shown_only_to_those_who_act(
+    ctx: Context, console: Console, people: dict[str, NewAccount]
+) -> None:
+    await add_point(ctx)
+    await console.login(people["informant"])
+    done = await _report(
+        console, event_type="gathering", point_id="P1", description="联系人王小明称老板已失联"
+    )
+    assert done.status_code == 303, done.text[:300]
+    # The informant's own receipt keeps their words.
+    assert "联系人王小明称老板已失联" in (await console.client.get(done.headers["location"])).text
+    await console.login(people["ziyang"])
+    assert "联系人王小明称老板已失联" in (await console.client.get("/risk/points/P1")).text
+    await console.login(people["analyst"])
+    page = (await console.client.get("/risk/points/P1")).text
+    assert "王小明" not in page
+    assert "联系人王某称老板已失联" in page
+
+
 async def test_the_reports_page_shows_leaders_no_shell_commands(
     ctx: Context, console: Console, people: dict[str, NewAccount]
 ) -> None:

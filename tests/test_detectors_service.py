@@ -331,6 +331,7 @@ async def test_the_daemon_loop_is_woken_by_the_bus_and_the_clock(
             ],
         )
         ctx.bus.notify(bus.RECORDS)
+        ctx.bus.notify(bus.EVENTS)
         assert await ctx.bus.wait(bus.FINDINGS, 30)
         [event] = await _findings(ctx, "event")
         assert event.level == "I"

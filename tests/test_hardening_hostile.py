@@ -171,6 +171,7 @@ async def test_200_hostile_payloads_through_mqtt_http_and_files(
                 lambda: _answered(ctx), lambda n: n >= sent, 60, what="every payload answered"
             )
             ctx.bus.notify(bus.RECORDS)
+            ctx.bus.notify(bus.EVENTS)
             await eventually(
                 lambda: _pending(ctx), lambda n: n == 0, 60, what="no delivery pending"
             )
@@ -252,6 +253,7 @@ async def _send(
     report2 = await FileImporter(ctx.store).run(files / "petitions.jsonl", kind="petition")
     assert report.kinds and report2.kinds
     ctx.bus.notify(bus.RECORDS)
+    ctx.bus.notify(bus.EVENTS)
 
 
 async def _answered(ctx: Context) -> int:

@@ -12,11 +12,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from ingest.mqtt import MqttIngest
 from ingest.pipeline import IngestPipeline
 from monitor.context import Context
 from monitor.daemon import make_context
+from monitor.models import InformantReport, WageReport
 from tests.conftest import SECRET
 from tests.ingest_support import running, service
 from tests.support import publisher
@@ -289,3 +291,52 @@ async def test_mqtt_3_1_1_session_keeps_what_was_published_while_away(
     async with running(ctx):
         await eventually(lambda: stored_count(ctx.db), lambda n: n == 200, 20, what="stored")
     assert_exactly_once(await stored_ids(ctx.db), publisher.expected_ids("v3", 0, 200))
+
+
+async def test_an_informant_report_does_not_wait_behind_a_month_of_wage_reports(
+    ctx: Context, broker: Broker, backend: str
+) -> None:
+    """Issue 17: 4,000 wage reports wait at the broker, then an informant's report. With
+    one session the report would be stored after all of them; on its own lane (and first
+    in the writer's queue) it is stored before most of them."""
+    import aiomqtt
+
+    topics = f"t-lanes-{backend}/labormon/v1"
+    ctx.settings.mqtt.url = broker.url
+    ctx.settings.mqtt.client_id = f"lanes-{backend}"
+    ctx.settings.mqtt.topic_prefix = topics
+    await prepare(ctx)
+    async with running(ctx):
+        pass  # both lanes' sessions and subscriptions exist
+    wages = [
+        publisher.point_message("ln", point, i, topic_prefix=topics)
+        for i in range(200)
+        for point in publisher.POINTS
+    ]
+    report = publisher.message("ln", 9, topic_prefix=topics)
+    assert report.kind == "report"
+    async with aiomqtt.Client(broker.host, broker.port, identifier=f"lanes-pub-{backend}") as pub:
+        for m in [*wages, report]:
+            await pub.publish(m.topic, json.dumps(m.payload), qos=1)
+
+    async def count(table: type, *where: object) -> int:
+        async with ctx.db.session() as session:
+            return int(await session.scalar(select(func.count()).select_from(table).where(*where)))
+
+    async with running(ctx) as daemon:
+        await eventually(
+            lambda: count(InformantReport, InformantReport.report_id == report.record_id),
+            lambda n: n == 1,
+            60,
+            what="the informant's report stored",
+            interval=0.02,
+        )
+        # At most this many were stored before it (counted just after).
+        before = await count(WageReport)
+        await eventually(
+            lambda: count(WageReport), lambda n: n == len(wages), 60, what="all wages stored"
+        )
+    lanes = [s for s in daemon.services if isinstance(s, MqttIngest)]
+    assert sorted(s.client_id for s in lanes) == [f"lanes-{backend}", f"lanes-{backend}-wages"]
+    print(f"wage reports stored before the informant's report: {before} of {len(wages)}")
+    assert before < len(wages) // 2

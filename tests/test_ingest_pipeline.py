@@ -195,3 +195,39 @@ def test_transient_errors_are_told_apart_from_refusals() -> None:
     assert not is_transient(sa_exc.DataError("x", {}, Exception("value too long")))
     assert not is_transient(sa_exc.IntegrityError("x", {}, Exception("violates")))
     assert not is_transient(ValueError("bug"))
+    # A service of several tasks fails with their errors in a group.
+    assert is_transient(ExceptionGroup("tasks", [ConnectionRefusedError(), TimeoutError()]))
+    assert not is_transient(ExceptionGroup("tasks", [ConnectionRefusedError(), ValueError()]))
+
+
+async def test_the_writer_serves_events_before_queued_wage_reports() -> None:
+    """Issue 17: an informant's report or a petition goes ahead of wage reports already
+    queued; within each lane the order of arrival is kept."""
+    from ingest.pipeline import LaneQueue
+
+    queue = LaneQueue()
+
+    def env(kind: str, n: int) -> Envelope:
+        return Envelope("mqtt", f"{kind}/{n}", kind, None, b"{}")
+
+    for n in range(3):
+        queue.put_nowait(env("wage", n))
+    queue.put_nowait(env("report", 0))
+    queue.put_nowait(env("petition", 1))
+    queue.put_nowait(env("report", 2))
+    assert queue.qsize() == 6
+    urgent = [queue.get_nowait(urgent_only=True).origin for _ in range(3)]
+    assert urgent == ["report/0", "petition/1", "report/2"]
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait(urgent_only=True)  # a batch of events does not wait for wages
+    assert [queue.get_nowait().origin for _ in range(3)] == ["wage/0", "wage/1", "wage/2"]
+    queue = LaneQueue()
+    for item in [env("wage", 0), env("report", 0), env("wage", 1), env("petition", 1)]:
+        queue.put_nowait(item)
+    taken = [await queue.get() for _ in range(4)]
+    assert [e.origin for e in taken] == ["report/0", "petition/1", "wage/0", "wage/1"]
+    waiter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    queue.put_nowait(env("wage", 9))
+    assert (await asyncio.wait_for(waiter, 1)).origin == "wage/9"

@@ -10,7 +10,15 @@ import structlog
 
 from monitor.config import SecurityConfig
 from monitor.logging import configure, get_logger
-from monitor.privacy import Privacy, load_secret, mask_name, mask_payload, mask_phone, masked_text
+from monitor.privacy import (
+    Privacy,
+    load_secret,
+    mask_free_text,
+    mask_name,
+    mask_payload,
+    mask_phone,
+    masked_text,
+)
 
 
 def test_masks() -> None:
@@ -20,6 +28,47 @@ def test_masks() -> None:
         {"petitioner_name": "张三", "petitioner_phone": "13812345678", "n": [1]}
     ) == {"petitioner_name": "***", "petitioner_phone": "138****5678", "n": [1]}
     assert "13812345678" not in masked_text(b"junk 13812345678 \xff")
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("联系人王五", "联系人王某"),
+        ("反映人：张三，电话13812345678", "反映人：张某，电话138****5678"),
+        ("投诉人张三称公司跑路", "投诉人张某称公司跑路"),
+        ("信访人李小明反映拖欠工资", "信访人李某反映拖欠工资"),
+        ("举报人 欧阳娜娜，", "举报人 欧阳某，"),
+        ("姓名：赵六；身份证430902199001011234", "姓名：赵某；身份证430***************"),
+        ("本人张三，在星东建筑打工", "本人张某，在星东建筑打工"),
+        ("联系人王五、李小明", "联系人王某、李某"),
+        ("联系人：于洋（0737-4221234）", "联系人：于某（073****1234）"),
+    ],
+)
+def test_names_after_a_cue_and_numbers_in_free_text_are_masked(text: str, masked: str) -> None:
+    assert mask_free_text(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "反映人称公司拖欠三个月工资",
+        "反映人说老板跑路了",
+        "本人在星东建筑工作，本人于去年入职",
+        "举报人为农民工代表",
+        "反映人向公司讨薪未果",
+        "举报人江南建筑公司员工",
+        "反映人安化县东坪镇工地",
+        "联系人王女士",
+        "资阳建工项目部拖欠120名农民工工资2025-01-15",
+    ],
+)
+def test_free_text_without_a_name_is_left_as_it_is(text: str) -> None:
+    assert mask_free_text(text) == text
+
+
+def test_refused_payloads_mask_names_in_free_text() -> None:
+    kept = mask_payload({"summary": "联系人王小明13900001111"})
+    assert kept == {"summary": "联系人王某139****1111"}
 
 
 def test_secret_file_is_created_once_with_private_mode(tmp_path: Path) -> None:

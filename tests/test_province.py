@@ -4,12 +4,14 @@ each mailed to its own leaders once across two daemons; the console's scope by t
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import docx
 import httpx
 import pytest
 from sqlalchemy import select
@@ -18,11 +20,11 @@ from monitor.clock import FrozenClock
 from monitor.config import Settings
 from monitor.context import Context
 from monitor.daemon import Daemon, make_context
-from monitor.models import Delivery, Document, JobRun, RiskScore
+from monitor.models import Account, Delivery, Document, JobRun, RiskScore
 from monitor.records import parse_row
 from monitor.regionload import load_regions
 from monitor.regions import CITY, COUNTY, catalogue
-from monitor.report import make_document
+from monitor.report import make_document, signoff
 from monitor.report.document import Paragraph
 from monitor.report.service import JOB
 from monitor.store import Submission
@@ -262,20 +264,65 @@ async def test_the_console_shows_a_province_leader_every_city_and_a_city_leader_
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-async def test_a_province_report_needs_reviewer_tier_1_as_the_readme_says(ctx: Context) -> None:
-    from monitor.report import signoff
-
+async def test_the_province_report_is_reviewed_by_the_province_by_default(ctx: Context) -> None:
+    """The reviewer's tier follows the installation's scope unless configured: a province
+    installation's report is signed by the province's leaders, not a city's."""
     await load_regions(ctx.db, catalogue(), PROVINCE)
     ctx.settings.organisation.scope_code = PROVINCE
     add = ctx.accounts.add
     await add(kind="leader", account_id="lead-430000", region_code=PROVINCE, email="hn@x.cn")
     await add(kind="leader", account_id="lead-430100", region_code="430100", email="cs@x.cn")
     async with ctx.db.session() as session:
-        # The default (tier 2, the city) finds nobody to review the province's report...
-        assert ctx.settings.report.reviewer_tier == 2
-        assert await signoff.reviewers(ctx, session) == []
-        # ... tier 1 finds the province's leader.
-        ctx.settings.report.reviewer_tier = 1
+        assert ctx.settings.report.reviewer_tier is None
         assert await signoff.reviewers(ctx, session) == [("lead-430000", "hn@x.cn")]
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    assert "`[report] reviewer_tier = 1`" in readme
+        # Configured, the tier is taken as given: a city's leaders review nothing here
+        # (their region is below the scope).
+        ctx.settings.report.reviewer_tier = 2
+        assert await signoff.reviewers(ctx, session) == []
+
+
+async def test_the_signed_reports_distribution_follows_its_scope(ctx: Context) -> None:
+    """报 goes one tier up and 发 to the regions the report compares: a province's report
+    to 中华全国总工会 and 各市州总工会, a city's to 湖南省总工会 and 各区县（市）总工会."""
+    await load_regions(ctx.db, catalogue(), PROVINCE)
+    month = date(2025, 1, 1)
+    # Signed by the province's reviewer: the file says so.
+    ctx.settings.organisation.scope_code = PROVINCE
+    ctx.settings.report.attach = ["docx"]
+    await ctx.accounts.add(
+        kind="leader", account_id="lead-430000", region_code=PROVINCE, email="hn@x.cn"
+    )
+    async with ctx.db.session() as session:
+        account = await session.get(Account, "lead-430000")
+    assert account is not None
+    signed = await signoff.sign(ctx, month, account, None)
+    async with ctx.db.session() as session:
+        [data] = [
+            d.data
+            for d in await session.scalars(
+                select(Document).where(Document.id.in_(signed.document_ids))
+            )
+        ]
+    text = "".join("\n".join(p.text for p in docx.Document(io.BytesIO(data)).paragraphs).split())
+    assert "报：中华全国总工会" in text
+    assert "发：各市州总工会" in text
+    assert "各区县（市）总工会" not in text
+
+    # The rule itself, for the province's report and one of its cities'.
+    settings = ctx.settings
+    now = datetime(2025, 2, 3, 9, 0, tzinfo=CST)
+    province = await make_document(ctx.db, settings, month, now)
+    changsha = await make_document(ctx.db, settings, month, now, "430100")
+    assert signoff.distribution(settings, province.figures) == [
+        ("报", "中华全国总工会"),
+        ("发", "各市州总工会"),
+    ]
+    assert signoff.distribution(settings, changsha.figures) == [
+        ("报", "湖南省总工会"),
+        ("发", "各区县（市）总工会"),
+    ]
+    # What is configured is kept; "" leaves a line out.
+    configured = settings.model_copy(
+        update={"report": settings.report.model_copy(update={"bao": "", "fa": "各市州总工会"})}
+    )
+    assert signoff.distribution(configured, changsha.figures) == [("发", "各市州总工会")]

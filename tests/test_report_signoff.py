@@ -86,7 +86,10 @@ async def test_the_report_is_mailed_once_on_signing(ctx: Context, clock: FrozenC
     with pytest.raises(signoff.SignError, match="审核人"):
         await signoff.sign(service_ctx, date(2025, 1, 1), other, None)
     signed = await signoff.sign(
-        service_ctx, date(2025, 1, 1), reviewer, "春节前欠薪信访增多，请各区县提前排查。"
+        service_ctx,
+        date(2025, 1, 1),
+        reviewer,
+        "春节前欠薪信访增多，请各区县提前排查。信访人张三（13812345678）已回访。",
     )
     out = [d for d in await deliveries(ctx) if d.id in signed.delivery_ids]
     assert sorted(d.address for d in out) == ["city@x.example", "prov@x.example"]
@@ -116,6 +119,9 @@ async def test_the_report_is_mailed_once_on_signing(ctx: Context, clock: FrozenC
         assert "内部资料" in flat
         assert "签发：赵主席" in flat
         assert "春节前欠薪信访增多" in flat
+        # The note is part of the report: no names or phones in it (interfaces §7).
+        assert "信访人张某（138****5678）已回访" in flat
+        assert "张三" not in flat and "13812345678" not in flat
         assert "报：省总工会" in flat
         assert "送：市委、市政府" in flat
         assert "发：各区县（市）总工会" in flat
@@ -225,7 +231,7 @@ async def test_only_a_reviewer_of_this_installations_scope_may_sign(ctx: Context
             id=f"lead-{region}",
             kind="leader",
             role=cfg.reviewer_role,
-            tier=cfg.reviewer_tier,
+            tier=signoff.reviewer_tier(ctx),
             region_code=region,
         )
 

@@ -6,7 +6,11 @@ where the set has them."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import os
+import signal
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,9 @@ from sqlalchemy import select
 from detectors.service import DetectorService
 from detectors.severity import SeverityPolicy, assess
 from detectors.textrules import EnterpriseIndex, people_counts, people_in_text
+from detectors.wagecheck import WageRequest, WorkerFailed
 from monitor.context import Context
+from monitor.db import is_transient
 from monitor.models import Finding, InformantReport, Petition
 from monitor.records import parse_obj
 from monitor.store import Submission
@@ -114,9 +120,8 @@ def test_enterprise_index_matches_the_names_petitioners_use() -> None:
     assert index.find("鑫庆医药公司和银城建筑工程公司都欠薪") == -1  # two: not guessed
 
 
-async def test_a_petition_naming_a_registered_enterprise_counts_in_its_risk(
-    ctx: Context,
-) -> None:
+async def _register_xq(ctx: Context) -> None:
+    """The point whose name real message 259103 gives only in its text."""
     point = {
         "point_id": "P-XQ",
         "name": "西地省鑫庆医药有限公司",
@@ -125,6 +130,12 @@ async def test_a_petition_naming_a_registered_enterprise_counts_in_its_risk(
         "headcount": 60,
     }
     await ctx.store.store("point", [Submission(parse_obj("point", point), "file")])
+
+
+async def test_a_petition_naming_a_registered_enterprise_counts_in_its_risk(
+    ctx: Context,
+) -> None:
+    await _register_xq(ctx)
     wage = _wage("P-XQ", "2024-12", arrears_months=1, arrears_workers=50, arrears_amount=2e5)
     wage["report_id"] = "W-XQ"
     await ctx.store.store("wage", [Submission(parse_obj("wage", wage), "mqtt", "P-XQ")])
@@ -136,6 +147,78 @@ async def test_a_petition_naming_a_registered_enterprise_counts_in_its_risk(
     [finding] = [f for f in findings if f.point_id == "P-XQ"]
     # 法定代表人已跑路 in the petition's text: the owner-gone factor and its record.
     assert "PT-XQ" in finding.evidence["source_ids"]
+    assert finding.level == "I"
+
+
+async def test_the_wage_check_sees_a_naming_petition_stored_after_its_last_pass(
+    ctx: Context,
+) -> None:
+    """The wage check keeps the records without a point_id between its passes (issue 17:
+    re-reading 8,000 of them for every batch of wage reports held up level I alerts); a
+    petition stored after a pass still counts in the next one."""
+    await _register_xq(ctx)
+    # Another enterprise's petition, without a point_id: the cache has it after a pass.
+    await ctx.store.store(
+        "petition", [_petition("PT-OTHER", "某建筑工地拖欠工资", people_involved=1)]
+    )
+    service = DetectorService(ctx)
+    quiet = _wage("P-XQ", "2024-11")
+    quiet["report_id"] = "W-XQ-11"
+    await ctx.store.store("wage", [Submission(parse_obj("wage", quiet), "mqtt", "P-XQ")])
+    await service.check_new_records()
+    ctx.clock.advance(timedelta(hours=1))  # type: ignore[attr-defined]
+    # Only the text names the enterprise; it arrives after the first pass.
+    await ctx.store.store("petition", [_petition("PT-XQ", real("259103"), people_involved=1)])
+    wage = _wage("P-XQ", "2024-12", arrears_months=1, arrears_workers=50, arrears_amount=2e5)
+    wage["report_id"] = "W-XQ"
+    await ctx.store.store("wage", [Submission(parse_obj("wage", wage), "mqtt", "P-XQ")])
+    await service.check_new_records()
+    assert service._wages.unlinked.reads == 2
+    async with ctx.db.session() as s:
+        findings = (await s.scalars(select(Finding).where(Finding.kind == "enterprise_risk"))).all()
+    [finding] = [f for f in findings if f.point_id == "P-XQ"]
+    assert "PT-XQ" in finding.evidence["source_ids"]
+    assert "PT-OTHER" not in finding.evidence["source_ids"]
+    assert finding.level == "I"
+
+
+async def test_a_big_batch_is_checked_in_the_worker_process_with_the_same_findings(
+    ctx: Context,
+) -> None:
+    """Issue 17: a batch of at least `wage_worker_min` wage reports is read and evaluated
+    in a worker process at a lower CPU priority; its findings are those of the daemon's
+    own process (the previous test)."""
+    ctx.settings.detectors.wage_worker = True
+    ctx.settings.detectors.wage_worker_min = 1
+    await _register_xq(ctx)
+    await ctx.store.store("petition", [_petition("PT-XQ", real("259103"), people_involved=1)])
+    wage = _wage("P-XQ", "2024-12", arrears_months=1, arrears_workers=50, arrears_amount=2e5)
+    wage["report_id"] = "W-XQ"
+    await ctx.store.store("wage", [Submission(parse_obj("wage", wage), "mqtt", "P-XQ")])
+    service = DetectorService(ctx)
+    try:
+        assert await service.check_new_records() == 2
+        assert service._wages.in_worker == 1
+        [pid] = list(service._wages._pool._processes)  # type: ignore[union-attr]
+        assert pid != os.getpid()
+        # A worker that dies fails its batch as a transient error (the daemon restarts
+        # the service after a pause); the next batch gets a new worker.
+        request = WageRequest(
+            ["P-XQ"], date(2025, 1, 15), ctx.settings.organisation.zone, False, 0.7, 4.0
+        )
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        with pytest.raises(WorkerFailed) as failed:
+            await service._wages.check(request)
+        assert is_transient(failed.value)
+        again = await service._wages.check(request)
+        assert again.floored == {0: "I"} and service._wages.in_worker == 2
+    finally:
+        service._wages.close()
+    async with ctx.db.session() as s:
+        findings = (await s.scalars(select(Finding).where(Finding.kind == "enterprise_risk"))).all()
+    [finding] = [f for f in findings if f.point_id == "P-XQ"]
+    assert finding.evidence["source_ids"][:2] == ["W-XQ", "PT-XQ"]
     assert finding.level == "I"
 
 

@@ -231,20 +231,26 @@ def latest_month_table() -> Panel:
         "所选时间范围内最近一个月份的各区县汇总。",
         Query(
             """
-SELECT period AS time,
-       county AS "区县",
-       points_expected AS "应报送",
-       points_reporting AS "已报送",
-       points_not_reporting AS "未报送",
-       points_reporting::float8 / nullif(points_expected, 0) AS "报送率",
-       frontline_workers AS "一线职工",
-       avg_frontline_wage AS "平均一线工资",
-       arrears_points AS "欠薪企业",
-       arrears_workers AS "欠薪职工",
-       arrears_amount / 10000.0 AS "欠薪金额"
-FROM v_wage_monthly
-WHERE period = (SELECT max(period) FROM v_wage_monthly WHERE $__timeFilter(period))
-  AND region_code IN ($county)
+SELECT time, "区县", "应报送", "已报送", "未报送", "报送率", "一线职工",
+       "平均一线工资", "欠薪企业", "欠薪职工", "欠薪金额"
+FROM (
+    SELECT period AS time,
+           region_code,
+           max(period) OVER () AS latest,
+           county AS "区县",
+           points_expected AS "应报送",
+           points_reporting AS "已报送",
+           points_not_reporting AS "未报送",
+           points_reporting::float8 / nullif(points_expected, 0) AS "报送率",
+           frontline_workers AS "一线职工",
+           avg_frontline_wage AS "平均一线工资",
+           arrears_points AS "欠薪企业",
+           arrears_workers AS "欠薪职工",
+           arrears_amount / 10000.0 AS "欠薪金额"
+    FROM v_wage_monthly
+    WHERE $__timeFilter(period) AND region_code IN ($county)
+) latest_month
+WHERE time = latest
 ORDER BY region_code
 """,
             "table",

@@ -203,7 +203,8 @@ class AlertBook:
                 "AlertLevelRaised",
                 now,
                 reason=f"finding {finding.id}",
-                details={"from": previous, "to": finding.level, "finding_id": finding.id},
+                details={"from": previous, "to": finding.level, "finding_id": finding.id}
+                | await self._deadlines_for_new_level(session, alert, now),
                 metrics=self.metrics,
             )
             if alert.status == "acknowledged":
@@ -396,18 +397,8 @@ class AlertBook:
         if alert.status == "resolved":
             # A follow-up of a closed incident that brings serious news reopens it.
             if not raised and LEVEL_RANK[finding.level or "IV"] > LEVEL_RANK["II"]:
-                record_event(
-                    session,
-                    alert,
-                    "AlertUpdated",
-                    now,
-                    details={
-                        "finding_id": finding.id,
-                        "level": finding.level,
-                        "joined": True,
-                        "title": alert.title if not lower else scrub(finding.title, 200),
-                    },
-                    metrics=self.metrics,
+                self._record_joined(
+                    session, alert, finding, now, known, title=None if lower else alert.title
                 )
                 return
             alert.status = "triggered"
@@ -422,7 +413,8 @@ class AlertBook:
                 "AlertLevelRaised",
                 now,
                 reason=f"finding {finding.id}",
-                details={"from": previous, "to": finding.level, "finding_id": finding.id},
+                details={"from": previous, "to": finding.level, "finding_id": finding.id}
+                | await self._deadlines_for_new_level(session, alert, now),
                 metrics=self.metrics,
             )
             self._unacknowledge(alert)
@@ -433,6 +425,25 @@ class AlertBook:
                 session, alert, now, purpose="level_raised", also=reached_tiers(alert)
             )
             return
+        self._record_joined(session, alert, finding, now, known)
+        if LEVEL_RANK[finding.level or "IV"] <= LEVEL_RANK["II"]:
+            # New facts at II or above: everyone who knows hears them, acknowledged or not.
+            told = [t for t in reached_tiers(alert) if not self._digest_only(alert, t)]
+            if told:
+                await self.dispatcher.notify(session, alert, told, "follow_up", now)
+
+    def _record_joined(
+        self,
+        session: AsyncSession,
+        alert: Alert,
+        finding: Finding,
+        now: datetime,
+        known: dict[str, str],
+        *,
+        title: str | None = None,
+    ) -> None:
+        """A finding joined this alert (on its timeline, with its own title unless
+        `title` is given; names the records hold are masked either way)."""
         record_event(
             session,
             alert,
@@ -442,15 +453,10 @@ class AlertBook:
                 "finding_id": finding.id,
                 "level": finding.level,
                 "joined": True,
-                "title": scrub(redact(finding.title, known), 200),
+                "title": title if title is not None else scrub(redact(finding.title, known), 200),
             },
             metrics=self.metrics,
         )
-        if LEVEL_RANK[finding.level or "IV"] <= LEVEL_RANK["II"]:
-            # New facts at II or above: everyone who knows hears them, acknowledged or not.
-            told = [t for t in reached_tiers(alert) if not self._digest_only(alert, t)]
-            if told:
-                await self.dispatcher.notify(session, alert, told, "follow_up", now)
 
     @staticmethod
     def _unacknowledge(alert: Alert) -> None:
@@ -507,6 +513,22 @@ class AlertBook:
                 metrics=self.metrics,
             )
         return True
+
+    async def _deadlines_for_new_level(
+        self, session: AsyncSession, alert: Alert, now: datetime, *, level: str | None = None
+    ) -> dict[str, Any]:
+        """A raised alert owes what its new `level` (default: its level) owes: a level I
+        verification within the hour, not the 24 h of the level III it was. The changes
+        go in the audit log."""
+        moved = await deadlines.level_raised(
+            session,
+            alert,
+            self.ctx.settings.handling,
+            now,
+            level=level or alert.level,
+            postgres=self.ctx.db.is_postgres,
+        )
+        return {"deadlines": moved} if moved else {}
 
     async def _attach_open_risk(self, session: AsyncSession, alert: Alert) -> None:
         """A new event alert shows the factors of its enterprise's open risk alerts."""

@@ -154,6 +154,9 @@ async def apply_correction(
         "enterprise": (alert.evidence or {}).get("enterprise_name"),
     }
     details["notice"] = notice_text(details)
+    if alert.status != "resolved" and RANK[new_level] < RANK[alert.level]:
+        # Worse than first said: the handling is owed within the new level's times.
+        details |= await book._deadlines_for_new_level(session, alert, now, level=new_level)
     record_event(
         session,
         alert,

@@ -2,7 +2,8 @@
 final report, answers to instructions. One `handling_deadlines` row per deadline.
 
 An event alert gets its verification and first follow-up deadline when it opens (from
-`[handling]`, by level); a follow-up report moves the next one on, or, when it says
+`[handling]`, by level); a raise of its level owes what the new level owes, counted from
+the raise (`level_raised`); a follow-up report moves the next one on, or, when it says
 nobody is there any more (`people_now` 0), ends the event and starts the final report's
 deadline; an instruction brings its answer's. A deadline that passes unmet is claimed by
 the escalation loop (`claim_missed`), which opens an alert of kind `overdue_handling`
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor.config import HandlingConfig
-from monitor.models import Alert, Finding, HandlingDeadline, Region
+from monitor.models import Alert, Finding, HandlingDeadline, HandlingRecord, Region
 
 KIND = "overdue_handling"
 DETECTOR = "handling"
@@ -65,6 +66,63 @@ async def open_for_alert(
         session.add(_deadline(alert, "verify", alert.created_at + verify, now))
     if progress:
         session.add(_deadline(alert, "progress", alert.created_at + progress, now))
+
+
+async def level_raised(
+    session: AsyncSession,
+    alert: Alert,
+    config: HandlingConfig,
+    now: datetime,
+    *,
+    level: str,
+    postgres: bool = False,
+) -> list[dict[str, str | None]]:
+    """The deadlines of an event alert whose level was just raised to `level`:
+    each open verification, follow-up or final report is due within the new level's
+    time counted from the raise, unless it was due sooner; a verification or follow-up
+    the old level did not ask for is added (unless already verified, or the event has
+    ended). Returns the changes, `{kind, from, to}`, for the audit log."""
+    if alert.kind != "event":
+        return []
+    await session.flush()
+    open_now: dict[str, list[HandlingDeadline]] = {}
+    for deadline in await pending(session, alert.id, postgres=postgres):
+        open_now.setdefault(deadline.kind, []).append(deadline)
+    tables = {
+        "verify": config.verify_within,
+        "progress": config.progress_every,
+        "final": config.final_within,
+    }
+    changes: list[dict[str, str | None]] = []
+    for kind, table in tables.items():
+        within = by_level(table, level)
+        if within is None:
+            continue
+        due = now + within
+        for deadline in open_now.get(kind, []):
+            if due < deadline.due_at:
+                changes.append(
+                    {"kind": kind, "from": deadline.due_at.isoformat(), "to": due.isoformat()}
+                )
+                deadline.due_at = due
+        if open_now.get(kind) or kind == "final":
+            continue  # a final report is owed only once the event has ended
+        if kind == "verify" and await _verified(session, alert):
+            continue
+        if kind == "progress" and "final" in open_now:
+            continue
+        session.add(_deadline(alert, kind, due, now))
+        changes.append({"kind": kind, "from": None, "to": due.isoformat()})
+    return changes
+
+
+async def _verified(session: AsyncSession, alert: Alert) -> bool:
+    found = await session.scalar(
+        select(HandlingRecord.id)
+        .where(HandlingRecord.alert_id == alert.id, HandlingRecord.kind == "verify")
+        .limit(1)
+    )
+    return found is not None
 
 
 def _deadline(

@@ -29,6 +29,7 @@ from monitor.models import (
     Region,
     WageReport,
 )
+from monitor.privacy import mask_free_text, mask_numbers
 from monitor.safetext import one_line
 
 LEVEL_NAMES = glossary.LEVEL_NAMES
@@ -77,33 +78,21 @@ EVIDENCE_KEYS = (
     "parent_alert_id",
 )
 
-# Resident ID numbers, mobile and landline numbers, and any other long run of digits
-# (bank cards): a detector's text should never hold them, this is the second line of
-# defence. Dates ("2025-01-15") and amounts stay readable.
-_ID_NUMBER = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
-_MOBILE = re.compile(r"(?<!\d)1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)0\d{2,3}[- ]?\d{7,8}(?!\d)")
-_LONG_DIGITS = re.compile(r"(?<!\d)\d{9,}(?!\d)")
 
-
-def scrub(value: Any, limit: int = 500) -> str:
-    """Free text made safe to show: personal numbers masked, length capped."""
+def scrub(value: Any, limit: int = 500, *, names: bool = True) -> str:
+    """Free text made safe to show: personal numbers masked, names after a word that
+    introduces a person replaced (联系人王某), length capped. `names=False` only for a
+    console page whose readers may see the names the record holds."""
     text = str(value or "")
-    text = _ID_NUMBER.sub(lambda m: m.group(0)[:3] + "*" * 15, text)
-    for pattern in (_MOBILE, _LANDLINE, _LONG_DIGITS):
-        text = pattern.sub(_mask_digits, text)
+    text = mask_free_text(text) if names else mask_numbers(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def mask_text(value: Any, limit: int = 600) -> str:
-    """A record's free text as a notification may show it: numbers masked (names are
-    replaced before, by `redact`, from the record's own personal fields)."""
+    """A record's free text as a notification may show it: numbers and names after a cue
+    masked (known names are replaced before, by `redact`, from the record's own personal
+    fields)."""
     return scrub(value, limit)
-
-
-def _mask_digits(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
 def redact(text: str, known: dict[str, str]) -> str:

@@ -47,6 +47,7 @@ from monitor.report.signoff import (
     email,
     remind_if_due,
     review_mail,
+    reviewer_tier,
     reviewers,
 )
 
@@ -322,6 +323,14 @@ class ReportService:
                 raise LostClaim(key)
         if deliveries:
             ctx.bus.notify(bus.DELIVERIES)
+        elif draft:
+            log.warning(
+                "monthly report stored as a draft but nobody may sign it: add a leader "
+                "account with an email in the installation's region (or set [report] "
+                "reviewer_tier)",
+                month=key,
+                reviewer_tier=reviewer_tier(ctx),
+            )
         else:
             log.warning(
                 "monthly report stored but nobody to send it to: add leader accounts with "

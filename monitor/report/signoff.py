@@ -27,11 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor import bus
 from monitor.clock import add_months, local_date
+from monitor.config import Settings
 from monitor.context import Context
 from monitor.logging import get_logger
 from monitor.models import Account, Delivery, Document, JobRun
-from monitor.regions import ancestors
-from monitor.report import CONTENT_TYPES, make_document, render
+from monitor.privacy import mask_free_text
+from monitor.regions import PROVINCE, UnknownRegion, ancestors, catalogue, tier_of
+from monitor.report import CONTENT_TYPES, MonthlyFigures, labels, make_document, render
 from monitor.report.mail import covering_mail
 from monitor.report.recipients import report_recipients
 
@@ -74,11 +76,16 @@ def email(
     )
 
 
+def reviewer_tier(ctx: Context) -> int:
+    """`report.reviewer_tier`, or (unset) the tier of the installation's scope."""
+    configured = ctx.settings.report.reviewer_tier
+    return configured if configured is not None else tier_of(ctx.settings.organisation.scope_code)
+
+
 async def reviewers(ctx: Context, session: AsyncSession) -> list[tuple[str, str]]:
     cfg = ctx.settings.report
     # Reviewers of the installation's own report sit in its scope or above it: in a
-    # province's installation a city's leaders review nothing but get their city's report
-    # (set reviewer_tier = 1 there).
+    # province's installation a city's leaders review nothing but get their city's report.
     scope = ctx.settings.organisation.scope_code
     rows = await session.execute(
         select(Account.id, Account.email)
@@ -86,7 +93,7 @@ async def reviewers(ctx: Context, session: AsyncSession) -> list[tuple[str, str]
             Account.kind == "leader",
             Account.status == "active",
             Account.role == cfg.reviewer_role,
-            Account.tier == cfg.reviewer_tier,
+            Account.tier == reviewer_tier(ctx),
             Account.region_code.in_(sorted({scope, *ancestors(scope)})),
             Account.email.is_not(None),
         )
@@ -110,7 +117,7 @@ def may_sign(ctx: Context, account: Account | None) -> bool:
         account is not None
         and account.kind == "leader"
         and account.role == cfg.reviewer_role
-        and account.tier == cfg.reviewer_tier
+        and account.tier == reviewer_tier(ctx)
         and account.region_code in {scope, *ancestors(scope)}
     )
 
@@ -138,6 +145,31 @@ async def signed_run(ctx: Context, key: str) -> JobRun | None:
         ).first()
 
 
+#: Who a province's federation reports to.
+NATIONAL = "中华全国总工会"
+
+
+def distribution(settings: Settings, figures: MonthlyFigures) -> list[tuple[str, str]]:
+    """The signed report's 报/送/发 lines, as (label, text): as configured, or, for 报 and
+    发 not set, after the report's scope: reported to the tier above (a province's report
+    to 中华全国总工会, a city's to its province's federation) and issued to the regions it
+    compares (各市州总工会, 各区县（市）总工会), as its own text names them."""
+    cfg = settings.report
+    bao = cfg.bao if cfg.bao is not None else _above(settings, figures)
+    fa = cfg.fa if cfg.fa is not None else f"各{labels.areas(figures.region_tier)}总工会"
+    return [(label, text) for label, text in (("报", bao), ("送", cfg.song), ("发", fa)) if text]
+
+
+def _above(settings: Settings, figures: MonthlyFigures) -> str:
+    if figures.region_tier == PROVINCE:
+        return NATIONAL
+    try:
+        lineage = catalogue(settings.organisation.regions_file).lineage(figures.city_code)
+    except UnknownRegion:
+        return ""
+    return f"{lineage[-2].name}总工会" if len(lineage) > 1 else ""
+
+
 async def sign(ctx: Context, month: date, signer: Account, note: str | None) -> Signed:
     """Sign the report of `month` and queue it to its recipients, once."""
     if not may_sign(ctx, signer):
@@ -147,10 +179,9 @@ async def sign(ctx: Context, month: date, signer: Account, note: str | None) -> 
     now = ctx.clock.now()
     doc = await make_document(ctx.db, ctx.settings, month, now)
     doc.signatory = ctx.privacy.decrypt(signer.name_enc) or signer.id
-    doc.review_note = (note or "").strip() or None
-    doc.distribution = [
-        (label, text) for label, text in (("报", cfg.bao), ("送", cfg.song), ("发", cfg.fa)) if text
-    ]
+    # The note goes into the report and its mail (interfaces §7: no personal data there).
+    doc.review_note = mask_free_text((note or "").strip()) or None
+    doc.distribution = distribution(ctx.settings, doc.figures)
     doc.classification = cfg.classification
     formats = list(cfg.attach)
     files = {fmt: await asyncio.to_thread(render, doc, fmt) for fmt in formats}

@@ -62,12 +62,16 @@ def create_app(
         if health is not None:
             services = health()
             status["services"] = services
-            mqtt = services.get("mqtt")
-            if isinstance(mqtt, dict) and not mqtt.get("connected"):
-                why = mqtt.get("last_error") or "connecting"
-                reasons.append(f"mqtt broker {mqtt.get('broker')} not connected: {why}")
-                if status["status"] == "ok":
-                    status["status"] = "degraded"
+            for lane in ("mqtt", "mqtt-wages"):
+                mqtt = services.get(lane)
+                if isinstance(mqtt, dict) and not mqtt.get("connected"):
+                    why = mqtt.get("last_error") or "connecting"
+                    reasons.append(
+                        f"mqtt broker {mqtt.get('broker')} not connected "
+                        f"({mqtt.get('client_id')}): {why}"
+                    )
+                    if status["status"] == "ok":
+                        status["status"] = "degraded"
         if reasons:
             status["reasons"] = reasons
         return JSONResponse(status, status_code=200 if status["status"] == "ok" else 503)

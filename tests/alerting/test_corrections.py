@@ -10,13 +10,14 @@ from typing import Any
 from sqlalchemy import select
 
 from detectors.service import DetectorService
-from monitor.models import Alert, AlertEvent, InformantReport
+from monitor.models import Alert, AlertEvent, HandlingDeadline, InformantReport
 from monitor.records import parse_obj
 from monitor.store import StoreResult, Submission
 from tests.alerting.conftest import COUNTY, Leader, Pipeline, minutes
 from tests.support.mail import MailSink
 
 S = timedelta(seconds=1)
+HOUR = timedelta(hours=1)
 TEXT = "工地三十多名农民工在项目部门口聚集，讨要拖欠的工资"
 
 
@@ -130,6 +131,48 @@ async def test_a_correction_that_raises_the_level_escalates_at_once(
     assert alert.level == "I"
     assert inboxes(mail, leaders)["province"] == 1
     assert "等级 II → I" in mail.to(leaders["province"].email)[0].text()
+
+
+async def test_a_correction_that_raises_the_level_owes_the_new_levels_verification(
+    pipeline: Pipeline, leaders: dict[str, Leader]
+) -> None:
+    handling = pipeline.ctx.settings.handling
+    handling.verify_within = {"I": timedelta(hours=1), "II": timedelta(hours=2)}
+    await pipeline.ctx.accounts.add(kind="informant", account_id="inf-1", region_code=COUNTY)
+    t0 = pipeline.clock.now()
+    await send(pipeline, report("R3", people_involved=30, description="三十名工人聚集"))
+    (alert,) = await pipeline.alerts()
+    assert [d.due_at for d in await open_deadlines(pipeline, alert.id)] == [t0 + 2 * HOUR]
+    pipeline.clock.set(t0 + minutes(3))
+    await send(
+        pipeline, report("R3-c", people_involved=120, description="120名工人聚集", corrects="R3")
+    )
+    assert [d.due_at for d in await open_deadlines(pipeline, alert.id)] == [t0 + minutes(3) + HOUR]
+    async with pipeline.ctx.db.session() as session:
+        corrected = (
+            await session.scalars(
+                select(AlertEvent).where(
+                    AlertEvent.alert_id == alert.id, AlertEvent.event == "AlertCorrected"
+                )
+            )
+        ).one()
+    assert corrected.details["deadlines"] == [
+        {
+            "kind": "verify",
+            "from": (t0 + 2 * HOUR).isoformat(),
+            "to": (t0 + minutes(3) + HOUR).isoformat(),
+        }
+    ]
+
+
+async def open_deadlines(pipeline: Pipeline, alert_id: int) -> list[HandlingDeadline]:
+    async with pipeline.ctx.db.session() as session:
+        rows = await session.scalars(
+            select(HandlingDeadline).where(
+                HandlingDeadline.alert_id == alert_id, HandlingDeadline.met_at.is_(None)
+            )
+        )
+        return list(rows.all())
 
 
 async def test_a_withdrawal_resolves_the_alert_as_withdrawn_with_notices(

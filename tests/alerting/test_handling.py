@@ -4,7 +4,7 @@ injected clock; the mail goes to a real SMTP server."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -117,6 +117,89 @@ async def test_level_ii_unverified_reminds_the_county_at_2h_and_tells_the_city_a
     overdue = [a for a in await pipeline.alerts() if a.kind == "overdue_handling"]
     assert [a.status for a in overdue] == ["resolved"]
     assert (await detail(pipeline, alert.id))["overdue"] == []
+
+
+def due(shown: dict[str, object]) -> dict[str, list[datetime]]:
+    """The open deadlines of an alert by kind."""
+    found: dict[str, list[datetime]] = {}
+    for d in shown["deadlines"]:  # type: ignore[attr-defined]
+        if d["met_at"] is None and d["cancelled_at"] is None:
+            found.setdefault(d["kind"], []).append(datetime.fromisoformat(d["due_at"]))
+    return found
+
+
+async def test_a_level_raised_to_i_owes_level_i_handling_counted_from_the_raise(
+    pipeline: Pipeline, leaders: dict[str, Leader], mail: MailSink
+) -> None:
+    t0 = pipeline.clock.now()
+    alert = await stoppage(pipeline, level="III", people=15)
+    assert due(await detail(pipeline, alert.id)) == {"verify": [t0 + 24 * H]}
+    # Three hours later a road blocking at the same enterprise: level I. It must be
+    # verified within the hour and reported on every 2 h from now, not in 24 h.
+    raised_at = t0 + 3 * H
+    await pipeline.at(raised_at)
+    await pipeline.finding(
+        "I",
+        people=120,
+        title="资阳建工120名工人堵路讨薪",
+        sources=["R2"],
+        evidence={"event_type": "road_blocking"},
+    )
+    await pipeline.run()
+    [alert] = await pipeline.alerts()
+    assert alert.level == "I"
+    assert due(await detail(pipeline, alert.id)) == {
+        "verify": [raised_at + H],
+        "progress": [raised_at + 2 * H],
+    }
+    await pipeline.at(raised_at + H - S)
+    assert overdue_mail(mail, leaders["county"]) == []
+    await pipeline.at(raised_at + H)
+    [reminder] = overdue_mail(mail, leaders["county"])
+    assert "核实逾期" in reminder
+    events = await pipeline.events(alert.id)
+    assert "AlertLevelRaised" in events
+
+
+async def test_a_raise_keeps_a_deadline_that_was_due_sooner(
+    pipeline: Pipeline, leaders: dict[str, Leader], mail: MailSink
+) -> None:
+    t0 = pipeline.clock.now()
+    alert = await stoppage(pipeline)  # II: verify within 2 h, a follow-up every 12 h
+    await pipeline.at(t0 + 90 * 60 * S)
+    await pipeline.finding(
+        "I",
+        people=120,
+        title="资阳建工120名工人堵路讨薪",
+        sources=["R2"],
+        evidence={"event_type": "road_blocking"},
+    )
+    await pipeline.run()
+    # Level I would give the verification until 2:30; the 2:00 of level II stands.
+    assert due(await detail(pipeline, alert.id)) == {
+        "verify": [t0 + 2 * H],
+        "progress": [t0 + 90 * 60 * S + 2 * H],
+    }
+    await pipeline.at(t0 + 2 * H)
+    assert len(overdue_mail(mail, leaders["county"])) == 1
+
+
+async def test_a_raise_after_verification_asks_no_second_one(
+    pipeline: Pipeline, leaders: dict[str, Leader]
+) -> None:
+    t0 = pipeline.clock.now()
+    alert = await stoppage(pipeline, level="III", people=15)
+    await file(pipeline, alert.id, leaders["county"].id, kind="verify", verdict="true")
+    await pipeline.at(t0 + 3 * H)
+    await pipeline.finding(
+        "I",
+        people=120,
+        title="资阳建工120名工人堵路讨薪",
+        sources=["R2"],
+        evidence={"event_type": "road_blocking"},
+    )
+    await pipeline.run()
+    assert due(await detail(pipeline, alert.id)) == {"progress": [t0 + 5 * H]}
 
 
 async def test_level_i_follow_ups_every_2h_and_a_final_report_resolves(

@@ -112,3 +112,65 @@ async def test_no_personal_data_in_notifications_pages_or_logs(
     for where, text in seen.items():
         for value in PERSONAL + HIDDEN:
             assert value not in text, f"{value} in {where}"
+
+
+async def test_names_in_free_text_are_masked_in_notifications(
+    pipeline: Pipeline, leaders: dict[str, Leader], mail: MailSink, chat: ChatServer
+) -> None:
+    """The people a summary or a description names that are none of the record's own
+    personal fields (a contact, a reporter named in the text) are masked too, and the
+    enterprise and the place stay readable."""
+    ctx = pipeline.ctx
+    chat.wecom_keys.add("k")
+    ctx.settings.alerting.groups.append(
+        GroupConfig.model_validate(
+            {"region": COUNTY, "id": "zy-hook", "kind": "webhook", "url": f"{chat.base}/hook/zy"}
+        )
+    )
+    report = {
+        "report_id": "R9",
+        "informant_id": "inf-9",
+        "occurred_at": "2025-01-15T08:40:00+08:00",
+        "region_code": COUNTY,
+        "enterprise_name": "资阳建工",
+        "event_type": "gathering",
+        "category": "wage_arrears",
+        "people_involved": 120,
+        "description": "资阳建工项目部120名农民工在资阳区政府门口聚集，"
+        "反映人：张三，电话13812345678，联系人王小明称老板已失联",
+    }
+    petition = {
+        "petition_id": "Q9",
+        "received_at": "2025-01-15T09:30:00+08:00",
+        "channel": "visit",
+        "region_code": COUNTY,
+        "people_involved": 30,
+        "summary": "反映人称公司拖欠三个月工资，投诉人李大伟，身份证430902199001011234",
+        "petitioner_name": "赵六",
+    }
+    await ctx.store.store("report", [Submission(parse_row("report", report), "mqtt", "inf-9")])
+    await ctx.store.store("petition", [Submission(parse_row("petition", petition), "http")])
+    await pipeline.finding("I", key="event:R9", sources=["R9"])
+    await pipeline.finding(
+        "II", key="event:Q9", point=None, sources=["Q9"], evidence={"record_kind": "petition"}
+    )
+    await pipeline.run()
+    alerts = await pipeline.alerts()
+    assert len(alerts) == 2
+    seen = {
+        "email": "\n".join(m.subject + m.text() + m.html() for m in mail.inbox),
+        "robots": "\n".join(r.body.decode() for r in chat.requests),
+        "outbox": json.dumps(
+            [d.body for d in await pipeline.deliveries()], ensure_ascii=False, default=str
+        ),
+        "alerts": json.dumps([a.evidence for a in alerts], ensure_ascii=False),
+    }
+    for where, text in seen.items():
+        for value in ("张三", "王小明", "李大伟", "13812345678", "430902199001011234"):
+            assert value not in text, f"{value} in {where}"
+    email = seen["email"]
+    assert "反映人：张某，电话138****5678，联系人王某称老板已失联" in email
+    assert "投诉人李某" in email
+    # Not a name: the verb after 反映人, the enterprise, the place.
+    assert "反映人称公司拖欠三个月工资" in email
+    assert "资阳建工项目部120名农民工在资阳区政府门口聚集" in email

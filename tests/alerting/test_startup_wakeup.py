@@ -63,6 +63,7 @@ async def test_level_i_report_during_the_startup_rescore_is_mailed_when_it_ends(
         }
         await ctx.store.store("report", [Submission(parse_obj("report", report), "mqtt", "inf-7")])
         ctx.bus.notify(bus.RECORDS)
+        ctx.bus.notify(bus.EVENTS)
         await eventually(
             lambda: _rescore_status(ctx), lambda s: s != "running", 120, interval=0.005
         )

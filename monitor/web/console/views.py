@@ -134,7 +134,9 @@ def build_templates(ctx: Context) -> Jinja2Templates:
     )
     env.filters["t"] = lambda v: _fmt_time(ctx, v)
     env.filters["score"] = lambda v: "" if v is None else f"{v:.0f}"
-    # Free text typed by people (report descriptions) with personal numbers masked.
+    # Free text typed by people (report descriptions) with personal numbers masked, and
+    # names after a cue (联系人王五) too unless the page says the reader may see them
+    # (`names=False`: the informant's own receipt; leaders and duty officers who act).
     env.filters["scrub"] = scrub
     return templates
 
@@ -424,7 +426,7 @@ def include(app: FastAPI, ctx: Context) -> None:
         text = note.strip()
         if not text:
             return page(request, "error.html", v, status_code=422, message="请填写交接班内容。")
-        await duty.hand_over(ctx, v.account, scrub(text, 2000))
+        await duty.hand_over(ctx, v.account, scrub(text, 2000, names=False))
         return RedirectResponse("/duty?msg=handover", status_code=303)
 
     # ------------------------------------------------------------------ risk
@@ -551,6 +553,7 @@ def include(app: FastAPI, ctx: Context) -> None:
                 request, "error.html", v, status_code=409, message=_zh_reason(refused.reason)
             )
         ctx.bus.notify(bus.RECORDS)
+        ctx.bus.notify(bus.EVENTS)
         return RedirectResponse(f"/report/{record.record_id}", status_code=303)
 
     def _not_an_informant(request: Request, v: Viewer) -> Response:
@@ -601,6 +604,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             rejected = result.rejected.get(record.record_id)
             if rejected is None:
                 ctx.bus.notify(bus.RECORDS)
+                ctx.bus.notify(bus.EVENTS)
                 return RedirectResponse(f"/report/{record.record_id}", status_code=303)
             where = rejected.field or "form"
             errors["form" if where in {"corrects", "withdraws"} else where] = _zh_reason(
