@@ -119,12 +119,15 @@ async def test_records_on_the_command_line(
         "--resolution", "negotiated", "--text", "协商解决", "--as", county, "--json",
     )  # fmt: skip
     assert final.returncode == 0, final.stderr
-    shown = await asyncio.to_thread(labormon, db_url, "alerts", "show", str(alert_id), "--json")
+    # Both only read: side by side (each command is mostly its ~2 s start-up).
+    shown, listed = await asyncio.gather(
+        asyncio.to_thread(labormon, db_url, "alerts", "show", str(alert_id), "--json"),
+        asyncio.to_thread(labormon, db_url, "alerts", "list", "--json"),
+    )
     data = json.loads(shown.stdout)
     assert [r["kind"] for r in data["records"]] == ["progress", "final"]
     assert (data["status"], data["stage"]) == ("resolved", "closed")
     assert {d["kind"] for d in data["deadlines"]} == {"verify", "progress"}
-    listed = await asyncio.to_thread(labormon, db_url, "alerts", "list", "--json")
     (row,) = json.loads(listed.stdout)
     assert (row["stage"], row["overdue"]) == ("closed", [])
 

@@ -92,6 +92,7 @@ class PostgresTestDatabase:
         asyncio.run(_create_database(self.admin_url, self.name))
         asyncio.run(_migrate(self.url))
         self.tables = asyncio.run(self._tables())
+        self.superuser = asyncio.run(self._superuser())
 
     async def _tables(self) -> list[str]:
         conn = await asyncpg.connect(_asyncpg_dsn(self.url))
@@ -104,15 +105,41 @@ class PostgresTestDatabase:
             await conn.close()
         return sorted(r["tablename"] for r in rows)
 
-    async def areset(self) -> None:
+    async def _superuser(self) -> bool:
         conn = await asyncpg.connect(_asyncpg_dsn(self.url))
         try:
-            tables = ", ".join(f'"{t}"' for t in self.tables)
-            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-            await conn.executemany(
-                "INSERT INTO regions (code, name, tier, parent_code) VALUES ($1, $2, $3, $4)",
-                [(code, name, tier_of(code), parent) for code, name, parent in DEMO_REGIONS],
+            return bool(
+                await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
             )
+        finally:
+            await conn.close()
+
+    async def areset(self) -> None:
+        """Empty every table, restart the id sequences, put back the demo regions.
+
+        DELETE, not TRUNCATE: a test leaves a few rows at most, and TRUNCATE gives each of
+        the ~25 tables new files, fsynced at commit (~0.6 s per test on this machine, 10x
+        the DELETEs). Foreign keys are not checked while emptying (replica role): every
+        table is emptied in the same transaction, in any order.
+        """
+        conn = await asyncpg.connect(_asyncpg_dsn(self.url))
+        tables = ", ".join(f'"{t}"' for t in self.tables)
+        try:
+            async with conn.transaction():
+                if self.superuser:
+                    await conn.execute("SET LOCAL session_replication_role = replica")
+                    await conn.execute("; ".join(f'DELETE FROM "{t}"' for t in self.tables))
+                    await conn.execute(
+                        "SELECT setval(format('%I.%I', schemaname, sequencename), start_value,"
+                        " false) FROM pg_sequences WHERE schemaname = 'public'"
+                    )
+                    await conn.execute("SET LOCAL session_replication_role = DEFAULT")
+                else:  # the replica role needs a superuser; TRUNCATE only ownership
+                    await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+                await conn.executemany(
+                    "INSERT INTO regions (code, name, tier, parent_code) VALUES ($1, $2, $3, $4)",
+                    [(code, name, tier_of(code), parent) for code, name, parent in DEMO_REGIONS],
+                )
         finally:
             await conn.close()
 
