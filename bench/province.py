@@ -472,6 +472,13 @@ async def two_daemons(args: argparse.Namespace, ctx: Any, db_url: str, work: Pat
         await breakdown(
             ctx, stamps, {rid for rid, (at, _) in stamps.items() if at - wall < published_at + took}
         )
+        if not during:
+            row(
+                "level I -> 3 tiers' inboxes, during the wages",
+                "none published in time",
+                "p99 < 1000 ms",
+                False,
+            )
         if after:
             row(
                 f"level I -> 3 tiers' inboxes, after them (n={len(after)})",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
+from time import monotonic
 from typing import Any
 
 from sqlalchemy import select
@@ -101,11 +102,15 @@ class UnlinkedRecords:
     stored since it last looked and starts again when the window moves (a new day)."""
 
     #: Rows stored this long before the newest one seen are read again, so that a
-    #: transaction that committed after a later-stamped one is not missed.
+    #: transaction that committed after a later-stamped one is not missed...
     OVERLAP = timedelta(minutes=5)
+    #: ... and everything is read again this often (seconds), which bounds what a
+    #: daemon whose clock is off by more than OVERLAP could hide from the others.
+    REFRESH = 600.0
 
     def __init__(self) -> None:
         self._window: tuple[date, date] | None = None
+        self._loaded = 0.0
         self._rows: dict[str, dict[str, dict[str, Any]]] = {"petition": {}, "report": {}}
         self._newest: dict[str, datetime | None] = {"petition": None, "report": None}
         self.reads = 0
@@ -114,8 +119,9 @@ class UnlinkedRecords:
         self, conn: AsyncConnection, since: date, until: date
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The unlinked petitions and reports dated within [since, until], in id order."""
-        if self._window != (since, until):
+        if self._window != (since, until) or monotonic() - self._loaded > self.REFRESH:
             self._window = (since, until)
+            self._loaded = monotonic()
             self._rows = {"petition": {}, "report": {}}
             self._newest = {"petition": None, "report": None}
         self.reads += 1

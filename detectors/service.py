@@ -60,7 +60,7 @@ from detectors.severity import (
     event_finding,
 )
 from detectors.surge import SurgePolicy
-from detectors.wagecheck import WageChecker, WageRequest
+from detectors.wagecheck import WageChecker, WageRequest, WorkerFailed
 from monitor import bus
 from monitor.clock import local_date
 from monitor.config import DetectorsConfig
@@ -166,16 +166,30 @@ class DetectorService:
         # wait behind a batch of wage reports or the nightly re-score, which take seconds
         # at a province's size.
         try:
-            await self._wages.start_if_large()
             async with asyncio.TaskGroup() as group:
                 group.create_task(
                     self._loop(self.check_new_events, bus.EVENTS, jobs=False), name="events"
                 )
-                group.create_task(
-                    self._loop(self.check_new_wages, bus.RECORDS, jobs=True), name="wages"
-                )
+                group.create_task(self._wage_loop(), name="wages")
         finally:
             self._wages.close()
+
+    async def _wage_loop(self) -> None:
+        """The wage checks and the periodic jobs. A worker that dies or a database that
+        blinks fails one pass, which is retried after a pause: the events loop beside
+        this one must not be restarted with it."""
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await self._wages.start_if_large()
+                await self._loop(self.check_new_wages, bus.RECORDS, jobs=True)
+            except WorkerFailed as exc:
+                # A pass that ran a while before failing starts a new series.
+                failures = 1 if time.monotonic() - started > 60 else failures + 1
+                delay = min(30.0, 0.5 * 2 ** min(failures - 1, 6))
+                log.warning("wage check failed; retrying", error=str(exc)[:300], retry_in=delay)
+                await asyncio.sleep(delay)
 
     async def _loop(self, check: Any, topic: str, *, jobs: bool) -> None:
         subscribe = getattr(self.ctx.clock, "subscribe", None)

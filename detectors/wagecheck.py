@@ -11,8 +11,10 @@ the alert path the core first. The claim and the writes stay in the daemon.
 
 The worker is started with the daemon when the installation has `EAGER_POINTS`
 monitoring points or more (starting it takes seconds of CPU, which must not fall on the
-first minutes of a month's reports), else on the first big batch
-(`detectors.wage_worker_min`): a city's wage check and the tests never pay for it.
+first minutes of a month's reports), else on the first batch of
+`detectors.wage_worker_min` reports: a city whose reports trickle in never starts it.
+A worker that dies or hangs fails its batch (`WorkerFailed`, transient); the wage loop
+logs it, waits and carries on with a new worker, and the events loop never notices.
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ class WageChecker:
         # An in-memory SQLite database exists only in this process.
         self.use_worker = worker and ":memory:" not in db.url and db.url != "sqlite://"
         self.worker_min = worker_min
+        #: Longest one batch may take in the worker before it is taken as stuck.
+        self.timeout = 300.0
         self.niceness = niceness
         self.unlinked = UnlinkedRecords()
         self._pool: ProcessPoolExecutor | None = None
@@ -184,7 +188,11 @@ class WageChecker:
         if (points or 0) >= EAGER_POINTS:
             pool = self._start_pool()
             # Spawned and initialised (imports, database engine) before any batch.
-            await asyncio.get_running_loop().run_in_executor(pool, _ready)
+            try:
+                await asyncio.get_running_loop().run_in_executor(pool, _ready)
+            except BrokenProcessPool as exc:
+                self.close()
+                raise WorkerFailed(f"the wage check worker did not start: {exc}") from None
 
     def _start_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -203,10 +211,16 @@ class WageChecker:
         pool = self._start_pool()
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(pool, _run_in_worker, request)
+            async with asyncio.timeout(self.timeout):
+                result = await loop.run_in_executor(pool, _run_in_worker, request)
         except BrokenProcessPool as exc:
             self.close()
             raise WorkerFailed(f"the wage check worker died: {exc}") from None
+        except TimeoutError:
+            self.close()  # a worker stuck on a dead connection: a new one next time
+            raise WorkerFailed(
+                f"the wage check worker did not answer in {self.timeout:.0f} s"
+            ) from None
         if isinstance(result, tuple):
             transient, message = result
             if transient:
@@ -216,6 +230,11 @@ class WageChecker:
         return result
 
     def close(self) -> None:
+        """Stop the worker, also in the middle of a batch (the batch's reports stay
+        unchecked and are checked again)."""
         if self._pool is not None:
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    process.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

@@ -208,6 +208,17 @@ class MqttIngest:
             self.config.session_lease.total_seconds(),
             WAGE_LEASE_PREFIX if wages else LEASE_PREFIX,
         )
+        #: Without the lanes, this daemon also rescues wage-lane sessions left by a peer
+        #: (or by itself before `mqtt.wage_lane` was turned off): the broker keeps
+        #: routing a share of the wage reports to them.
+        self.other_leases = (
+            SessionLeases(
+                ctx.db, ctx.clock, self.config.session_lease.total_seconds(), WAGE_LEASE_PREFIX
+            )
+            if lane == "all"
+            else None
+        )
+        self.metrics.mqtt_lanes[self.name] = False
         self._main: _Connection | None = None
         self._up = asyncio.Event()
         self._notices: collections.deque[tuple[str, bytes]] = collections.deque()
@@ -436,7 +447,7 @@ class MqttIngest:
         self._since = self.ctx.clock.now()
         self._up.set()
         self._notice_ready.set()
-        self.metrics.mqtt_connected.set(1)
+        self._set_connected_gauge()
         self.metrics.mqtt_connects.inc()
         log.info(
             "mqtt connected",
@@ -445,6 +456,12 @@ class MqttIngest:
             session_present=conn.session_present,
         )
         self._connacks.put_nowait((first, conn.session_present))
+
+    def _set_connected_gauge(self) -> None:
+        """`labormon_mqtt_connected` is 1 only while every lane of this daemon is."""
+        lanes = self.metrics.mqtt_lanes
+        lanes[self.name] = self._up.is_set()
+        self.metrics.mqtt_connected.set(1 if all(lanes.values()) else 0)
 
     def _session_lost(self) -> None:
         self.sessions_lost += 1
@@ -514,7 +531,7 @@ class MqttIngest:
         self._up.clear()
         self._main = None
         self._since = self.ctx.clock.now()
-        self.metrics.mqtt_connected.set(0)
+        self._set_connected_gauge()
 
     # ------------------------------------------------------------------ messages
 
@@ -539,6 +556,9 @@ class MqttIngest:
             sender=target.sender if target else None,
             payload=data,
             check_sender=True,
+            # One kind per lane keeps acknowledgements in order by itself; a connection
+            # with every kind (no lanes, a rescued session) must not let events jump.
+            in_order=self.lane == "all" or conn is not self._main,
         )
         conn.outstanding += 1
         conn.received += 1
@@ -618,16 +638,18 @@ class MqttIngest:
         while True:
             await asyncio.sleep(period)
             try:
-                orphans = await self.leases.expired(self.client_id)
-                for orphan in orphans:
-                    if await self.leases.claim(orphan, self.client_id):
-                        await self._rescue(orphan)
+                for leases in (self.leases, self.other_leases):
+                    if leases is None:
+                        continue
+                    for orphan in await leases.expired(self.client_id):
+                        if await leases.claim(orphan, self.client_id):
+                            await self._rescue(orphan, leases)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
                 log.warning("cannot check peers' mqtt sessions", error=exc.__class__.__name__)
 
-    async def _rescue(self, orphan: str) -> None:
+    async def _rescue(self, orphan: str, leases: SessionLeases) -> None:
         log.warning(
             "taking over the mqtt session of a daemon whose lease ran out",
             session=orphan,
@@ -635,9 +657,9 @@ class MqttIngest:
 
         async def keep_claim() -> None:
             while True:
-                if not await self.leases.keep(orphan, self.client_id):
+                if not await leases.keep(orphan, self.client_id):
                     return  # the owner is back and took its lease
-                await asyncio.sleep(max(self.leases.ttl / 3, 0.2))
+                await asyncio.sleep(max(leases.ttl / 3, 0.2))
 
         keeper = asyncio.create_task(keep_claim(), name="mqtt-rescue-lease")
         try:
@@ -650,7 +672,7 @@ class MqttIngest:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await keeper
-        await self.leases.release(orphan, self.client_id)
+        await leases.release(orphan, self.client_id)
         self.metrics.mqtt_sessions_rescued.inc()
         log.warning(
             "session of a stopped daemon drained and unsubscribed",

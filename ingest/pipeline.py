@@ -135,6 +135,10 @@ class Envelope:
     #: writer, against the database, so a revocation counts at once).
     check_sender: bool = False
     received: float = field(default_factory=time.monotonic)
+    #: Keep arrival order with everything else (no jumping ahead as an event): MQTT
+    #: acknowledges a connection's messages in the order they came, so a connection
+    #: carrying both kinds (`mqtt.wage_lane` off, a rescued session) stays in order.
+    in_order: bool = False
     record: Record | None = None
     errors: list[FieldError] = field(default_factory=list)
     code: str | None = None
@@ -310,7 +314,7 @@ class LaneQueue:
         return len(self._urgent) + len(self._bulk)
 
     def put_nowait(self, env: Envelope) -> None:
-        if env.kind in URGENT_KINDS:
+        if env.kind in URGENT_KINDS and not env.in_order:
             self._urgent.append(env)
             self._urgent_ready.set()
         else:

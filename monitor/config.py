@@ -462,8 +462,8 @@ class ReportConfig(Section):
     #: console. Off: mailed at once, as before.
     sign_off: bool = True
     #: Who reviews and signs: leader accounts of this role at this tier (2 city, 1 province);
-    #: unset, the tier of the installation's scope (a city's leaders sign a city's report,
-    #: the province's a province's).
+    #: unset, the tier of the installation's scope, at most 2 (a city's leaders sign a
+    #: city's or a county's report, the province's a province's).
     reviewer_role: str = "leader"
     reviewer_tier: int | None = Field(default=None, ge=1, le=3)
     #: Day of the month on which a still unsigned report reminds its reviewers (once).

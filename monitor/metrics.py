@@ -100,8 +100,12 @@ class Metrics:
             registry=registry,
         )
         self.mqtt_connected = Gauge(
-            "labormon_mqtt_connected", "1 while connected to the MQTT broker.", registry=registry
+            "labormon_mqtt_connected",
+            "1 while connected to the MQTT broker (every lane: events and wage reports).",
+            registry=registry,
         )
+        #: Each MQTT lane's connection state, behind labormon_mqtt_connected.
+        self.mqtt_lanes: dict[str, bool] = {}
         self.mqtt_disconnects = Counter(
             "labormon_mqtt_disconnects",
             "Lost or failed connections to the MQTT broker (each followed by a reconnect).",

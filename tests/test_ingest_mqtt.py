@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -340,3 +341,39 @@ async def test_an_informant_report_does_not_wait_behind_a_month_of_wage_reports(
     assert sorted(s.client_id for s in lanes) == [f"lanes-{backend}", f"lanes-{backend}-wages"]
     print(f"wage reports stored before the informant's report: {before} of {len(wages)}")
     assert before < len(wages) // 2
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_daemon_without_lanes_rescues_a_wage_session_left_behind(
+    ctx: Context, broker: Broker, backend: str
+) -> None:
+    """`mqtt.wage_lane` turned off (or a peer without it): the `-wages` session of the
+    lanes stays in the share group and the broker keeps routing wage reports to it; the
+    daemon without lanes takes it over when its lease runs out, as it does any peer's."""
+    import aiomqtt
+
+    topics = f"t-nolanes-{backend}/labormon/v1"
+    ctx.settings.mqtt.url = broker.url
+    ctx.settings.mqtt.topic_prefix = topics
+    ctx.settings.mqtt.session_lease = ctx.settings.mqtt.session_lease / 30  # 1 s
+    await prepare(ctx)
+    ctx.settings.mqtt.client_id = "lanes-before"
+    async with running(ctx):
+        pass  # the two lanes' sessions, subscribed in the share group
+    wages = [
+        publisher.point_message("nl", point, i, topic_prefix=topics)
+        for i in range(10)
+        for point in publisher.POINTS
+    ]
+    ctx.settings.mqtt.client_id = "no-lanes"
+    ctx.settings.mqtt.wage_lane = False
+    async with running(ctx) as daemon:
+        [lane] = [s for s in daemon.services if isinstance(s, MqttIngest)]
+        assert lane.lane == "all"
+        async with aiomqtt.Client(broker.host, broker.port, identifier="nolanes-pub") as pub:
+            for m in wages:
+                await pub.publish(m.topic, json.dumps(m.payload), qos=1)
+        # The share half went to the departed `lanes-before-wages` session.
+        ctx.clock.advance(timedelta(seconds=5))  # type: ignore[attr-defined]
+        await eventually(lambda: stored_count(ctx.db), lambda n: n == len(wages), 30, what="all")
+    assert ctx.metrics.registry.get_sample_value("labormon_mqtt_sessions_rescued_total") >= 1

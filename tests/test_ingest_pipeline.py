@@ -226,6 +226,13 @@ async def test_the_writer_serves_events_before_queued_wage_reports() -> None:
         queue.put_nowait(item)
     taken = [await queue.get() for _ in range(4)]
     assert [e.origin for e in taken] == ["report/0", "petition/1", "wage/0", "wage/1"]
+    # A connection that carries every kind keeps its order (acknowledgements follow it).
+    queue = LaneQueue()
+    ordered = env("report", 5)
+    ordered.in_order = True
+    for item in [env("wage", 4), ordered]:
+        queue.put_nowait(item)
+    assert [queue.get_nowait().origin for _ in range(2)] == ["wage/4", "report/5"]
     waiter = asyncio.create_task(queue.get())
     await asyncio.sleep(0)
     assert not waiter.done()

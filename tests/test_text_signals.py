@@ -7,6 +7,7 @@ where the set has them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import os
 import signal
@@ -20,11 +21,13 @@ from detectors.service import DetectorService
 from detectors.severity import SeverityPolicy, assess
 from detectors.textrules import EnterpriseIndex, people_counts, people_in_text
 from detectors.wagecheck import WageRequest, WorkerFailed
+from monitor import bus
 from monitor.context import Context
 from monitor.db import is_transient
 from monitor.models import Finding, InformantReport, Petition
 from monitor.records import parse_obj
 from monitor.store import Submission
+from tests.support.daemon import eventually
 from tests.test_detector_sources import _wage
 
 REAL = Path(__file__).parent / "data" / "real_petitions.csv"
@@ -249,3 +252,45 @@ def test_a_first_person_threat_is_level_one_and_a_rumour_is_three() -> None:
         event_type=None, people=1, category=None, text=rumour, is_petition=True, policy=POLICY
     ).reasons
     assert "self_harm_rumour" in {f.code for f in factors}
+
+
+async def test_a_failing_wage_check_does_not_stop_the_events_loop(ctx: Context) -> None:
+    """The wage loop retries a failed pass (a worker that died) by itself: a level I
+    report arriving meanwhile is still found at once."""
+    await _register_xq(ctx)
+    service = DetectorService(ctx)
+    calls = 0
+    check = service._wages.check
+
+    async def failing(request: WageRequest) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise WorkerFailed("the wage check worker died: test")
+        return await check(request)
+
+    service._wages.check = failing  # type: ignore[method-assign, assignment]
+    wage = _wage("P-XQ", "2024-12", arrears_months=1, arrears_workers=50, arrears_amount=2e5)
+    wage["report_id"] = "W-XQ"
+    await ctx.store.store("wage", [Submission(parse_obj("wage", wage), "mqtt", "P-XQ")])
+    task = asyncio.create_task(service.run())
+    try:
+        await ctx.store.store("petition", [_petition("PT-FIRE", "工人爬上塔吊以死相逼讨薪")])
+        ctx.bus.notify(bus.EVENTS)
+
+        async def event_findings() -> int:
+            async with ctx.db.session() as s:
+                rows = await s.scalars(select(Finding).where(Finding.kind != "enterprise_risk"))
+                return len(rows.all())
+
+        await eventually(event_findings, lambda n: n >= 1, 10, what="the event's finding")
+        await eventually(lambda: _n(calls), lambda n: n >= 2, 10, what="the retried pass")
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _n(value: int) -> int:
+    return value

@@ -248,9 +248,9 @@ FROM (
            arrears_workers AS "欠薪职工",
            arrears_amount / 10000.0 AS "欠薪金额"
     FROM v_wage_monthly
-    WHERE $__timeFilter(period) AND region_code IN ($county)
+    WHERE $__timeFilter(period)
 ) latest_month
-WHERE time = latest
+WHERE time = latest AND region_code IN ($county)
 ORDER BY region_code
 """,
             "table",

@@ -77,9 +77,13 @@ def email(
 
 
 def reviewer_tier(ctx: Context) -> int:
-    """`report.reviewer_tier`, or (unset) the tier of the installation's scope."""
+    """`report.reviewer_tier`, or (unset) the tier of the installation's scope, at most 2:
+    a province's leaders sign a province's report, a city's a city's, and a county
+    installation's report is still signed by its city, as before."""
     configured = ctx.settings.report.reviewer_tier
-    return configured if configured is not None else tier_of(ctx.settings.organisation.scope_code)
+    if configured is not None:
+        return configured
+    return min(tier_of(ctx.settings.organisation.scope_code), 2)
 
 
 async def reviewers(ctx: Context, session: AsyncSession) -> list[tuple[str, str]]:

@@ -23,7 +23,9 @@ drop/alter column; adding a column or an index does not rebuild), must drop the 
 first and create them again afterwards: SQLite refuses to rename the rebuilt table while
 a view names it. This module's `downgrade()` and `upgrade()` do exactly that
 (`importlib.import_module("monitor.migrations.versions.0006_views")`). Changing a view
-means a new migration that re-creates it.
+means a new migration that re-creates it: `v_wage_monthly` is 0015's since then, so a
+migration that re-creates the views after 0015 takes that one from 0015
+(`view_sql(dialect)`), not from here.
 """
 
 from __future__ import annotations

@@ -554,6 +554,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             )
         ctx.bus.notify(bus.RECORDS)
         ctx.bus.notify(bus.EVENTS)
+        ctx.bus.hold_bulk(ctx.settings.ingest.event_hold.total_seconds())
         return RedirectResponse(f"/report/{record.record_id}", status_code=303)
 
     def _not_an_informant(request: Request, v: Viewer) -> Response:
@@ -605,6 +606,7 @@ def include(app: FastAPI, ctx: Context) -> None:
             if rejected is None:
                 ctx.bus.notify(bus.RECORDS)
                 ctx.bus.notify(bus.EVENTS)
+                ctx.bus.hold_bulk(ctx.settings.ingest.event_hold.total_seconds())
                 return RedirectResponse(f"/report/{record.record_id}", status_code=303)
             where = rejected.field or "form"
             errors["form" if where in {"corrects", "withdraws"} else where] = _zh_reason(
