@@ -210,7 +210,6 @@ async def test_a_big_batch_is_checked_in_the_worker_process_with_the_same_findin
             ["P-XQ"], date(2025, 1, 15), ctx.settings.organisation.zone, False, 0.7, 4.0
         )
         os.kill(pid, signal.SIGKILL)
-        await asyncio.sleep(0.5)
         with pytest.raises(WorkerFailed) as failed:
             await service._wages.check(request)
         assert is_transient(failed.value)
