@@ -284,49 +284,71 @@ CommitListener = Callable[[Sequence[Envelope], Sequence[Outcome]], None]
 
 
 class LaneQueue:
-    """The writer's queue: two FIFO lanes, events (`URGENT_KINDS`) served first.
+    """The writer's queue: three FIFO lanes, served in this order.
 
-    Order is kept within a lane, which is all that ordering means here: a correction
-    follows the report it corrects (both events), a wage report the registration of its
-    point (both bulk)."""
+    - events (`URGENT_KINDS`, each on a connection of its own kind);
+    - mixed: everything of a connection that carries every kind (`mqtt.wage_lane` off,
+      a rescued session), which must stay in its arrival order and holds events too;
+    - bulk (wage reports, and what names no kind).
+
+    Order is kept within a lane, and each connection feeds one lane, which is all that
+    ordering means here: a correction follows the report it corrects, a wage report the
+    registration of its point, and MQTT acknowledges a connection's messages in order.
+    Only the bulk lane waits while an event is handled (`ingest.event_hold`): a mixed
+    lane held back would hold its events back with it."""
 
     def __init__(self) -> None:
         self._urgent: collections.deque[Envelope] = collections.deque()
+        self._mixed: collections.deque[Envelope] = collections.deque()
         self._bulk: collections.deque[Envelope] = collections.deque()
         self._ready = asyncio.Event()
-        self._urgent_ready = asyncio.Event()
+        self._unheld_ready = asyncio.Event()
 
-    def has_urgent(self) -> bool:
-        return bool(self._urgent)
+    def has_unheld(self) -> bool:
+        """Something is queued that the event hold does not stop."""
+        return bool(self._urgent or self._mixed)
 
-    async def wait_urgent(self, timeout: float) -> None:
-        """Until an event is queued, or `timeout` seconds."""
-        if self._urgent:
+    async def wait_unheld(self, timeout: float) -> None:
+        """Until something the hold does not stop is queued, or `timeout` seconds."""
+        if self.has_unheld():
             return
-        self._urgent_ready.clear()
+        self._unheld_ready.clear()
         # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
         # that comes in the turn the event is set, and the loop would never stop.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self._urgent_ready.wait()
+                await self._unheld_ready.wait()
 
     def qsize(self) -> int:
-        return len(self._urgent) + len(self._bulk)
+        return len(self._urgent) + len(self._mixed) + len(self._bulk)
 
     def put_nowait(self, env: Envelope) -> None:
-        if env.kind in URGENT_KINDS and not env.in_order:
+        if env.in_order:
+            self._mixed.append(env)
+            self._unheld_ready.set()
+        elif env.kind in URGENT_KINDS:
             self._urgent.append(env)
-            self._urgent_ready.set()
+            self._unheld_ready.set()
         else:
             self._bulk.append(env)
         self._ready.set()
 
-    def get_nowait(self, *, urgent_only: bool = False) -> Envelope:
+    def get_nowait(self, *, urgent_only: bool = False, unheld_only: bool = False) -> Envelope:
+        """The next envelope: events first, then the mixed lane, then the bulk.
+        `urgent_only`: events alone; `unheld_only`: nothing of the bulk lane."""
         if self._urgent:
             return self._urgent.popleft()
-        if self._bulk and not urgent_only:
+        if urgent_only:
+            raise asyncio.QueueEmpty
+        if self._mixed:
+            return self._mixed.popleft()
+        if self._bulk and not unheld_only:
             return self._bulk.popleft()
         raise asyncio.QueueEmpty
+
+    def put_back(self, env: Envelope) -> None:
+        """Return the bulk lane's envelope just taken to the head of its lane."""
+        self._bulk.appendleft(env)
 
     async def get(self) -> Envelope:
         while True:
@@ -425,12 +447,23 @@ class IngestPipeline:
         Instead it yields to the loop while messages keep coming, up to `batch_linger`:
         a lone message is committed at once, a stream in batches.
         """
-        await self._hold_bulk()
-        first = self._carry.popleft() if self._carry else await self._queue.get()
+        while True:
+            await self._hold_bulk()
+            if self._carry:
+                first = self._carry.popleft()
+                break
+            first = await self._queue.get()
+            # A hold that began while the writer was idle (a console submission) still
+            # stops the bulk lane's message that woke it.
+            if first.in_order or first.kind in URGENT_KINDS or self.ctx.bus.bulk_wait() <= 0:
+                break
+            self._queue.put_back(first)
         batch = [first]
         # A batch of events is committed as soon as they stop coming, without waiting to
         # fill up with wage reports; a bulk batch takes any event that arrives meanwhile.
-        urgent = first.kind in URGENT_KINDS
+        urgent = first.kind in URGENT_KINDS and not first.in_order
+        # A mixed lane goes on during a hold; the bulk lane does not join it meanwhile.
+        held = self.ctx.bus.bulk_wait() > 0
         keys = {first.key} - {None}
         deadline = time.monotonic() + self.config.batch_linger.total_seconds()
         idle_turns = 0
@@ -439,7 +472,7 @@ class IngestPipeline:
                 env = self._carry.popleft()
             else:
                 try:
-                    env = self._queue.get_nowait(urgent_only=urgent)
+                    env = self._queue.get_nowait(urgent_only=urgent, unheld_only=held)
                     idle_turns = 0
                 except asyncio.QueueEmpty:
                     # A message takes a few loop turns from the socket to this queue.
@@ -459,12 +492,13 @@ class IngestPipeline:
 
     async def _hold_bulk(self) -> None:
         """While an event just stored is being detected, alerted and mailed, the bulk
-        waits (`ingest.event_hold`, `Bus.hold_bulk`); events go ahead."""
-        while not self._carry and not self._queue.has_urgent():
+        lane waits (`ingest.event_hold`, `Bus.hold_bulk`); events and mixed lanes go
+        ahead."""
+        while not self._carry and not self._queue.has_unheld():
             left = self.ctx.bus.bulk_wait()
             if left <= 0:
                 return
-            await self._queue.wait_urgent(left)
+            await self._queue.wait_unheld(left)
 
     async def _commit(self, batch: list[Envelope]) -> None:
         started = time.perf_counter()

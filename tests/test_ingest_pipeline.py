@@ -226,15 +226,73 @@ async def test_the_writer_serves_events_before_queued_wage_reports() -> None:
         queue.put_nowait(item)
     taken = [await queue.get() for _ in range(4)]
     assert [e.origin for e in taken] == ["report/0", "petition/1", "wage/0", "wage/1"]
-    # A connection that carries every kind keeps its order (acknowledgements follow it).
+    # A connection that carries every kind keeps its order (acknowledgements follow it),
+    # in a lane of its own between the events and the bulk.
     queue = LaneQueue()
-    ordered = env("report", 5)
-    ordered.in_order = True
-    for item in [env("wage", 4), ordered]:
+    mixed = [env("wage", 5), env("report", 6), env("wage", 7)]
+    for item in mixed:
+        item.in_order = True
+    for item in [env("wage", 4), *mixed, env("report", 8)]:
         queue.put_nowait(item)
-    assert [queue.get_nowait().origin for _ in range(2)] == ["wage/4", "report/5"]
+    assert queue.has_unheld()
+    taken = [queue.get_nowait(unheld_only=True).origin for _ in range(4)]
+    assert taken == ["report/8", "wage/5", "report/6", "wage/7"]
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait(unheld_only=True)  # the bulk lane waits out a hold
+    assert not queue.has_unheld()
+    assert queue.get_nowait().origin == "wage/4"
     waiter = asyncio.create_task(queue.get())
     await asyncio.sleep(0)
     assert not waiter.done()
     queue.put_nowait(env("wage", 9))
     assert (await asyncio.wait_for(waiter, 1)).origin == "wage/9"
+
+
+async def test_an_event_hold_stops_the_bulk_lane_but_not_a_connection_of_every_kind(
+    ctx: Context, pipeline: IngestPipeline
+) -> None:
+    """The hold after an event (`ingest.event_hold`) pauses wage reports from their own
+    lane. A connection carrying every kind (a rescued session, `mqtt.wage_lane` off) holds
+    events in its order, so it goes on: held, it drained 50 messages a second and a
+    daemon took a minute to take over a killed peer's session (CI, stop 22)."""
+    answered: list[str] = []
+
+    def message(i: int, *, in_order: bool) -> Envelope:
+        m = publisher.message("hold", i)
+        sender = str(m.payload.get("informant_id") or m.payload.get("point_id") or "")
+        if m.kind == "petition":
+            sender = m.topic.rsplit("/", 1)[1]
+        env = Envelope(
+            "mqtt",
+            m.topic,
+            m.kind,
+            sender,
+            json.dumps(m.payload, ensure_ascii=False).encode(),
+            check_sender=True,
+            in_order=in_order,
+        )
+        env.on_done = lambda outcome: answered.append(f"{outcome.status}:{outcome.record_id}")
+        return env
+
+    # A long hold, as if an event had just been stored; nothing here waits it out.
+    ctx.bus.hold_bulk(30)
+    pipeline.submit(message(1, in_order=False))  # a wage report on the wage lane
+    for _ in range(10):
+        await asyncio.sleep(0)  # the idle writer wakes for it, and puts it back
+    assert answered == []
+    rescued = [message(i, in_order=True) for i in range(10, 22)]  # every kind, in order
+    for env in rescued:
+        pipeline.submit(env)
+    await eventually(length(answered), lambda n: n >= len(rescued), 10, what="mixed lane")
+    assert ctx.bus.bulk_wait() > 0, "the hold ran out; the test shows nothing"
+    assert answered == [f"stored:{publisher.message('hold', i).record_id}" for i in range(10, 22)]
+    assert {publisher.message("hold", i).kind for i in range(10, 22)} == {
+        "wage",
+        "petition",
+        "report",
+    }
+    # The hold lifted, the next event wakes the writer and the wage report follows it.
+    ctx.bus.bulk_held_until = 0.0
+    pipeline.submit(message(2, in_order=False))
+    await eventually(length(answered), lambda n: n == len(rescued) + 2, 10, what="bulk")
+    assert answered[-2:] == ["stored:hold-R2", "stored:hold-W1"]
