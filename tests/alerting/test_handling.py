@@ -49,6 +49,18 @@ async def stoppage(pipeline: Pipeline, level: str = "II", people: int = 45) -> A
     return alert
 
 
+async def road_blocking(pipeline: Pipeline) -> None:
+    """120 workers block the road at the enterprise of `stoppage`: the incident rises to I."""
+    await pipeline.finding(
+        "I",
+        people=120,
+        title="资阳建工120名工人堵路讨薪",
+        sources=["R2"],
+        evidence={"event_type": "road_blocking"},
+    )
+    await pipeline.run()
+
+
 async def file(pipeline: Pipeline, alert_id: int, author: str, **fields: object) -> int:
     record = await Handling(pipeline.ctx, pipeline.book).add(
         alert_id,
@@ -138,14 +150,7 @@ async def test_a_level_raised_to_i_owes_level_i_handling_counted_from_the_raise(
     # verified within the hour and reported on every 2 h from now, not in 24 h.
     raised_at = t0 + 3 * H
     await pipeline.at(raised_at)
-    await pipeline.finding(
-        "I",
-        people=120,
-        title="资阳建工120名工人堵路讨薪",
-        sources=["R2"],
-        evidence={"event_type": "road_blocking"},
-    )
-    await pipeline.run()
+    await road_blocking(pipeline)
     [alert] = await pipeline.alerts()
     assert alert.level == "I"
     assert due(await detail(pipeline, alert.id)) == {
@@ -167,14 +172,7 @@ async def test_a_raise_keeps_a_deadline_that_was_due_sooner(
     t0 = pipeline.clock.now()
     alert = await stoppage(pipeline)  # II: verify within 2 h, a follow-up every 12 h
     await pipeline.at(t0 + 90 * 60 * S)
-    await pipeline.finding(
-        "I",
-        people=120,
-        title="资阳建工120名工人堵路讨薪",
-        sources=["R2"],
-        evidence={"event_type": "road_blocking"},
-    )
-    await pipeline.run()
+    await road_blocking(pipeline)
     # Level I would give the verification until 2:30; the 2:00 of level II stands.
     assert due(await detail(pipeline, alert.id)) == {
         "verify": [t0 + 2 * H],
@@ -191,14 +189,7 @@ async def test_a_raise_after_verification_asks_no_second_one(
     alert = await stoppage(pipeline, level="III", people=15)
     await file(pipeline, alert.id, leaders["county"].id, kind="verify", verdict="true")
     await pipeline.at(t0 + 3 * H)
-    await pipeline.finding(
-        "I",
-        people=120,
-        title="资阳建工120名工人堵路讨薪",
-        sources=["R2"],
-        evidence={"event_type": "road_blocking"},
-    )
-    await pipeline.run()
+    await road_blocking(pipeline)
     assert due(await detail(pipeline, alert.id)) == {"progress": [t0 + 5 * H]}
 
 

@@ -24,6 +24,21 @@ PERSONAL = ("王五", "13900001111", "inf-wangwu", "李四", "13712345678", "张
 HIDDEN = ("李四说老板跑路了",)
 
 
+def gathering(report_id: str, informant_id: str, description: str) -> dict[str, object]:
+    """An informant's report of 120 workers gathering at 资阳建工."""
+    return {
+        "report_id": report_id,
+        "informant_id": informant_id,
+        "occurred_at": "2025-01-15T08:40:00+08:00",
+        "region_code": COUNTY,
+        "enterprise_name": "资阳建工",
+        "event_type": "gathering",
+        "category": "wage_arrears",
+        "people_involved": 120,
+        "description": description,
+    }
+
+
 @pytest.fixture
 def chat(pipeline: Pipeline) -> Iterator[ChatServer]:
     server = ChatServer(now=pipeline.ctx.clock.now).start()
@@ -52,17 +67,7 @@ async def test_no_personal_data_in_notifications_pages_or_logs(
         "petitioner_phone": "13900001111",
     }
     await ctx.store.store("petition", [Submission(parse_row("petition", petition), "http")])
-    report = {
-        "report_id": "R7",
-        "informant_id": "inf-wangwu",
-        "occurred_at": "2025-01-15T08:40:00+08:00",
-        "region_code": COUNTY,
-        "enterprise_name": "资阳建工",
-        "event_type": "gathering",
-        "category": "wage_arrears",
-        "people_involved": 120,
-        "description": "李四说老板跑路了，工人聚集在项目部",
-    }
+    report = gathering("R7", "inf-wangwu", "李四说老板跑路了，工人聚集在项目部")
     stored = await ctx.store.store(
         "report", [Submission(parse_row("report", report), "mqtt", "inf-wangwu")]
     )
@@ -127,18 +132,12 @@ async def test_names_in_free_text_are_masked_in_notifications(
             {"region": COUNTY, "id": "zy-hook", "kind": "webhook", "url": f"{chat.base}/hook/zy"}
         )
     )
-    report = {
-        "report_id": "R9",
-        "informant_id": "inf-9",
-        "occurred_at": "2025-01-15T08:40:00+08:00",
-        "region_code": COUNTY,
-        "enterprise_name": "资阳建工",
-        "event_type": "gathering",
-        "category": "wage_arrears",
-        "people_involved": 120,
-        "description": "资阳建工项目部120名农民工在资阳区政府门口聚集，"
+    report = gathering(
+        "R9",
+        "inf-9",
+        "资阳建工项目部120名农民工在资阳区政府门口聚集，"
         "反映人：张三，电话13812345678，联系人王小明称老板已失联",
-    }
+    )
     petition = {
         "petition_id": "Q9",
         "received_at": "2025-01-15T09:30:00+08:00",
